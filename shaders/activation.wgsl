@@ -1,0 +1,85 @@
+// Activation functions and their derivatives, shared by the elementwise and matmul kernels.
+// Codes (kept in step with `ops::Activation`): 0 identity, 1 ReLU, 2 GELU (exact, erf form),
+// 3 tanh, 4 sigmoid, 5 ELU (alpha 1), 6 softplus.
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under f32 rounding of GELU).
+fn erf_approx(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let y = 1.0 - poly * exp(-x * x);
+    return select(-y, y, x >= 0.0);
+}
+
+// log(1 + t) for t >= 0, accurate for tiny t: the ratio log(u) / (u - 1) cancels u's rounding.
+fn log1p_pos(t: f32) -> f32 {
+    let u = 1.0 + t;
+    if (u == 1.0) {
+        return t;
+    }
+    return log(u) * t / (u - 1.0);
+}
+
+// exp(x) - 1, accurate near 0 by the same cancellation (Kahan's trick).
+fn expm1_acc(x: f32) -> f32 {
+    let u = exp(x);
+    if (u == 1.0) {
+        return x;
+    }
+    let um1 = u - 1.0;
+    if (um1 == -1.0) {
+        return -1.0;
+    }
+    return um1 * x / log(u);
+}
+
+// tanh without the overflow of exp(2x) for large |x|.
+fn tanh_safe(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+const INV_SQRT2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+
+fn act_forward(code: u32, x: f32) -> f32 {
+    switch code {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return 0.5 * x * (1.0 + erf_approx(x * INV_SQRT2)); }
+        case 3u: { return tanh_safe(x); }
+        case 4u: { return sigmoid(x); }
+        case 5u: { return select(expm1_acc(x), x, x > 0.0); }
+        case 6u: {
+            if (x < -15.0) {
+                return exp(x);
+            }
+            return max(x, 0.0) + log1p_pos(exp(-abs(x)));
+        }
+        default: { return x; }
+    }
+}
+
+// d act(x) / dx at the pre-activation x.
+fn act_derivative(code: u32, x: f32) -> f32 {
+    switch code {
+        case 1u: { return select(0.0, 1.0, x > 0.0); }
+        case 2u: { return 0.5 * (1.0 + erf_approx(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
+        case 3u: {
+            let t = tanh_safe(x);
+            return 1.0 - t * t;
+        }
+        case 4u: {
+            let s = sigmoid(x);
+            return s * (1.0 - s);
+        }
+        case 5u: { return select(exp(x), 1.0, x > 0.0); }
+        case 6u: { return sigmoid(x); }
+        default: { return 1.0; }
+    }
+}
+
+fn act_forward4(code: u32, v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_forward(code, v.x), act_forward(code, v.y), act_forward(code, v.z), act_forward(code, v.w));
+}

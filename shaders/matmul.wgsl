@@ -1,0 +1,250 @@
+// Batched, register-tiled matrix multiply with a fused epilogue:
+//   C[b] = act(op(A[b]) op(B[b]) + bias),  op(A) is M x K, op(B) is K x N, C is M x N row-major.
+// A is stored M x K (TRANS_A false) or K x M (true); B is stored K x N (TRANS_B false) or
+// N x K (true). A batch stride of 0 broadcasts one matrix over the batch.
+//
+// Each workgroup computes a BM x BN block of C from K-slices of BK staged in workgroup memory;
+// each invocation computes 8 x 8 outputs held in registers, as two 4-row by two 4-column
+// quarters spaced BM/2 and BN/2 apart so that its workgroup-memory reads are conflict-free vec4s.
+// VEC_A / VEC_B load global memory as vec4 when the launcher has checked that the contiguous
+// dimension is a multiple of 4 and the bases are 16-byte aligned. Out-of-range elements load as
+// 0, which keeps every shape (1 x 1 x 1, sizes off the tile grid) correct.
+//
+// Constants defined by the launcher: BM, BN, BK, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ACT.
+// Concatenated after activation.wgsl.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad0: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c: array<f32>;
+
+const THREADS_N: u32 = BN / 8u;
+const WG_SIZE: u32 = (BM / 8u) * (BN / 8u);
+
+// K-major tiles: as_[kk * BM/4 + m/4] holds op(A)[m0 + m .. m0 + m + 4, k0 + kk].
+var<workgroup> as_: array<vec4<f32>, BK * BM / 4u>;
+var<workgroup> bs_: array<vec4<f32>, BK * BN / 4u>;
+
+// Stages op(A)[m0.., k0..] into as_.
+fn load_a(base: u32, m0: u32, k0: u32, lid: u32) {
+    let M = params.m;
+    let K = params.k;
+    if (TRANS_A) {
+        // Stored K x M: contiguous along m, which is the tile's fast axis too.
+        if (VEC_A) {
+            for (var i = 0u; i < BK * BM / 4u / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let kk = idx / (BM / 4u);
+                let mv = idx % (BM / 4u);
+                let m = m0 + mv * 4u;
+                let k = k0 + kk;
+                var v = vec4<f32>(0.0);
+                if (m < M && k < K) {
+                    v = a4[(base + k * M + m) / 4u];
+                }
+                as_[idx] = v;
+            }
+        } else {
+            for (var i = 0u; i < BK * BM / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let kk = idx / BM;
+                let mm = idx % BM;
+                let m = m0 + mm;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (m < M && k < K) {
+                    v = a[base + k * M + m];
+                }
+                as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v;
+            }
+        }
+    } else {
+        // Stored M x K: contiguous along k; transposed into the tile on the way in.
+        if (VEC_A) {
+            for (var i = 0u; i < BK * BM / 4u / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let mm = idx / (BK / 4u);
+                let kv = idx % (BK / 4u);
+                let m = m0 + mm;
+                let k = k0 + kv * 4u;
+                var v = vec4<f32>(0.0);
+                if (m < M && k < K) {
+                    v = a4[(base + m * K + k) / 4u];
+                }
+                let kk = kv * 4u;
+                as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v.x;
+                as_[(kk + 1u) * (BM / 4u) + mm / 4u][mm % 4u] = v.y;
+                as_[(kk + 2u) * (BM / 4u) + mm / 4u][mm % 4u] = v.z;
+                as_[(kk + 3u) * (BM / 4u) + mm / 4u][mm % 4u] = v.w;
+            }
+        } else {
+            for (var i = 0u; i < BK * BM / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let mm = idx / BK;
+                let kk = idx % BK;
+                let m = m0 + mm;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (m < M && k < K) {
+                    v = a[base + m * K + k];
+                }
+                as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v;
+            }
+        }
+    }
+}
+
+// Stages op(B)[k0.., n0..] into bs_.
+fn load_b(base: u32, n0: u32, k0: u32, lid: u32) {
+    let N = params.n;
+    let K = params.k;
+    if (!TRANS_B) {
+        // Stored K x N: contiguous along n, the tile's fast axis.
+        if (VEC_B) {
+            for (var i = 0u; i < BK * BN / 4u / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let kk = idx / (BN / 4u);
+                let nv = idx % (BN / 4u);
+                let n = n0 + nv * 4u;
+                let k = k0 + kk;
+                var v = vec4<f32>(0.0);
+                if (n < N && k < K) {
+                    v = b4[(base + k * N + n) / 4u];
+                }
+                bs_[idx] = v;
+            }
+        } else {
+            for (var i = 0u; i < BK * BN / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let kk = idx / BN;
+                let nn = idx % BN;
+                let n = n0 + nn;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (n < N && k < K) {
+                    v = b[base + k * N + n];
+                }
+                bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v;
+            }
+        }
+    } else {
+        // Stored N x K: contiguous along k.
+        if (VEC_B) {
+            for (var i = 0u; i < BK * BN / 4u / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let nn = idx / (BK / 4u);
+                let kv = idx % (BK / 4u);
+                let n = n0 + nn;
+                let k = k0 + kv * 4u;
+                var v = vec4<f32>(0.0);
+                if (n < N && k < K) {
+                    v = b4[(base + n * K + k) / 4u];
+                }
+                let kk = kv * 4u;
+                bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v.x;
+                bs_[(kk + 1u) * (BN / 4u) + nn / 4u][nn % 4u] = v.y;
+                bs_[(kk + 2u) * (BN / 4u) + nn / 4u][nn % 4u] = v.z;
+                bs_[(kk + 3u) * (BN / 4u) + nn / 4u][nn % 4u] = v.w;
+            }
+        } else {
+            for (var i = 0u; i < BK * BN / WG_SIZE; i++) {
+                let idx = lid + i * WG_SIZE;
+                let nn = idx / BK;
+                let kk = idx % BK;
+                let n = n0 + nn;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (n < N && k < K) {
+                    v = b[base + n * K + k];
+                }
+                bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v;
+            }
+        }
+    }
+}
+
+// Applies bias and activation to four outputs of row m starting at column n, and stores them.
+fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
+    if (m >= params.m) {
+        return;
+    }
+    var v = acc;
+    for (var j = 0u; j < 4u; j++) {
+        let col = n + j;
+        if (col < params.n) {
+            var x = v[j];
+            if (BIAS) {
+                x += bias[col];
+            }
+            c[base + m * params.n + col] = act_forward(ACT, x);
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let batch = wg.z;
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    let tx = lid % THREADS_N;
+    let ty = lid / THREADS_N;
+    let base_a = batch * params.stride_a;
+    let base_b = batch * params.stride_b;
+
+    // acc[2r + h]: row r of the invocation's 8 (r < 4: ty*4 + r; else BM/2 + ty*4 + r - 4),
+    // columns of quarter h (h = 0: tx*4..; h = 1: BN/2 + tx*4..).
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+
+    for (var k0 = 0u; k0 < params.k; k0 += BK) {
+        load_a(base_a, m0, k0, lid);
+        load_b(base_b, n0, k0, lid);
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = as_[kk * (BM / 4u) + ty];
+            let a1 = as_[kk * (BM / 4u) + ty + BM / 8u];
+            let b0 = bs_[kk * (BN / 4u) + tx];
+            let b1 = bs_[kk * (BN / 4u) + tx + BN / 8u];
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+            acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+            acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+            acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+            acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+            acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+            acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+            acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+            acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+            acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+            acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+        }
+        workgroupBarrier();
+    }
+
+    let base_c = batch * params.stride_c;
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + select(BM / 2u + ty * 4u + r - 4u, ty * 4u + r, r < 4u);
+        store4(base_c, m, n0 + tx * 4u, acc[2u * r]);
+        store4(base_c, m, n0 + BN / 2u + tx * 4u, acc[2u * r + 1u]);
+    }
+}

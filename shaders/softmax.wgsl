@@ -1,0 +1,42 @@
+// Row-wise softmax (LOG false) or log-softmax (LOG true), one workgroup per row, stable by
+// subtracting the row maximum. Concatenated after workgroup_reduce.wgsl.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= params.rows) {
+        return;
+    }
+    let base = row * params.cols;
+    var m = -3.4028235e38;
+    for (var j = lid; j < params.cols; j += 256u) {
+        m = max(m, src[base + j]);
+    }
+    m = workgroup_reduce(1u, m, lid);
+    var s = 0.0;
+    for (var j = lid; j < params.cols; j += 256u) {
+        s += exp(src[base + j] - m);
+    }
+    s = workgroup_reduce(0u, s, lid);
+    let log_s = log(s);
+    for (var j = lid; j < params.cols; j += 256u) {
+        let shifted = src[base + j] - m;
+        if (LOG) {
+            out[base + j] = shifted - log_s;
+        } else {
+            out[base + j] = exp(shifted) / s;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::ops::{self, Activation, MatmulSpec, Tile};
+use crate::reference::{self, MatmulInputs, MatmulShape};
+use crate::tensor::Tensor;
+
+/// Entries of each result checked against the oracle (plus the four corners).
+const CHECKED_ENTRIES: usize = 64;
+
+/// One matmul benchmark case.
+#[derive(Clone, Debug)]
+pub struct MatmulCase {
+    /// `square` or `mlp` (an MLP layer's forward: `relu(x wᵀ + b)`).
+    pub kind: &'static str,
+    /// `m, n, k`.
+    pub m: usize,
+    /// Columns of the output.
+    pub n: usize,
+    /// Contracted dimension.
+    pub k: usize,
+}
+
+impl MatmulCase {
+    fn is_mlp(&self) -> bool {
+        self.kind == "mlp"
+    }
+}
+
+/// The cases of `percept bench matmul`: squares of `sizes`, then MLP-shaped layers
+/// (batch x width x width with bias and ReLU).
+pub fn matmul_cases(sizes: &[usize], quick: bool) -> Vec<MatmulCase> {
+    let mut cases: Vec<MatmulCase> = sizes
+        .iter()
+        .map(|&s| MatmulCase {
+            kind: "square",
+            m: s,
+            n: s,
+            k: s,
+        })
+        .collect();
+    let mlp: &[(usize, usize)] = if quick {
+        &[(512, 256)]
+    } else {
+        &[(4096, 1024), (4096, 4096)]
+    };
+    cases.extend(mlp.iter().map(|&(batch, width)| MatmulCase {
+        kind: "mlp",
+        m: batch,
+        n: width,
+        k: width,
+    }));
+    cases
+}
+
+fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Runs one case: the kernel as chosen by shape, and the other tile as the baseline.
+pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
+    let mut rng = StdRng::seed_from_u64(0x5eed ^ (case.m * 31 + case.n * 7 + case.k) as u64);
+    let a_host = random(&mut rng, case.m * case.k);
+    let b_host = random(&mut rng, case.k * case.n);
+    let bias_host = random(&mut rng, case.n);
+    let a = Tensor::from_slice(gpu, &a_host, &[case.m, case.k])?;
+    // MLP layers store the weight as [out, in] and multiply by its transpose.
+    let b_shape = if case.is_mlp() {
+        [case.n, case.k]
+    } else {
+        [case.k, case.n]
+    };
+    let b = Tensor::from_slice(gpu, &b_host, &b_shape)?;
+    let bias = Tensor::from_slice(gpu, &bias_host, &[case.n])?;
+    let spec = |tile| MatmulSpec {
+        trans_b: case.is_mlp(),
+        bias: case.is_mlp().then_some(&bias),
+        activation: if case.is_mlp() {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        },
+        tile,
+        ..Default::default()
+    };
+    let chosen = ops::matmul_tile(case.m, case.n, 1);
+    let other = if chosen == Tile::Large {
+        Tile::Small
+    } else {
+        Tile::Large
+    };
+
+    let result = ops::matmul(&a, &b, &spec(Some(chosen)))?;
+    let got = result.to_vec()?;
+    let shape = MatmulShape {
+        batch: 1,
+        m: case.m,
+        n: case.n,
+        k: case.k,
+        trans_a: false,
+        trans_b: case.is_mlp(),
+        broadcast_a: false,
+        broadcast_b: false,
+    };
+    let inputs = MatmulInputs {
+        a: &a_host,
+        b: &b_host,
+        bias: case.is_mlp().then_some(&bias_host[..]),
+        activation: spec(None).activation,
+    };
+    let mut entries = vec![
+        (0, 0),
+        (0, case.n - 1),
+        (case.m - 1, 0),
+        (case.m - 1, case.n - 1),
+    ];
+    entries.extend(
+        (0..CHECKED_ENTRIES).map(|_| (rng.random_range(0..case.m), rng.random_range(0..case.n))),
+    );
+    let want: Vec<f64> = entries
+        .iter()
+        .map(|&(i, j)| reference::matmul_entry(&shape, &inputs, 0, i, j))
+        .collect();
+    let got: Vec<f32> = entries.iter().map(|&(i, j)| got[i * case.n + j]).collect();
+    let max_rel_err = reference::max_rel_err(&got, &want);
+
+    let flops = 2.0 * case.m as f64 * case.n as f64 * case.k as f64;
+    let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
+    let main = measure(gpu, config, || {
+        ops::matmul(&a, &b, &spec(Some(chosen))).map(drop)
+    })?;
+    let base = measure(gpu, config, || {
+        ops::matmul(&a, &b, &spec(Some(other))).map(drop)
+    })?;
+    let summary = gpu.summary();
+    Ok(BenchRecord {
+        name: format!("matmul/{}", case.kind),
+        shape: vec![case.m, case.n, case.k],
+        median_ms: main.median_ms,
+        rate: tflops(main.median_ms),
+        unit: "TFLOP/s".to_string(),
+        max_rel_err,
+        ok: max_rel_err <= MAX_REL_ERR,
+        baseline: Some(Baseline {
+            name: format!("tile {other:?}"),
+            rate: tflops(base.median_ms),
+            speedup: base.median_ms / main.median_ms,
+        }),
+        variant: format!(
+            "tile {chosen:?}{}",
+            if case.is_mlp() {
+                ", Bᵀ + bias + relu"
+            } else {
+                ""
+            }
+        ),
+        samples: main.samples,
+        runs_per_sample: main.runs_per_sample,
+        timing: main.timing,
+        checked: gpu.checked(),
+        adapter: summary.adapter.clone(),
+        backend: summary.backend.clone(),
+    })
+}

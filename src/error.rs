@@ -1,0 +1,110 @@
+//! The one error type of the crate.
+
+/// Everything that can go wrong in percept, each variant naming the problem and, where there is
+/// one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU adapter (real or software) could be found.
+    #[error(
+        "no GPU adapter found{filter}. percept needs a Vulkan, Metal or DX12 adapter. On a \
+         Debian/Ubuntu machine without a GPU install Mesa's CPU driver (lavapipe) with \
+         `apt-get install -y mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan; on a GPU \
+         machine install the vendor's Vulkan driver."
+    )]
+    NoAdapter {
+        /// Describes the filters in force (backend, adapter name), or is empty.
+        filter: String,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("the adapter `{adapter}` could not create a device: {reason}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// What wgpu reported.
+        reason: String,
+    },
+
+    /// Tensor shapes that do not fit together.
+    #[error("shape mismatch in {op}: {detail}")]
+    Shape {
+        /// The operation that was asked for.
+        op: &'static str,
+        /// What does not match, with the shapes.
+        detail: String,
+    },
+
+    /// An argument outside what the operation accepts.
+    #[error("invalid argument to {op}: {detail}")]
+    InvalidArgument {
+        /// The operation that was asked for.
+        op: &'static str,
+        /// What is wrong and what is accepted.
+        detail: String,
+    },
+
+    /// A request past one of the adapter's limits.
+    #[error(
+        "{what} needs {requested}, past this adapter's limit of {limit} ({limit_name}); \
+         split the work into smaller pieces or use an adapter with a larger limit"
+    )]
+    Limit {
+        /// What was being created or dispatched.
+        what: String,
+        /// The amount requested.
+        requested: u64,
+        /// The adapter's limit.
+        limit: u64,
+        /// The name of the limit in `wgpu::Limits`.
+        limit_name: &'static str,
+    },
+
+    /// Non-finite values where finite ones are required.
+    #[error("{what} contains a non-finite value (NaN or infinity) at index {index}")]
+    NonFinite {
+        /// Which input.
+        what: String,
+        /// The first offending flat index.
+        index: usize,
+    },
+
+    /// The device was lost (driver reset, GPU removed, out of memory).
+    #[error("the GPU device was lost: {0}. Create a new `Gpu` to continue")]
+    DeviceLost(String),
+
+    /// wgpu reported an error that percept's own validation did not catch: a bug in percept.
+    #[error("GPU error (please report it as a percept bug): {0}")]
+    Gpu(String),
+
+    /// Reading results back from the GPU failed.
+    #[error("reading back from the GPU failed: {0}")]
+    Readback(String),
+
+    /// An I/O error, with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Choosing an adapter: honour `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, prefer real GPUs, and
+//! prefer the native compute APIs over GL.
+
+use crate::error::{Error, Result};
+
+/// Picks the best adapter the instance offers, or says why there is none.
+pub(crate) fn select(instance: &wgpu::Instance, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+    let name_filter = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .map(|s| s.to_lowercase());
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let best = adapters
+        .into_iter()
+        .filter(|a| match &name_filter {
+            Some(want) => a.get_info().name.to_lowercase().contains(want.as_str()),
+            None => true,
+        })
+        .max_by_key(|a| rank(&a.get_info()));
+    best.ok_or_else(|| {
+        let mut filter = String::new();
+        if backends != wgpu::Backends::all() {
+            filter.push_str(&format!(" for backends {backends:?}"));
+        }
+        if let Some(name) = name_filter {
+            filter.push_str(&format!(
+                " whose name contains `{name}` (WGPU_ADAPTER_NAME)"
+            ));
+        }
+        Error::NoAdapter { filter }
+    })
+}
+
+/// Higher is better: device type first, then backend. GL lacks the subgroup and f16 features
+/// the fast paths use, so a software Vulkan driver beats a GL one.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 1,
+        wgpu::DeviceType::Other => 0,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 1,
+        _ => 0,
+    };
+    (device, backend)
+}

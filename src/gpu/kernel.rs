@@ -1,0 +1,181 @@
+//! Kernels: one entry point of one WGSL family, specialised by constants, compiled once per
+//! device and cached.
+//!
+//! Specialisation prepends `const NAME: TYPE = VALUE;` lines to the family's source: a shader
+//! refers to constants such as `TILE_M` that its launcher defines, so workgroup array sizes and
+//! loop bounds are compile-time constants the driver can unroll.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// How a storage binding is accessed, as declared in the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// A compile-time constant of a kernel variant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Const {
+    U32(u32),
+    Bool(bool),
+}
+
+/// Everything that identifies one compiled pipeline.
+///
+/// Binding 0 is always a uniform block of parameters; `storage` lists bindings 1.. in order.
+#[derive(Clone, Debug)]
+pub(crate) struct KernelSpec {
+    pub family: &'static str,
+    /// WGSL parts, concatenated after the constants (shared helpers first, the family last).
+    pub sources: &'static [&'static str],
+    pub entry: &'static str,
+    pub storage: &'static [Access],
+    pub consts: Vec<(&'static str, Const)>,
+}
+
+impl KernelSpec {
+    pub(crate) fn new(
+        family: &'static str,
+        sources: &'static [&'static str],
+        entry: &'static str,
+        storage: &'static [Access],
+    ) -> Self {
+        KernelSpec {
+            family,
+            sources,
+            entry,
+            storage,
+            consts: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with(mut self, name: &'static str, value: Const) -> Self {
+        self.consts.push((name, value));
+        self
+    }
+
+    fn prelude(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in &self.consts {
+            let _ = match value {
+                Const::U32(v) => writeln!(out, "const {name}: u32 = {v}u;"),
+                Const::Bool(v) => writeln!(out, "const {name}: bool = {v};"),
+            };
+        }
+        out
+    }
+
+    fn key(&self) -> String {
+        format!("{}::{}|{}", self.family, self.entry, self.prelude())
+    }
+}
+
+/// Compiled pipelines and their bind-group layouts, keyed by kernel variant.
+pub(crate) struct PipelineCache {
+    checked: bool,
+    pipelines: Mutex<HashMap<String, Arc<Compiled>>>,
+}
+
+pub(crate) struct Compiled {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+impl PipelineCache {
+    pub(crate) fn new(checked: bool) -> Self {
+        PipelineCache {
+            checked,
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Arc<Compiled>> {
+        let key = spec.key();
+        if let Some(found) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(found.clone());
+        }
+        let compiled = Arc::new(self.compile(device, spec)?);
+        self.pipelines.lock().unwrap().insert(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn compile(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Compiled> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let source = spec.prelude() + &spec.sources.concat();
+        let descriptor = wgpu::ShaderModuleDescriptor {
+            label: Some(spec.family),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        };
+        let module = if self.checked {
+            device.create_shader_module(descriptor)
+        } else {
+            // SAFETY: every launcher validates shapes, strides and buffer sizes before it
+            // dispatches, and each kernel guards its own indexing against the sizes it is
+            // given, so no access leaves its binding. The checked mode (PERCEPT_CHECKED=1),
+            // which the test suite also runs, keeps the runtime checks to catch a launcher bug.
+            unsafe {
+                device.create_shader_module_trusted(
+                    descriptor,
+                    wgpu::ShaderRuntimeChecks::unchecked(),
+                )
+            }
+        };
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, access) in spec.storage.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *access == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(spec.family),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(spec.family),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(spec.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(spec.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[],
+                // Every kernel writes its workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "compiling kernel {}::{}: {err}",
+                spec.family, spec.entry
+            )));
+        }
+        Ok(Compiled { pipeline, layout })
+    }
+}

@@ -1,0 +1,216 @@
+//! Batched matrix multiply with a fused bias-and-activation epilogue (`shaders/matmul.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{ACTIVATION_WGSL, Activation, check_input, fits_u32};
+use crate::error::{Error, Result};
+use crate::gpu::kernel::{Access, Const, KernelSpec};
+use crate::tensor::{DType, Tensor};
+
+const SOURCES: &[&str] = &[ACTIVATION_WGSL, include_str!("../../shaders/matmul.wgsl")];
+const BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
+
+/// Output blocks below which the small tile is chosen: fewer large blocks than this would leave
+/// most of a big GPU's compute units idle.
+const LARGE_TILE_MIN_BLOCKS: usize = 96;
+
+/// Block sizes of the register-tiled kernel; every invocation computes 8 x 8 outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tile {
+    /// 128 x 128 outputs per workgroup of 256 invocations, K-slices of 8.
+    Large,
+    /// 64 x 64 outputs per workgroup of 64 invocations, K-slices of 8.
+    Small,
+}
+
+impl Tile {
+    fn dims(self) -> (usize, usize, usize) {
+        match self {
+            Tile::Large => (128, 128, 8),
+            Tile::Small => (64, 64, 8),
+        }
+    }
+}
+
+/// The tile [`matmul`] chooses for `batch` products of `m x n` outputs.
+pub fn matmul_tile(m: usize, n: usize, batch: usize) -> Tile {
+    if m.div_ceil(128) * n.div_ceil(128) * batch >= LARGE_TILE_MIN_BLOCKS {
+        Tile::Large
+    } else {
+        Tile::Small
+    }
+}
+
+/// What to multiply: `act(op(A) op(B) + bias)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulSpec<'a> {
+    /// Use Aᵀ: A is stored `[.., K, M]`.
+    pub trans_a: bool,
+    /// Use Bᵀ: B is stored `[.., N, K]` (as a linear layer's weight `[out, in]`).
+    pub trans_b: bool,
+    /// A bias of shape `[N]` added to every row.
+    pub bias: Option<&'a Tensor>,
+    /// Applied after the bias.
+    pub activation: Activation,
+    /// Force a tile configuration; `None` chooses by shape.
+    pub tile: Option<Tile>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad0: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    _pad1: u32,
+}
+
+/// Splits `[batch.., r, c]` into (batch dims, r, c).
+fn matrix_dims<'t>(name: &str, t: &'t Tensor) -> Result<(&'t [usize], usize, usize)> {
+    let s = t.shape();
+    if s.len() < 2 {
+        return Err(Error::shape(
+            "matmul",
+            format!("{name} needs shape [.., rows, cols], got {s:?}"),
+        ));
+    }
+    Ok((&s[..s.len() - 2], s[s.len() - 2], s[s.len() - 1]))
+}
+
+/// `act(op(A) op(B) + bias)` for `A: [.., M, K]` (or `[.., K, M]` transposed) and
+/// `B: [.., K, N]` (or `[.., N, K]` transposed). Leading batch dimensions must match, or be
+/// absent on one side, which then broadcasts. The result is `[.., M, N]`.
+///
+/// ```no_run
+/// use percept::{Gpu, Tensor, ops::{self, Activation, MatmulSpec}};
+/// let gpu = Gpu::new()?;
+/// let x = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;     // batch 2, 2 inputs
+/// let w = Tensor::from_slice(&gpu, &[1.0, -1.0, 0.5, 0.5, 2.0, 0.0], &[3, 2])?; // 3 outputs
+/// let b = Tensor::from_slice(&gpu, &[0.0, 0.0, -1.0], &[3])?;
+/// let spec = MatmulSpec { trans_b: true, bias: Some(&b), activation: Activation::Relu, ..Default::default() };
+/// let y = ops::matmul(&x, &w, &spec)?; // relu(x wᵀ + b), shape [2, 3]
+/// assert_eq!(y.to_vec()?, vec![0.0, 1.5, 1.0, 0.0, 3.5, 5.0]);
+/// # Ok::<(), percept::Error>(())
+/// ```
+pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    check_input(OP, a, a)?;
+    check_input(OP, a, b)?;
+    let (batch_a, ar, ac) = matrix_dims("A", a)?;
+    let (batch_b, br, bc) = matrix_dims("B", b)?;
+    let (m, k) = if spec.trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if spec.trans_b { (bc, br) } else { (br, bc) };
+    if k != kb {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "op(A) is {m} x {k} but op(B) is {kb} x {n} (A {:?}{}, B {:?}{})",
+                a.shape(),
+                if spec.trans_a { " transposed" } else { "" },
+                b.shape(),
+                if spec.trans_b { " transposed" } else { "" },
+            ),
+        ));
+    }
+    let batch_dims = match (batch_a.is_empty(), batch_b.is_empty()) {
+        (_, true) => batch_a,
+        (true, false) => batch_b,
+        (false, false) if batch_a == batch_b => batch_a,
+        _ => {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "batch dimensions differ: A {:?}, B {:?}",
+                    a.shape(),
+                    b.shape()
+                ),
+            ));
+        }
+    };
+    let batch: usize = batch_dims.iter().product();
+    if let Some(bias) = spec.bias {
+        check_input(OP, a, bias)?;
+        if bias.shape() != [n] {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "bias has shape {:?}, the output has {n} columns",
+                    bias.shape()
+                ),
+            ));
+        }
+    }
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    let gpu = a.gpu();
+    let c = Tensor::uninit(gpu, &out_shape, DType::F32)?;
+    fits_u32(OP, "elements of A", a.len())?;
+    fits_u32(OP, "elements of B", b.len())?;
+    fits_u32(OP, "elements of C", c.len())?;
+
+    let tile = spec.tile.unwrap_or_else(|| matmul_tile(m, n, batch));
+    let (bm, bn, bk) = tile.dims();
+    let a_contiguous = if spec.trans_a { m } else { k };
+    let b_contiguous = if spec.trans_b { k } else { n };
+    let vec_a = a_contiguous % 4 == 0 && a.binding().offset % 16 == 0;
+    let vec_b = b_contiguous % 4 == 0 && b.binding().offset % 16 == 0;
+    let kernel = KernelSpec::new(OP, SOURCES, OP, BINDINGS)
+        .with("BM", Const::U32(bm as u32))
+        .with("BN", Const::U32(bn as u32))
+        .with("BK", Const::U32(bk as u32))
+        .with("TRANS_A", Const::Bool(spec.trans_a))
+        .with("TRANS_B", Const::Bool(spec.trans_b))
+        .with("VEC_A", Const::Bool(vec_a))
+        .with("VEC_B", Const::Bool(vec_b))
+        .with("BIAS", Const::Bool(spec.bias.is_some()))
+        .with("ACT", Const::U32(spec.activation.code()));
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        _pad0: 0,
+        stride_a: if batch_a.is_empty() {
+            0
+        } else {
+            (m * k) as u32
+        },
+        stride_b: if batch_b.is_empty() {
+            0
+        } else {
+            (k * n) as u32
+        },
+        stride_c: (m * n) as u32,
+        _pad1: 0,
+    };
+    let bias = spec.bias.unwrap_or(a);
+    gpu.dispatch(
+        &kernel,
+        bytemuck::bytes_of(&params),
+        &[
+            a.binding(),
+            a.binding(),
+            b.binding(),
+            b.binding(),
+            bias.binding(),
+            c.binding(),
+        ],
+        [
+            fits_u32(OP, "column blocks", n.div_ceil(bn))?,
+            fits_u32(OP, "row blocks", m.div_ceil(bm))?,
+            fits_u32(OP, "batch", batch)?,
+        ],
+    )?;
+    Ok(c)
+}

@@ -1,0 +1,92 @@
+//! Kernel launchers, one module per WGSL family in `shaders/`: each validates its inputs, then
+//! records a dispatch on the tensors' device. Nothing runs until the device is flushed or a
+//! result is read back (see [`crate::Gpu`]).
+
+mod elementwise;
+mod layernorm;
+mod matmul;
+mod reduce;
+mod softmax;
+mod transpose;
+
+pub use elementwise::{activation, activation_backward, add, axpy, mul, scale, sub};
+pub use layernorm::{LayerNormOutput, layernorm};
+pub use matmul::{MatmulSpec, Tile, matmul, matmul_tile};
+pub use reduce::{Reduction, reduce_all, reduce_rows};
+pub use softmax::{log_softmax, softmax};
+pub use transpose::transpose;
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+/// Activation functions, as kernels and matmul epilogues apply them.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// f(x) = x.
+    #[default]
+    Identity,
+    /// max(x, 0).
+    Relu,
+    /// x Φ(x), the exact (erf) form, as PyTorch's default.
+    Gelu,
+    /// tanh(x).
+    Tanh,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// x for x > 0, e^x - 1 otherwise (alpha = 1).
+    Elu,
+    /// ln(1 + e^x).
+    Softplus,
+}
+
+impl Activation {
+    /// All activations, in code order.
+    pub const ALL: [Activation; 7] = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Elu,
+        Activation::Softplus,
+    ];
+
+    /// The code `shaders/activation.wgsl` knows this activation by.
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+pub(crate) const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+pub(crate) const WORKGROUP_REDUCE_WGSL: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+
+/// Checks that a tensor is f32 and on the same device as the first input.
+fn check_input(op: &'static str, first: &Tensor, t: &Tensor) -> Result<()> {
+    t.expect_dtype(op, DType::F32)?;
+    if !first.same_device(t) {
+        return Err(Error::invalid(op, "tensors live on different devices"));
+    }
+    Ok(())
+}
+
+/// Splits a tensor's shape into (rows, cols) with cols its last dimension.
+fn rows_cols(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
+    let cols = *t
+        .shape()
+        .last()
+        .ok_or_else(|| Error::shape(op, "expects at least one dimension, got a scalar shape []"))?;
+    Ok((t.len() / cols.max(1), cols))
+}
+
+/// Checks that a count fits the u32 indexing of the kernels.
+fn fits_u32(op: &'static str, what: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| {
+        Error::invalid(
+            op,
+            format!("{what} = {n} is past the 2^32 elements kernels index"),
+        )
+    })
+}

@@ -1,0 +1,55 @@
+//! Batched transpose of the last two axes (`shaders/transpose.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{check_input, fits_u32};
+use crate::error::{Error, Result};
+use crate::gpu::kernel::{Access, KernelSpec};
+use crate::tensor::{DType, Tensor};
+
+const SOURCES: &[&str] = &[include_str!("../../shaders/transpose.wgsl")];
+const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    _pad: [u32; 2],
+}
+
+/// Swaps the last two axes: `[..., r, c]` becomes `[..., c, r]`.
+pub fn transpose(x: &Tensor) -> Result<Tensor> {
+    check_input("transpose", x, x)?;
+    let shape = x.shape();
+    if shape.len() < 2 {
+        return Err(Error::shape(
+            "transpose",
+            format!("needs at least two dimensions, got shape {shape:?}"),
+        ));
+    }
+    let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let batch: usize = shape[..shape.len() - 2].iter().product();
+    let mut out_shape = shape.to_vec();
+    out_shape.swap(shape.len() - 2, shape.len() - 1);
+    let gpu = x.gpu();
+    let out = Tensor::uninit(gpu, &out_shape, DType::F32)?;
+    fits_u32("transpose", "elements", x.len())?;
+    let params = Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        _pad: [0; 2],
+    };
+    let spec = KernelSpec::new("transpose", SOURCES, "transpose", BINDINGS);
+    gpu.dispatch(
+        &spec,
+        bytemuck::bytes_of(&params),
+        &[x.binding(), out.binding()],
+        [
+            fits_u32("transpose", "column tiles", cols.div_ceil(16))?,
+            fits_u32("transpose", "row tiles", rows.div_ceil(16))?,
+            fits_u32("transpose", "batch", batch)?,
+        ],
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,68 @@
+use crate::ops::Activation;
+
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// act(x) in f64.
+pub fn activation_scalar(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        Activation::Tanh => x.tanh(),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Elu => {
+            if x > 0.0 {
+                x
+            } else {
+                x.exp_m1()
+            }
+        }
+        Activation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+    }
+}
+
+/// act'(x) in f64.
+pub fn activation_derivative(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Identity => 1.0,
+        Activation::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Gelu => {
+            0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+                + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+        }
+        Activation::Tanh => 1.0 - x.tanh().powi(2),
+        Activation::Sigmoid => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s * (1.0 - s)
+        }
+        Activation::Elu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                x.exp()
+            }
+        }
+        Activation::Softplus => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+/// Twin of [`crate::ops::activation`].
+pub fn activation(x: &[f32], act: Activation) -> Vec<f64> {
+    x.iter()
+        .map(|&v| activation_scalar(act, v as f64))
+        .collect()
+}
+
+/// Twin of [`crate::ops::activation_backward`].
+pub fn activation_backward(pre: &[f32], grad_out: &[f32], act: Activation) -> Vec<f64> {
+    pre.iter()
+        .zip(grad_out)
+        .map(|(&x, &g)| g as f64 * activation_derivative(act, x as f64))
+        .collect()
+}

@@ -1,0 +1,35 @@
+//! Plain-Rust f64 twins of every kernel: the oracles the tests and benchmarks compare with.
+//! Each takes the same f32 inputs as its GPU op and computes in f64.
+
+mod elementwise;
+mod layernorm;
+mod matmul;
+mod reduce;
+mod softmax;
+mod transpose;
+
+pub use elementwise::{activation, activation_backward, activation_derivative, activation_scalar};
+pub use layernorm::layernorm;
+pub use matmul::{MatmulInputs, MatmulShape, matmul, matmul_entry};
+pub use reduce::{reduce_all, reduce_rows};
+pub use softmax::{log_softmax, softmax};
+pub use transpose::transpose;
+
+/// The error measure of tests and benchmarks: `max |got - want| / max |want|`, the largest
+/// deviation relative to the largest reference value (an infinity-norm relative error). It
+/// stays meaningful where individual reference values pass through zero. Returns the absolute
+/// error when every reference value is zero, and infinity for a non-finite result.
+pub fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "compared slices differ in length");
+    let mut scale = 0.0f64;
+    let mut err = 0.0f64;
+    for (&g, &w) in got.iter().zip(want) {
+        let g = g as f64;
+        if !g.is_finite() && g != w {
+            return f64::INFINITY;
+        }
+        scale = scale.max(w.abs());
+        err = err.max((g - w).abs());
+    }
+    if scale > 0.0 { err / scale } else { err }
+}
