@@ -4,7 +4,7 @@
 //! kernels in `shaders/`, typed launchers in [`ops`], and an f64 oracle for each of them in
 //! [`reference`].
 //!
-//! ```no_run
+//! ```
 //! use percept::{Gpu, Tensor, ops};
 //!
 //! let gpu = Gpu::new()?; // the best adapter; honours WGPU_BACKEND and WGPU_ADAPTER_NAME

@@ -207,8 +207,8 @@ fn print_table(gpu: &Gpu, records: &[BenchRecord]) {
         gpu.checked()
     );
     println!(
-        "{:<16} {:<20} {:>10} {:>10} {:<8} {:>10} {:>18} {}",
-        "name", "shape", "median_ms", "rate", "unit", "max_rel", "vs baseline", "variant"
+        "{:<16} {:<20} {:>10} {:>10} {:<8} {:>10} {:>18} variant",
+        "name", "shape", "median_ms", "rate", "unit", "max_rel", "vs baseline"
     );
     for r in records {
         let shape = r

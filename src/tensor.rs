@@ -31,7 +31,7 @@ impl DType {
 /// Clones and reshapes share the buffer. Tensors are immutable to users except through
 /// [`Tensor::write`]; operations return new tensors whose buffers come from the device's pool.
 ///
-/// ```no_run
+/// ```
 /// use percept::{Gpu, Tensor};
 /// let gpu = Gpu::new()?;
 /// let x = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
@@ -133,7 +133,7 @@ impl Tensor {
     }
 
     fn read_bytes(&self) -> Result<Vec<u8>> {
-        if self.len() == 0 {
+        if self.is_empty() {
             return Ok(Vec::new());
         }
         self.gpu
@@ -202,7 +202,7 @@ impl Tensor {
         shape[0] = range.len();
         let offset = self.offset + range.start as u64 * row_bytes;
         let align = self.gpu.limits().min_storage_buffer_offset_alignment as u64;
-        if offset % align == 0 {
+        if offset.is_multiple_of(align) {
             return Ok(Tensor {
                 offset,
                 shape,

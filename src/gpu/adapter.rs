@@ -1,13 +1,15 @@
-//! Choosing an adapter: honour `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, prefer real GPUs, and
+//! Choosing an adapter: honour the backend and name filters, prefer real GPUs, and
 //! prefer the native compute APIs over GL.
 
 use crate::error::{Error, Result};
 
 /// Picks the best adapter the instance offers, or says why there is none.
-pub(crate) fn select(instance: &wgpu::Instance, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
-    let name_filter = std::env::var("WGPU_ADAPTER_NAME")
-        .ok()
-        .map(|s| s.to_lowercase());
+pub(crate) fn select(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+    name_filter: Option<String>,
+) -> Result<wgpu::Adapter> {
+    let name_filter = name_filter.map(|s| s.to_lowercase());
     let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let best = adapters
         .into_iter()

@@ -35,11 +35,14 @@ pub struct GpuOptions {
     pub checked: Option<bool>,
     /// Backends to consider. `None` reads `WGPU_BACKEND` (e.g. `vulkan`), else all.
     pub backends: Option<wgpu::Backends>,
+    /// Only adapters whose name contains this (case-insensitive). `None` reads
+    /// `WGPU_ADAPTER_NAME`.
+    pub adapter_name: Option<String>,
 }
 
 /// A device and queue with percept's caches. Cheap to clone: clones share everything.
 ///
-/// ```no_run
+/// ```
 /// let gpu = percept::Gpu::new()?;
 /// println!("{} ({})", gpu.summary().adapter, gpu.summary().backend);
 /// # Ok::<(), percept::Error>(())
@@ -84,7 +87,10 @@ impl Gpu {
         let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         descriptor.backends = backends;
         let instance = wgpu::Instance::new(descriptor);
-        let adapter = adapter::select(&instance, backends)?;
+        let name_filter = options
+            .adapter_name
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
+        let adapter = adapter::select(&instance, backends, name_filter)?;
         let info = adapter.get_info();
         let features = adapter.features() & capabilities::wanted_features();
         let limits = adapter.limits();

@@ -31,7 +31,7 @@ impl Gpu {
     /// Runs `record` (which records GPU work), and measures how long the GPU took to execute
     /// what it recorded.
     ///
-    /// ```no_run
+    /// ```
     /// # use percept::{Gpu, Tensor, ops};
     /// let gpu = Gpu::new()?;
     /// let a = Tensor::from_slice(&gpu, &vec![1.0; 256 * 256], &[256, 256])?;

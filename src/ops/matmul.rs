@@ -93,7 +93,7 @@ fn matrix_dims<'t>(name: &str, t: &'t Tensor) -> Result<(&'t [usize], usize, usi
 /// `B: [.., K, N]` (or `[.., N, K]` transposed). Leading batch dimensions must match, or be
 /// absent on one side, which then broadcasts. The result is `[.., M, N]`.
 ///
-/// ```no_run
+/// ```
 /// use percept::{Gpu, Tensor, ops::{self, Activation, MatmulSpec}};
 /// let gpu = Gpu::new()?;
 /// let x = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;     // batch 2, 2 inputs
@@ -164,8 +164,8 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
     let (bm, bn, bk) = tile.dims();
     let a_contiguous = if spec.trans_a { m } else { k };
     let b_contiguous = if spec.trans_b { k } else { n };
-    let vec_a = a_contiguous % 4 == 0 && a.binding().offset % 16 == 0;
-    let vec_b = b_contiguous % 4 == 0 && b.binding().offset % 16 == 0;
+    let vec_a = a_contiguous % 4 == 0 && a.binding().offset.is_multiple_of(16);
+    let vec_b = b_contiguous % 4 == 0 && b.binding().offset.is_multiple_of(16);
     let kernel = KernelSpec::new(OP, SOURCES, OP, BINDINGS)
         .with("BM", Const::U32(bm as u32))
         .with("BN", Const::U32(bn as u32))

@@ -66,3 +66,35 @@ pub fn activation_backward(pre: &[f32], grad_out: &[f32], act: Activation) -> Ve
         .map(|(&x, &g)| g as f64 * activation_derivative(act, x as f64))
         .collect()
 }
+
+fn zip(x: &[f32], y: &[f32], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    x.iter()
+        .zip(y)
+        .map(|(&a, &b)| f(a as f64, b as f64))
+        .collect()
+}
+
+/// Twin of [`crate::ops::add`].
+pub fn add(x: &[f32], y: &[f32]) -> Vec<f64> {
+    zip(x, y, |a, b| a + b)
+}
+
+/// Twin of [`crate::ops::sub`].
+pub fn sub(x: &[f32], y: &[f32]) -> Vec<f64> {
+    zip(x, y, |a, b| a - b)
+}
+
+/// Twin of [`crate::ops::mul`].
+pub fn mul(x: &[f32], y: &[f32]) -> Vec<f64> {
+    zip(x, y, |a, b| a * b)
+}
+
+/// Twin of [`crate::ops::scale`].
+pub fn scale(x: &[f32], alpha: f32) -> Vec<f64> {
+    x.iter().map(|&a| alpha as f64 * a as f64).collect()
+}
+
+/// Twin of [`crate::ops::axpy`]: the new `y`.
+pub fn axpy(alpha: f32, x: &[f32], y: &[f32]) -> Vec<f64> {
+    zip(x, y, |a, b| b + alpha as f64 * a)
+}

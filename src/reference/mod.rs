@@ -8,7 +8,10 @@ mod reduce;
 mod softmax;
 mod transpose;
 
-pub use elementwise::{activation, activation_backward, activation_derivative, activation_scalar};
+pub use elementwise::{
+    activation, activation_backward, activation_derivative, activation_scalar, add, axpy, mul,
+    scale, sub,
+};
 pub use layernorm::layernorm;
 pub use matmul::{MatmulInputs, MatmulShape, matmul, matmul_entry};
 pub use reduce::{reduce_all, reduce_rows};

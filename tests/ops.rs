@@ -1,0 +1,395 @@
+//! Every kernel against its f64 oracle, on random inputs of odd shapes, with bounds-checked and
+//! unchecked shader modules.
+
+mod common;
+
+use common::{assert_close, both, random};
+use percept::ops::{self, Activation, MatmulSpec, Reduction, Tile};
+use percept::reference::{self, MatmulInputs, MatmulShape};
+use percept::{Gpu, Tensor};
+
+/// f32 accumulation over these K stays far below this; see DESIGN.md's testing notes.
+const MATMUL_TOL: f64 = 1e-5;
+const ELEMENTWISE_TOL: f64 = 1e-5;
+
+struct Case {
+    batch_a: Option<usize>,
+    batch_b: Option<usize>,
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    bias: bool,
+    act: Activation,
+    tile: Option<Tile>,
+}
+
+impl Case {
+    fn plain(m: usize, n: usize, k: usize) -> Case {
+        Case {
+            batch_a: None,
+            batch_b: None,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            bias: false,
+            act: Activation::Identity,
+            tile: None,
+        }
+    }
+
+    fn run(&self, gpu: &Gpu, seed: u64) {
+        let batch = self.batch_a.or(self.batch_b).unwrap_or(1);
+        let a_rows = if self.trans_a {
+            [self.k, self.m]
+        } else {
+            [self.m, self.k]
+        };
+        let b_rows = if self.trans_b {
+            [self.n, self.k]
+        } else {
+            [self.k, self.n]
+        };
+        let shape = |b: Option<usize>, rc: [usize; 2]| match b {
+            Some(b) => vec![b, rc[0], rc[1]],
+            None => rc.to_vec(),
+        };
+        let (a_shape, b_shape) = (shape(self.batch_a, a_rows), shape(self.batch_b, b_rows));
+        let a_host = random(seed, a_shape.iter().product(), -1.0, 1.0);
+        let b_host = random(seed + 1, b_shape.iter().product(), -1.0, 1.0);
+        let bias_host = random(seed + 2, self.n, -1.0, 1.0);
+        let a = Tensor::from_slice(gpu, &a_host, &a_shape).unwrap();
+        let b = Tensor::from_slice(gpu, &b_host, &b_shape).unwrap();
+        let bias = Tensor::from_slice(gpu, &bias_host, &[self.n]).unwrap();
+        let spec = MatmulSpec {
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            bias: self.bias.then_some(&bias),
+            activation: self.act,
+            tile: self.tile,
+        };
+        let c = ops::matmul(&a, &b, &spec).unwrap();
+        let mut want_shape = match (self.batch_a, self.batch_b) {
+            (None, None) => vec![],
+            _ => vec![batch],
+        };
+        want_shape.extend([self.m, self.n]);
+        assert_eq!(c.shape(), &want_shape[..]);
+        let s = MatmulShape {
+            batch,
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            broadcast_a: self.batch_a.is_none(),
+            broadcast_b: self.batch_b.is_none(),
+        };
+        let inputs = MatmulInputs {
+            a: &a_host,
+            b: &b_host,
+            bias: self.bias.then_some(&bias_host[..]),
+            activation: self.act,
+        };
+        let name = format!(
+            "matmul b{:?}/{:?} {}x{}x{} ta={} tb={} bias={} {:?} {:?} checked={}",
+            self.batch_a,
+            self.batch_b,
+            self.m,
+            self.n,
+            self.k,
+            self.trans_a,
+            self.trans_b,
+            self.bias,
+            self.act,
+            self.tile,
+            gpu.checked()
+        );
+        assert_close(
+            &name,
+            &c.to_vec().unwrap(),
+            &reference::matmul(&s, &inputs),
+            MATMUL_TOL,
+        );
+    }
+}
+
+#[test]
+fn matmul_odd_shapes_every_transpose_and_tile() {
+    let shapes = [
+        (1, 1, 1),
+        (17, 33, 65),
+        (130, 7, 257),
+        (5, 64, 12),
+        (67, 129, 8),
+    ];
+    for gpu in both() {
+        for (i, &(m, n, k)) in shapes.iter().enumerate() {
+            for trans_a in [false, true] {
+                for trans_b in [false, true] {
+                    for tile in [Tile::Small, Tile::Large] {
+                        let case = Case {
+                            trans_a,
+                            trans_b,
+                            tile: Some(tile),
+                            ..Case::plain(m, n, k)
+                        };
+                        case.run(gpu, 100 + i as u64);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_batched_and_broadcast() {
+    for gpu in both() {
+        for (batch_a, batch_b) in [(Some(3), Some(3)), (Some(4), None), (None, Some(2))] {
+            for tile in [None, Some(Tile::Large)] {
+                let case = Case {
+                    batch_a,
+                    batch_b,
+                    trans_b: true,
+                    tile,
+                    ..Case::plain(19, 36, 44)
+                };
+                case.run(gpu, 7);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_fused_bias_and_every_activation() {
+    for gpu in both() {
+        for act in Activation::ALL {
+            let case = Case {
+                bias: true,
+                act,
+                trans_b: true,
+                ..Case::plain(33, 21, 40)
+            };
+            case.run(gpu, 11);
+        }
+    }
+}
+
+#[test]
+fn matmul_zero_k_gives_bias() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &[], &[3, 0]).unwrap();
+    let b = Tensor::from_slice(gpu, &[], &[0, 2]).unwrap();
+    let bias = Tensor::from_slice(gpu, &[0.5, -2.0], &[2]).unwrap();
+    let spec = MatmulSpec {
+        bias: Some(&bias),
+        activation: Activation::Relu,
+        ..Default::default()
+    };
+    let c = ops::matmul(&a, &b, &spec).unwrap();
+    assert_eq!(c.to_vec().unwrap(), vec![0.5, 0.0, 0.5, 0.0, 0.5, 0.0]);
+}
+
+#[test]
+fn activations_forward_and_backward() {
+    let n = 1031;
+    let x_host = random(21, n, -6.0, 6.0);
+    let g_host = random(22, n, -1.0, 1.0);
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &x_host, &[n]).unwrap();
+        let g = Tensor::from_slice(gpu, &g_host, &[n]).unwrap();
+        for act in Activation::ALL {
+            let y = ops::activation(&x, act).unwrap().to_vec().unwrap();
+            assert_close(
+                &format!("{act:?}"),
+                &y,
+                &reference::activation(&x_host, act),
+                ELEMENTWISE_TOL,
+            );
+            let dx = ops::activation_backward(&x, &g, act)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let want = reference::activation_backward(&x_host, &g_host, act);
+            assert_close(&format!("{act:?} backward"), &dx, &want, ELEMENTWISE_TOL);
+        }
+    }
+}
+
+#[test]
+fn activation_derivatives_match_finite_differences() {
+    // The oracle of activation_backward, checked against central differences of the forward.
+    let h = 1e-5;
+    for act in Activation::ALL {
+        for &x in &random(23, 200, -6.0, 6.0) {
+            let x = x as f64;
+            if act == Activation::Relu && x.abs() < 2.0 * h {
+                continue; // not differentiable at 0
+            }
+            let fd = (reference::activation_scalar(act, x + h)
+                - reference::activation_scalar(act, x - h))
+                / (2.0 * h);
+            let d = reference::activation_derivative(act, x);
+            assert!(
+                (fd - d).abs() < 1e-7,
+                "{act:?} at {x}: derivative {d}, finite difference {fd}"
+            );
+        }
+    }
+}
+
+#[test]
+fn activations_stay_finite_at_extremes() {
+    let x_host = [-1e30f32, -100.0, -20.0, -1e-6, 0.0, 1e-6, 20.0, 100.0, 1e30];
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &x_host, &[x_host.len()]).unwrap();
+        for act in Activation::ALL {
+            let y = ops::activation(&x, act).unwrap().to_vec().unwrap();
+            let want = reference::activation(&x_host, act);
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                let tol = 1e-6 * w.abs().max(1.0);
+                assert!(
+                    (g as f64 - w).abs() <= tol,
+                    "{act:?}({}) = {g}, want {w}",
+                    x_host[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_scale_and_axpy() {
+    let n = 777;
+    let x_host = random(31, n, -2.0, 2.0);
+    let y_host = random(32, n, -2.0, 2.0);
+    let run = |r: percept::Result<Tensor>| r.unwrap().to_vec().unwrap();
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &x_host, &[7, 111]).unwrap();
+        let y = Tensor::from_slice(gpu, &y_host, &[7, 111]).unwrap();
+        let want_add = reference::add(&x_host, &y_host);
+        assert_close("add", &run(ops::add(&x, &y)), &want_add, 1e-7);
+        let want_sub = reference::sub(&x_host, &y_host);
+        assert_close("sub", &run(ops::sub(&x, &y)), &want_sub, 1e-7);
+        let want_mul = reference::mul(&x_host, &y_host);
+        assert_close("mul", &run(ops::mul(&x, &y)), &want_mul, 1e-7);
+        let want_scale = reference::scale(&x_host, -0.75);
+        assert_close("scale", &run(ops::scale(&x, -0.75)), &want_scale, 1e-7);
+        ops::axpy(0.5, &x, &y).unwrap();
+        let want_axpy = reference::axpy(0.5, &x_host, &y_host);
+        assert_close("axpy", &y.to_vec().unwrap(), &want_axpy, 1e-7);
+    }
+}
+
+#[test]
+fn reductions_along_rows_and_over_all() {
+    let all = [
+        Reduction::Sum,
+        Reduction::Mean,
+        Reduction::Max,
+        Reduction::SumOfSquares,
+    ];
+    for gpu in both() {
+        for &(rows, cols) in &[(37, 301), (1, 1), (3, 1000), (2, 257)] {
+            let host = random(41 + cols as u64, rows * cols, -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+            for r in all {
+                let got = ops::reduce_rows(&x, r).unwrap();
+                assert_eq!(got.shape(), &[rows]);
+                let want = reference::reduce_rows(&host, cols, r);
+                assert_close(
+                    &format!("rows {r:?} {rows}x{cols}"),
+                    &got.to_vec().unwrap(),
+                    &want,
+                    1e-5,
+                );
+            }
+        }
+        // One, two and three stages of 4096-element segments.
+        for n in [1, 4097, 4096 * 4096 + 3] {
+            let host = random(50 + n as u64, n, 0.5, 1.5);
+            let x = Tensor::from_slice(gpu, &host, &[n]).unwrap();
+            for r in all {
+                let got = ops::reduce_all(&x, r).unwrap().to_vec().unwrap();
+                let want = reference::reduce_all(&host, r);
+                assert_close(&format!("all {r:?} n={n}"), &got, &[want], 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_and_log_softmax_rows() {
+    for gpu in both() {
+        for &(rows, cols) in &[(13, 257), (3, 1), (2, 1000)] {
+            // Offsets far from zero check the max-subtraction.
+            let host: Vec<f32> = random(60, rows * cols, -5.0, 5.0)
+                .iter()
+                .map(|v| v + 80.0)
+                .collect();
+            let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+            let s = ops::softmax(&x).unwrap().to_vec().unwrap();
+            assert_close("softmax", &s, &reference::softmax(&host, cols), 1e-5);
+            let l = ops::log_softmax(&x).unwrap().to_vec().unwrap();
+            assert_close(
+                "log_softmax",
+                &l,
+                &reference::log_softmax(&host, cols),
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn layernorm_with_and_without_affine() {
+    for gpu in both() {
+        for &(rows, cols) in &[(19, 300), (1, 1), (4, 1025)] {
+            // A large mean relative to the spread checks the two-pass variance.
+            let host: Vec<f32> = random(70, rows * cols, -1.0, 1.0)
+                .iter()
+                .map(|v| v + 30.0)
+                .collect();
+            let gamma_host = random(71, cols, 0.5, 1.5);
+            let beta_host = random(72, cols, -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+            let gamma = Tensor::from_slice(gpu, &gamma_host, &[cols]).unwrap();
+            let beta = Tensor::from_slice(gpu, &beta_host, &[cols]).unwrap();
+            for affine in [false, true] {
+                let params = affine.then_some((&gamma, &beta));
+                let out = ops::layernorm(&x, params, 1e-5).unwrap();
+                let host_params = affine.then_some((&gamma_host[..], &beta_host[..]));
+                let (y, mean, rstd) = reference::layernorm(&host, cols, host_params, 1e-5);
+                let case = format!("layernorm {rows}x{cols} affine={affine}");
+                assert_close(&case, &out.y.to_vec().unwrap(), &y, 1e-4);
+                assert_close(&case, &out.mean.to_vec().unwrap(), &mean, 1e-6);
+                assert_close(&case, &out.rstd.to_vec().unwrap(), &rstd, 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_batched() {
+    for gpu in both() {
+        for shape in [vec![1, 1], vec![17, 33], vec![3, 40, 9], vec![2, 2, 16, 31]] {
+            let host = random(80, shape.iter().product(), -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &host, &shape).unwrap();
+            let t = ops::transpose(&x).unwrap();
+            let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+            let batch = host.len() / (r * c);
+            let mut want_shape = shape.clone();
+            want_shape.swap(shape.len() - 2, shape.len() - 1);
+            assert_eq!(t.shape(), &want_shape[..]);
+            assert_close(
+                "transpose",
+                &t.to_vec().unwrap(),
+                &reference::transpose(&host, batch, r, c),
+                0.0,
+            );
+        }
+    }
+}
