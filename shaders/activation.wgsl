@@ -80,6 +80,15 @@ fn act_derivative(code: u32, x: f32) -> f32 {
     }
 }
 
-fn act_forward4(code: u32, v: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(act_forward(code, v.x), act_forward(code, v.y), act_forward(code, v.z), act_forward(code, v.w));
+// d act / dx expressed through the output y = act(x), for the activations where that is
+// possible (all but GELU), so a fused matmul epilogue need not keep the pre-activation.
+fn act_derivative_from_output(code: u32, y: f32) -> f32 {
+    switch code {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 3u: { return 1.0 - y * y; }
+        case 4u: { return y * (1.0 - y); }
+        case 5u: { return select(y + 1.0, 1.0, y > 0.0); }
+        case 6u: { return -expm1_acc(-y); }
+        default: { return 1.0; }
+    }
 }

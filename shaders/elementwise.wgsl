@@ -4,7 +4,8 @@
 //
 // OP: 0-6 out = act(x) (activation codes of activation.wgsl); 100 out = alpha * x;
 // 101 out = x + y; 102 out = x - y; 103 out = x * y; 104 out += alpha * x (in place);
-// 105 out = y * act'(x) with ACT the activation code (x the pre-activation, y the gradient).
+// 105 out = y * act'(x) with ACT the activation code (x the pre-activation, y the gradient);
+// 106 out = y * act'(x) with x the activation's output instead (see act_derivative_from_output).
 
 struct Params {
     n: u32,
@@ -32,6 +33,7 @@ fn elementwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         case 103u: { out[i] = x[i] * y[i]; }
         case 104u: { out[i] = out[i] + params.alpha * x[i]; }
         case 105u: { out[i] = y[i] * act_derivative(ACT, x[i]); }
+        case 106u: { out[i] = y[i] * act_derivative_from_output(ACT, x[i]); }
         default: { out[i] = act_forward(OP, x[i]); }
     }
 }

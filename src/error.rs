@@ -80,6 +80,29 @@ pub enum Error {
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
 
+    /// A data or checkpoint file whose contents are not what percept needs.
+    #[error("{file}: {detail}")]
+    Data {
+        /// The file (and, where it helps, the row or tensor) concerned.
+        file: String,
+        /// What is wrong and what was expected.
+        detail: String,
+    },
+
+    /// Training produced a non-finite loss.
+    #[error(
+        "the training loss became {loss} in epoch {epoch}; training stopped{kept}. Lower the \
+         learning rate, clip gradients (--max-grad-norm) or standardise the inputs"
+    )]
+    Diverged {
+        /// The loss value.
+        loss: f32,
+        /// The epoch (1-based) in which it happened.
+        epoch: usize,
+        /// Says which checkpoint was kept, if any.
+        kept: String,
+    },
+
     /// An I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {
@@ -98,6 +121,20 @@ impl Error {
         Error::Shape {
             op,
             detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn data(file: impl std::fmt::Display, detail: impl Into<String>) -> Self {
+        Error::Data {
+            file: file.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
         }
     }
 

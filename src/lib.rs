@@ -19,11 +19,16 @@
 //! [`reference`] (oracles), [`bench`] (the measurements behind `percept bench`).
 
 pub mod bench;
+pub mod data;
 pub mod error;
+pub mod files;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
+pub mod plot;
 pub mod reference;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

@@ -256,6 +256,31 @@ impl Tensor {
 }
 
 impl Tensor {
+    /// A view of `shape` starting `offset` elements into this tensor's buffer: for the
+    /// per-parameter views of a flat parameter buffer. The start must be aligned to the adapter's
+    /// storage-offset alignment and the view must lie inside this tensor.
+    pub(crate) fn view(&self, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        let count = element_count(shape)
+            .ok_or_else(|| Error::invalid("view", format!("shape {shape:?} overflows")))?;
+        let start = self.offset + offset as u64 * self.dtype.size();
+        let align = self.gpu.limits().min_storage_buffer_offset_alignment as u64;
+        if offset + count > self.len() || !start.is_multiple_of(align) {
+            return Err(Error::invalid(
+                "view",
+                format!(
+                    "{shape:?} at element {offset} of a tensor of shape {:?} (offsets must be \
+                     multiples of {align} bytes)",
+                    self.shape
+                ),
+            ));
+        }
+        Ok(Tensor {
+            offset: start,
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
     /// Whether both tensors view the same GPU buffer.
     pub(crate) fn shares_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

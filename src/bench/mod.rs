@@ -1,11 +1,15 @@
 //! Measurements behind `percept bench`: each case times GPU work after warm-up, reports the
 //! median and a derived rate, and checks its result against the [`crate::reference`] oracle.
 
+mod fft;
 mod matmul;
+mod mlp;
 
 use serde::Serialize;
 
+pub use fft::{FftCase, fft_cases, run_fft};
 pub use matmul::{MatmulCase, matmul_cases, run_matmul};
+pub use mlp::{MlpStepCase, mlp_step_cases, run_mlp_step};
 
 use crate::error::Result;
 use crate::gpu::{Gpu, TimingSource};

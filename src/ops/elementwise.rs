@@ -19,6 +19,7 @@ const OP_SUB: u32 = 102;
 const OP_MUL: u32 = 103;
 const OP_AXPY: u32 = 104;
 const OP_ACT_BACKWARD: u32 = 105;
+const OP_ACT_BACKWARD_FROM_OUTPUT: u32 = 106;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -136,4 +137,36 @@ pub fn activation_backward(pre: &Tensor, grad_out: &Tensor, act: Activation) -> 
         &out,
     )?;
     Ok(out)
+}
+
+/// The gradient through an activation from its output `out = act(pre)`:
+/// `grad_out * act'(pre)` for every activation whose derivative is a function of its output
+/// (all but GELU, which returns an error: use [`activation_backward`]).
+pub fn activation_backward_from_output(
+    out: &Tensor,
+    grad_out: &Tensor,
+    act: Activation,
+) -> Result<Tensor> {
+    const OP: &str = "activation_backward_from_output";
+    check_input(OP, out, out)?;
+    same_shape(OP, out, grad_out)?;
+    if !act.derivative_from_output() {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "{act:?}'s derivative is not a function of its output; keep the pre-activation"
+            ),
+        ));
+    }
+    let dx = Tensor::uninit(out.gpu(), out.shape(), DType::F32)?;
+    launch(
+        OP,
+        OP_ACT_BACKWARD_FROM_OUTPUT,
+        act,
+        0.0,
+        out,
+        grad_out,
+        &dx,
+    )?;
+    Ok(dx)
 }

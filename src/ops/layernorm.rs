@@ -100,3 +100,97 @@ pub fn layernorm(
     )?;
     Ok(out)
 }
+
+const BACKWARD_SOURCES: &[&str] = &[
+    WORKGROUP_REDUCE_WGSL,
+    include_str!("../../shaders/layernorm_backward.wgsl"),
+];
+const BACKWARD_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
+
+/// The affine parameters of a [`layernorm`] and where their gradients go.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNormAffineGrads<'a> {
+    /// The gamma the forward used.
+    pub gamma: &'a Tensor,
+    /// Receives d loss / d gamma.
+    pub dgamma: &'a Tensor,
+    /// Receives d loss / d beta.
+    pub dbeta: &'a Tensor,
+}
+
+/// The backward of [`layernorm`]: returns d loss / d x given the forward's input `x`, its
+/// `mean` and `rstd` outputs, and the upstream gradient `dy`; for an affine layer norm also
+/// writes the gamma and beta gradients.
+pub fn layernorm_backward(
+    x: &Tensor,
+    forward: &LayerNormOutput,
+    dy: &Tensor,
+    affine: Option<LayerNormAffineGrads<'_>>,
+) -> Result<Tensor> {
+    const OP: &str = "layernorm_backward";
+    check_input(OP, x, x)?;
+    let (rows, cols) = rows_cols(OP, x)?;
+    for (name, t, shape) in [
+        ("dy", dy, x.shape()),
+        ("mean", &forward.mean, &[rows][..]),
+        ("rstd", &forward.rstd, &[rows][..]),
+    ] {
+        check_input(OP, x, t)?;
+        if t.shape() != shape {
+            return Err(Error::shape(
+                OP,
+                format!("{name} has shape {:?}, expected {shape:?}", t.shape()),
+            ));
+        }
+    }
+    if let Some(a) = affine {
+        for (name, t) in [("gamma", a.gamma), ("dgamma", a.dgamma), ("dbeta", a.dbeta)] {
+            check_input(OP, x, t)?;
+            if t.shape() != [cols] {
+                return Err(Error::shape(
+                    OP,
+                    format!("{name} has shape {:?}, expected [{cols}]", t.shape()),
+                ));
+            }
+        }
+    }
+    let gamma = affine.map(|a| a.gamma);
+    let gpu = x.gpu();
+    let dx = Tensor::uninit(gpu, x.shape(), DType::F32)?;
+    let dy_xhat = Tensor::uninit(gpu, x.shape(), DType::F32)?;
+    let params = Params {
+        rows: fits_u32(OP, "elements", x.len()).map(|_| rows as u32)?,
+        cols: cols as u32,
+        eps: 0.0,
+        _pad: 0,
+    };
+    let spec = KernelSpec::new(OP, BACKWARD_SOURCES, OP, BACKWARD_BINDINGS)
+        .with("AFFINE", Const::Bool(gamma.is_some()));
+    gpu.dispatch(
+        &spec,
+        bytemuck::bytes_of(&params),
+        &[
+            x.binding(),
+            dy.binding(),
+            gamma.unwrap_or(x).binding(),
+            forward.mean.binding(),
+            forward.rstd.binding(),
+            dx.binding(),
+            dy_xhat.binding(),
+        ],
+        gpu.grid(rows as u64)?,
+    )?;
+    if let Some(a) = affine {
+        super::column_sums_into(&dy_xhat, 1.0, a.dgamma)?;
+        super::column_sums_into(dy, 1.0, a.dbeta)?;
+    }
+    Ok(dx)
+}

@@ -105,6 +105,42 @@ fn matrix_dims<'t>(name: &str, t: &'t Tensor) -> Result<(&'t [usize], usize, usi
 /// # Ok::<(), percept::Error>(())
 /// ```
 pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
+    let shape = output_shape(a, b, spec)?;
+    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
+    matmul_into(a, b, spec, &c)?;
+    Ok(c)
+}
+
+/// [`matmul`] writing into `c`, which must have the result's shape (a parameter-gradient view,
+/// say) and must not share a buffer with the inputs.
+pub fn matmul_into(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
+    const OP: &str = "matmul";
+    let out_shape = output_shape(a, b, spec)?;
+    check_input(OP, a, c)?;
+    if c.shape() != out_shape {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "the output has shape {:?}, the product {out_shape:?}",
+                c.shape()
+            ),
+        ));
+    }
+    if [Some(a), Some(b), spec.bias]
+        .into_iter()
+        .flatten()
+        .any(|t| t.shares_buffer(c))
+    {
+        return Err(Error::invalid(
+            OP,
+            "the output shares a buffer with an input",
+        ));
+    }
+    launch(a, b, spec, c)
+}
+
+/// Validates the operands and returns the product's shape.
+fn output_shape(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Vec<usize>> {
     const OP: &str = "matmul";
     check_input(OP, a, a)?;
     check_input(OP, a, b)?;
@@ -139,7 +175,6 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
             ));
         }
     };
-    let batch: usize = batch_dims.iter().product();
     if let Some(bias) = spec.bias {
         check_input(OP, a, bias)?;
         if bias.shape() != [n] {
@@ -152,13 +187,23 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
             ));
         }
     }
-    let mut out_shape = batch_dims.to_vec();
-    out_shape.extend([m, n]);
-    let gpu = a.gpu();
-    let c = Tensor::uninit(gpu, &out_shape, DType::F32)?;
     fits_u32(OP, "elements of A", a.len())?;
     fits_u32(OP, "elements of B", b.len())?;
-    fits_u32(OP, "elements of C", c.len())?;
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    fits_u32(OP, "elements of C", out_shape.iter().product())?;
+    Ok(out_shape)
+}
+
+/// Records the product of validated operands into `c`.
+fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
+    const OP: &str = "matmul";
+    let (batch_a, ar, ac) = matrix_dims("A", a)?;
+    let (batch_b, _, _) = matrix_dims("B", b)?;
+    let (m, k) = if spec.trans_a { (ac, ar) } else { (ar, ac) };
+    let n = c.shape()[c.shape().len() - 1];
+    let batch: usize = c.shape()[..c.shape().len() - 2].iter().product();
+    let gpu = a.gpu();
 
     let tile = spec.tile.unwrap_or_else(|| matmul_tile(m, n, batch));
     let (bm, bn, bk) = tile.dims();
@@ -211,6 +256,5 @@ pub fn matmul(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tensor> {
             fits_u32(OP, "row blocks", m.div_ceil(bm))?,
             fits_u32(OP, "batch", batch)?,
         ],
-    )?;
-    Ok(c)
+    )
 }

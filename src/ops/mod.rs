@@ -2,16 +2,28 @@
 //! records a dispatch on the tensors' device. Nothing runs until the device is flushed or a
 //! result is read back (see [`crate::Gpu`]).
 
+mod column_sum;
+mod copy;
 mod elementwise;
+mod fft;
 mod layernorm;
+mod loss;
 mod matmul;
+mod optimizer;
 mod reduce;
 mod softmax;
 mod transpose;
 
-pub use elementwise::{activation, activation_backward, add, axpy, mul, scale, sub};
-pub use layernorm::{LayerNormOutput, layernorm};
-pub use matmul::{MatmulSpec, Tile, matmul, matmul_tile};
+pub use column_sum::{column_sums, column_sums_into};
+pub use copy::copy;
+pub use elementwise::{
+    activation, activation_backward, activation_backward_from_output, add, axpy, mul, scale, sub,
+};
+pub use fft::{FftKind, FftNorm, FftPlan};
+pub use layernorm::{LayerNormAffineGrads, LayerNormOutput, layernorm, layernorm_backward};
+pub use loss::{Loss, LossOutput, loss};
+pub use matmul::{MatmulSpec, Tile, matmul, matmul_into, matmul_tile};
+pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
 pub use reduce::{Reduction, reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;
@@ -54,9 +66,32 @@ impl Activation {
         Activation::Softplus,
     ];
 
+    /// Whether act'(x) can be computed from act(x), which lets a fused matmul epilogue drop the
+    /// pre-activation.
+    pub fn derivative_from_output(self) -> bool {
+        self != Activation::Gelu
+    }
+
     /// The code `shaders/activation.wgsl` knows this activation by.
     pub(crate) fn code(self) -> u32 {
         self as u32
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    /// `identity`, `relu`, `gelu`, `tanh`, `sigmoid`, `elu` or `softplus`.
+    fn from_str(s: &str) -> Result<Self> {
+        Activation::ALL
+            .into_iter()
+            .find(|a| format!("{a:?}").eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "activation",
+                    format!("`{s}`: use identity, relu, gelu, tanh, sigmoid, elu or softplus"),
+                )
+            })
     }
 }
 

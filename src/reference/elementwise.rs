@@ -98,3 +98,29 @@ pub fn scale(x: &[f32], alpha: f32) -> Vec<f64> {
 pub fn axpy(alpha: f32, x: &[f32], y: &[f32]) -> Vec<f64> {
     zip(x, y, |a, b| b + alpha as f64 * a)
 }
+
+/// Twin of [`crate::ops::activation_backward_from_output`]: `dy * act'` computed from the
+/// activation's output `out`.
+pub fn activation_backward_from_output(out: &[f32], grad_out: &[f32], act: Activation) -> Vec<f64> {
+    out.iter()
+        .zip(grad_out)
+        .map(|(&y, &g)| {
+            let y = y as f64;
+            let d = match act {
+                Activation::Identity | Activation::Gelu => 1.0,
+                Activation::Relu => (y > 0.0) as u8 as f64,
+                Activation::Tanh => 1.0 - y * y,
+                Activation::Sigmoid => y * (1.0 - y),
+                Activation::Elu => {
+                    if y > 0.0 {
+                        1.0
+                    } else {
+                        y + 1.0
+                    }
+                }
+                Activation::Softplus => -(-y).exp_m1(),
+            };
+            g as f64 * d
+        })
+        .collect()
+}

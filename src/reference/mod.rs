@@ -1,19 +1,27 @@
 //! Plain-Rust f64 twins of every kernel: the oracles the tests and benchmarks compare with.
 //! Each takes the same f32 inputs as its GPU op and computes in f64.
 
+mod column_sum;
 mod elementwise;
+mod fft;
 mod layernorm;
+mod loss;
 mod matmul;
+mod optimizer;
 mod reduce;
 mod softmax;
 mod transpose;
 
+pub use column_sum::column_sums;
 pub use elementwise::{
-    activation, activation_backward, activation_derivative, activation_scalar, add, axpy, mul,
-    scale, sub,
+    activation, activation_backward, activation_backward_from_output, activation_derivative,
+    activation_scalar, add, axpy, mul, scale, sub,
 };
-pub use layernorm::layernorm;
+pub use fft::{fft_c2c, fft_c2r, fft_r2c};
+pub use layernorm::{layernorm, layernorm_backward};
+pub use loss::loss;
 pub use matmul::{MatmulInputs, MatmulShape, matmul, matmul_entry};
+pub use optimizer::optimizer_step;
 pub use reduce::{reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;

@@ -1,0 +1,93 @@
+// Losses with their gradients, one workgroup per row of predictions [rows, cols]:
+// row_loss[row] receives the row's loss and grad[row, :] its gradient times grad_scale (which
+// the launcher sets to the mean or sum reduction's factor). KIND:
+//   0 softmax cross-entropy, target = class index (as f32) per row;
+//   1 squared error, target [rows, cols];
+//   2 binary hinge max(0, 1 - t y), target [rows, cols] in {-1, 1};
+//   3 multiclass margin (PyTorch's MultiMarginLoss, margin 1): sum over j != t of
+//     max(0, 1 - y[t] + y[j]) / cols, target = class index per row.
+// Concatenated after workgroup_reduce.wgsl.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    grad_scale: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> labels_or_targets: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+
+@compute @workgroup_size(256)
+fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= params.rows) {
+        return;
+    }
+    let base = row * params.cols;
+    let s = params.grad_scale;
+    var acc = 0.0;
+    if (KIND == 0u) {
+        let label = u32(labels_or_targets[row]);
+        var m = -3.4028235e38;
+        for (var j = lid; j < params.cols; j += 256u) {
+            m = max(m, pred[base + j]);
+        }
+        m = workgroup_reduce(1u, m, lid);
+        var z = 0.0;
+        for (var j = lid; j < params.cols; j += 256u) {
+            z += exp(pred[base + j] - m);
+        }
+        z = workgroup_reduce(0u, z, lid);
+        for (var j = lid; j < params.cols; j += 256u) {
+            let p = exp(pred[base + j] - m) / z;
+            let hit = select(0.0, 1.0, j == label);
+            grad[base + j] = (p - hit) * s;
+        }
+        if (lid == 0u) {
+            row_loss[row] = log(z) + m - pred[base + label];
+        }
+        return;
+    }
+    if (KIND == 3u) {
+        let label = u32(labels_or_targets[row]);
+        let y_t = pred[base + label];
+        var hinge_count = 0.0;
+        for (var j = lid; j < params.cols; j += 256u) {
+            let margin = 1.0 - y_t + pred[base + j];
+            let hinged = j != label && margin > 0.0;
+            acc += select(0.0, margin, hinged);
+            hinge_count += select(0.0, 1.0, hinged);
+            grad[base + j] = select(0.0, s / f32(params.cols), hinged);
+        }
+        let total = workgroup_reduce(0u, acc, lid);
+        let count = workgroup_reduce(0u, hinge_count, lid);
+        if (lid == 0u) {
+            row_loss[row] = total / f32(params.cols);
+            // Every active margin pulls the true class's score up.
+            grad[base + label] = -count * s / f32(params.cols);
+        }
+        return;
+    }
+    for (var j = lid; j < params.cols; j += 256u) {
+        let y = pred[base + j];
+        let t = labels_or_targets[base + j];
+        if (KIND == 1u) {
+            let d = y - t;
+            acc += d * d;
+            grad[base + j] = 2.0 * d * s;
+        } else {
+            let margin = 1.0 - t * y;
+            acc += max(margin, 0.0);
+            grad[base + j] = select(0.0, -t * s, margin > 0.0);
+        }
+    }
+    let total = workgroup_reduce(0u, acc, lid);
+    if (lid == 0u) {
+        row_loss[row] = total;
+    }
+}

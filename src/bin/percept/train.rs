@@ -1,0 +1,311 @@
+//! `percept train` and `percept eval`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use percept::data::{self, Format, LabelColumn, Source};
+use percept::nn::{Init, MlpConfig, Norm, OptimizerChoice, OptimizerConfig, Schedule};
+use percept::ops::{Activation, Loss};
+use percept::train::{self, EpochMetrics, Outputs, Part, TrainConfig, Trainer};
+use percept::{Gpu, Result};
+
+/// Where the data comes from.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Features file, or the whole CSV (default: the shipped UCI digits, data/digits.csv.gz).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// File format (default: from the file name).
+    #[arg(long, value_parser = ["csv", "npy", "idx"])]
+    format: Option<String>,
+    /// Labels file, for NPY and IDX features.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// CSV label column: `last`, a 0-based index, or a header name.
+    #[arg(long, default_value = "last")]
+    label_column: LabelColumn,
+    /// The CSV's first line is a header.
+    #[arg(long)]
+    header: bool,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<data::Dataset> {
+        let format = self.format.as_deref().map(|f| match f {
+            "csv" => Format::Csv,
+            "npy" => Format::Npy,
+            _ => Format::Idx,
+        });
+        data::load(&Source {
+            path: self.data.clone().unwrap_or_else(data::digits_path),
+            format,
+            labels: self.labels.clone(),
+            label_column: self.label_column.clone(),
+            header: self.header,
+        })
+    }
+}
+
+/// `percept train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Hidden widths, comma-separated (input and output widths come from the data).
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    hidden: Vec<usize>,
+    /// Activation of hidden layers: identity, relu, gelu, tanh, sigmoid, elu, softplus.
+    #[arg(long, default_value = "relu")]
+    activation: Activation,
+    /// Layer norm in hidden layers: none, before or after the activation.
+    #[arg(long, default_value = "none")]
+    norm: Norm,
+    /// Layer norms without learnable gain and bias.
+    #[arg(long)]
+    no_norm_affine: bool,
+    /// Linear layers without bias.
+    #[arg(long)]
+    no_bias: bool,
+    /// Weight initialisation: pytorch, kaiming-normal, kaiming-uniform, xavier-normal,
+    /// xavier-uniform, normal:STD, sparse:INPUTS.
+    #[arg(long, default_value = "pytorch")]
+    init: Init,
+    /// Loss: cross-entropy, mse, hinge, multi-margin.
+    #[arg(long, default_value = "cross-entropy")]
+    loss: Loss,
+    /// Optimizer: sgd, adam, adamw.
+    #[arg(long, default_value = "adam")]
+    optimizer: OptimizerChoice,
+    /// Learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f32,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// SGD Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// Weight decay (L2 for sgd and adam, decoupled for adamw).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Clip gradients to this global norm (0: no clipping).
+    #[arg(long, default_value_t = 0.0)]
+    max_grad_norm: f32,
+    /// Learning-rate schedule: constant, step (x gamma every --step-epochs), cosine (with
+    /// --warmup-epochs of linear warm-up).
+    #[arg(long, default_value = "constant", value_parser = ["constant", "step", "cosine"])]
+    schedule: String,
+    /// Epochs between decays of the step schedule.
+    #[arg(long, default_value_t = 10)]
+    step_epochs: usize,
+    /// Decay factor of the step schedule.
+    #[arg(long, default_value_t = 0.1)]
+    gamma: f32,
+    /// Warm-up epochs of the cosine schedule.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+    /// Rows per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Epochs (with --resume: the total to reach).
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    /// Seed of the initialisation, split and batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    validation: f64,
+    /// Fraction held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    test: f64,
+    /// Do not standardise features.
+    #[arg(long)]
+    no_standardize: bool,
+    /// Checkpoint written after every epoch (safetensors).
+    #[arg(long, default_value = "percept-checkpoint.safetensors")]
+    checkpoint: PathBuf,
+    /// Continue the run saved in --checkpoint (its settings win over the flags, except --epochs).
+    #[arg(long)]
+    resume: bool,
+    /// Per-epoch metrics as JSON lines.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Loss and accuracy curves (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON lines instead of text and progress bars.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    fn config(&self, steps_per_epoch: u64) -> TrainConfig {
+        let mut widths = vec![0];
+        widths.extend(&self.hidden);
+        widths.push(0);
+        let schedule = match self.schedule.as_str() {
+            "step" => Schedule::Step {
+                every: self.step_epochs as u64 * steps_per_epoch,
+                gamma: self.gamma,
+            },
+            "cosine" => Schedule::Cosine {
+                warmup: self.warmup_epochs as u64 * steps_per_epoch,
+                total: self.epochs as u64 * steps_per_epoch,
+            },
+            _ => Schedule::Constant,
+        };
+        TrainConfig {
+            model: MlpConfig {
+                widths,
+                activation: self.activation,
+                norm: self.norm,
+                norm_affine: !self.no_norm_affine,
+                bias: !self.no_bias,
+                init: self.init,
+                seed: self.seed,
+            },
+            loss: self.loss,
+            optimizer: OptimizerConfig {
+                kind: self.optimizer,
+                lr: self.lr,
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self.weight_decay,
+                max_grad_norm: self.max_grad_norm,
+                schedule,
+                ..OptimizerConfig::default()
+            },
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            seed: self.seed,
+            validation: self.validation,
+            test: self.test,
+            standardize: !self.no_standardize,
+        }
+    }
+}
+
+fn print_epoch(m: &EpochMetrics, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(m).expect("metrics serialise"));
+        return;
+    }
+    let validation = m
+        .validation
+        .map(|v| format!("  val loss {:.4}  val acc {:.4}", v.loss, v.accuracy))
+        .unwrap_or_default();
+    println!(
+        "epoch {:>3}  loss {:.4}  train acc {:.4}{validation}  lr {:.2e}  {:.2} s",
+        m.epoch, m.train_loss, m.train_accuracy, m.lr, m.seconds
+    );
+}
+
+pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let data = args.data.load()?;
+    let mut trainer = if args.resume {
+        Trainer::resume(&gpu, &args.checkpoint, &data, Some(args.epochs))?
+    } else {
+        let train_rows = (data.len() as f64 * (1.0 - args.validation - args.test))
+            .round()
+            .max(1.0) as u64;
+        let steps = train_rows.div_ceil(args.batch_size.max(1) as u64);
+        Trainer::new(&gpu, args.config(steps), &data)?
+    };
+    if !args.json {
+        eprintln!(
+            "training {:?} on {} ({} rows: {} train, {} validation, {} test) with {} on {}",
+            trainer.config().model.widths,
+            data.source,
+            data.len(),
+            trainer.splits().train.len(),
+            trainer.splits().validation.len(),
+            trainer.splits().test.len(),
+            format!("{:?}", trainer.config().optimizer.kind).to_lowercase(),
+            gpu.summary().adapter,
+        );
+    }
+    let outputs = Outputs {
+        checkpoint: Some(args.checkpoint.clone()),
+        metrics: args.metrics.clone(),
+        plot: args.plot.clone(),
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(trainer.steps_per_epoch() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} steps {elapsed}")
+            .expect("template"),
+    );
+    let mut epoch = trainer.epoch();
+    bar.set_prefix(format!("epoch {}", epoch + 1));
+    let history = train::fit(
+        &mut trainer,
+        &outputs,
+        || bar.inc(1),
+        |m| {
+            bar.suspend(|| print_epoch(m, args.json));
+            epoch = m.epoch;
+            bar.reset();
+            bar.set_prefix(format!("epoch {}", epoch + 1));
+        },
+    );
+    bar.finish_and_clear();
+    history?;
+    let test = trainer.evaluate(&trainer.splits().test);
+    match (test, args.json) {
+        (Ok(t), true) => println!(
+            "{}",
+            serde_json::json!({ "test": t, "checkpoint": args.checkpoint })
+        ),
+        (Ok(t), false) => println!(
+            "test loss {:.4}  test accuracy {:.4}  ({} rows); checkpoint {}",
+            t.loss,
+            t.accuracy,
+            trainer.splits().test.len(),
+            args.checkpoint.display()
+        ),
+        (Err(_), _) if trainer.splits().test.is_empty() => {}
+        (Err(e), _) => return Err(e),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `percept eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The checkpoint to evaluate.
+    #[arg(long, default_value = "percept-checkpoint.safetensors")]
+    checkpoint: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Rows to evaluate: all, or the test, validation or train split of the checkpoint's run.
+    #[arg(long, default_value = "test")]
+    split: Part,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let data = args.data.load()?;
+    let e = train::evaluate_checkpoint(&gpu, &args.checkpoint, &data, args.split)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "loss": e.loss, "accuracy": e.accuracy, "split": format!("{:?}", args.split).to_lowercase() })
+        );
+    } else {
+        println!(
+            "{:?} split: loss {:.4}  accuracy {:.4}",
+            args.split, e.loss, e.accuracy
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,103 @@
+//! CSV: numeric columns, one of them the label.
+
+use std::path::Path;
+
+use super::{Dataset, read_maybe_gz};
+use crate::error::{Error, Result};
+
+/// Which CSV column holds the label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelColumn {
+    /// The last column.
+    Last,
+    /// A 0-based column index.
+    Index(usize),
+    /// A header name (needs a header line).
+    Name(String),
+}
+
+impl std::str::FromStr for LabelColumn {
+    type Err = std::convert::Infallible;
+
+    /// `last`, a number (0-based index), or a header name.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s {
+            "last" => LabelColumn::Last,
+            _ => s
+                .parse()
+                .map(LabelColumn::Index)
+                .unwrap_or_else(|_| LabelColumn::Name(s.to_string())),
+        })
+    }
+}
+
+pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let bytes = read_maybe_gz(path)?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(header)
+        .trim(::csv::Trim::All)
+        .from_reader(&bytes[..]);
+    let mut label_index = match label {
+        LabelColumn::Index(i) => Some(*i),
+        LabelColumn::Last => None,
+        LabelColumn::Name(column) => {
+            if !header {
+                return Err(Error::data(
+                    &name,
+                    format!("label column `{column}` named, but the file has no header (--header)"),
+                ));
+            }
+            let headers = reader
+                .headers()
+                .map_err(|e| Error::data(&name, e.to_string()))?;
+            Some(headers.iter().position(|h| h == column).ok_or_else(|| {
+                Error::data(
+                    &name,
+                    format!(
+                        "no column `{column}` in the header {:?}",
+                        headers.iter().collect::<Vec<_>>()
+                    ),
+                )
+            })?)
+        }
+    };
+    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    let mut width = None;
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 1 + header as usize;
+        let record = record.map_err(|e| Error::data(&name, format!("line {line}: {e}")))?;
+        let cols = record.len();
+        if *width.get_or_insert(cols) != cols {
+            return Err(Error::data(
+                &name,
+                format!(
+                    "line {line}: {cols} columns, earlier lines have {}",
+                    width.unwrap_or(0)
+                ),
+            ));
+        }
+        let li = *label_index.get_or_insert(cols.saturating_sub(1));
+        if li >= cols || cols < 2 {
+            return Err(Error::data(
+                &name,
+                format!("line {line}: label column {li} with only {cols} columns"),
+            ));
+        }
+        for (j, cell) in record.iter().enumerate() {
+            let v: f32 = cell.parse().map_err(|_| {
+                Error::data(
+                    &name,
+                    format!("line {line}, column {}: `{cell}` is not a number", j + 1),
+                )
+            })?;
+            if j == li {
+                labels.push(v)
+            } else {
+                features.push(v)
+            }
+        }
+    }
+    let dim = width.unwrap_or(1).saturating_sub(1);
+    Dataset::new(features, labels, dim, name)
+}

@@ -1,0 +1,54 @@
+//! IDX files (the MNIST format): a magic number naming the element type and rank, big-endian
+//! dimensions, then big-endian elements.
+
+use std::path::Path;
+
+use super::read_maybe_gz;
+use crate::error::{Error, Result};
+
+/// Reads an IDX array as (values, shape).
+pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+    let name = path.display().to_string();
+    let bytes = read_maybe_gz(path)?;
+    let bad = |detail: String| Error::data(&name, format!("not a valid IDX file: {detail}"));
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(bad("the magic number must start with two zero bytes".into()));
+    }
+    let (kind, rank) = (bytes[2], bytes[3] as usize);
+    let size = match kind {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        other => return Err(bad(format!("unknown element type 0x{other:02x}"))),
+    };
+    let header = 4 + 4 * rank;
+    if rank == 0 || bytes.len() < header {
+        return Err(bad(format!("rank {rank} with a {}-byte file", bytes.len())));
+    }
+    let shape: Vec<usize> = bytes[4..header]
+        .chunks(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let count: usize = shape.iter().product();
+    let body = &bytes[header..];
+    if body.len() != count * size {
+        return Err(bad(format!(
+            "shape {shape:?} needs {} bytes of data, found {}",
+            count * size,
+            body.len()
+        )));
+    }
+    let values = body
+        .chunks(size)
+        .map(|c| match kind {
+            0x08 => c[0] as f32,
+            0x09 => c[0] as i8 as f32,
+            0x0B => i16::from_be_bytes([c[0], c[1]]) as f32,
+            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
+        })
+        .collect();
+    Ok((values, shape))
+}

@@ -1,0 +1,360 @@
+//! In-memory data sets: loaders (CSV, NPY, IDX), seeded shuffling and batching,
+//! train/validation/test splits, and standardisation fitted on the training split.
+
+mod csv;
+mod idx;
+mod npy;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use self::csv::LabelColumn;
+
+/// Labels are class indices stored as f32, exact below this.
+const MAX_LABEL: f32 = 16_777_216.0;
+
+/// Features and integer class labels, row-major.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `rows x dim` features.
+    pub features: Vec<f32>,
+    /// One class index per row.
+    pub labels: Vec<f32>,
+    /// Features per row.
+    pub dim: usize,
+    /// Where it came from, for messages.
+    pub source: String,
+}
+
+impl Dataset {
+    /// Checks and wraps features and labels: every feature finite, every label a non-negative
+    /// integer; errors name the offending row.
+    pub fn new(
+        features: Vec<f32>,
+        labels: Vec<f32>,
+        dim: usize,
+        source: impl Into<String>,
+    ) -> Result<Dataset> {
+        let source = source.into();
+        if dim == 0 || features.len() != labels.len() * dim {
+            return Err(Error::data(
+                &source,
+                format!(
+                    "{} feature values for {} labels of {dim} features each",
+                    features.len(),
+                    labels.len()
+                ),
+            ));
+        }
+        if labels.is_empty() {
+            return Err(Error::data(&source, "no rows"));
+        }
+        if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                &source,
+                format!(
+                    "row {}, feature {}: non-finite value {}",
+                    i / dim + 1,
+                    i % dim + 1,
+                    features[i]
+                ),
+            ));
+        }
+        if let Some((row, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| !(l.is_finite() && **l >= 0.0 && l.fract() == 0.0 && **l < MAX_LABEL))
+        {
+            return Err(Error::data(
+                &source,
+                format!(
+                    "row {}: label {l} is not a class index (a non-negative integer)",
+                    row + 1
+                ),
+            ));
+        }
+        Ok(Dataset {
+            features,
+            labels,
+            dim,
+            source,
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of classes: the largest label plus one.
+    pub fn classes(&self) -> usize {
+        self.labels.iter().fold(0.0f32, |m, &l| m.max(l)) as usize + 1
+    }
+
+    /// Checks every label is below `classes`, naming the first row that is not.
+    pub fn check_labels(&self, classes: usize) -> Result<()> {
+        match self.labels.iter().position(|&l| l as usize >= classes) {
+            Some(row) => Err(Error::data(
+                &self.source,
+                format!(
+                    "row {}: label {} is out of range for {classes} classes",
+                    row + 1,
+                    self.labels[row]
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The rows `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let (features, labels) = self.gather(indices);
+        Dataset {
+            features,
+            labels,
+            dim: self.dim,
+            source: self.source.clone(),
+        }
+    }
+
+    /// Features and labels of the rows `indices`.
+    pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let mut features = Vec::with_capacity(indices.len() * self.dim);
+        for &i in indices {
+            features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
+        }
+        (features, indices.iter().map(|&i| self.labels[i]).collect())
+    }
+
+    /// Shuffles (seeded) and splits into train, validation and test parts of the given
+    /// fractions (the rest is training).
+    pub fn split(&self, validation: f64, test: f64, seed: u64) -> Result<Splits> {
+        if !(0.0..1.0).contains(&validation)
+            || !(0.0..1.0).contains(&test)
+            || validation + test >= 1.0
+        {
+            return Err(Error::invalid(
+                "Dataset::split",
+                format!(
+                    "validation {validation} and test {test} fractions must be in [0, 1) and sum below 1"
+                ),
+            ));
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let n_test = (self.len() as f64 * test).round() as usize;
+        let n_val = (self.len() as f64 * validation).round() as usize;
+        let (test_idx, rest) = order.split_at(n_test);
+        let (val_idx, train_idx) = rest.split_at(n_val);
+        if train_idx.is_empty() {
+            return Err(Error::data(
+                &self.source,
+                "too few rows to leave a training split",
+            ));
+        }
+        Ok(Splits {
+            train: self.subset(train_idx),
+            validation: self.subset(val_idx),
+            test: self.subset(test_idx),
+        })
+    }
+
+    /// The rows of epoch `epoch` in shuffled batches of `batch` (the last may be smaller). The
+    /// order depends only on (seed, epoch), so a resumed run sees the same batches.
+    pub fn batches(&self, batch: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch);
+        order.shuffle(&mut rng);
+        order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+    }
+}
+
+/// A data set split three ways.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// Training rows.
+    pub train: Dataset,
+    /// Validation rows (may be empty).
+    pub validation: Dataset,
+    /// Test rows (may be empty).
+    pub test: Dataset,
+}
+
+/// Per-feature standardisation `(x - mean) / std`, fitted on one data set and applied to any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer {
+    /// Per-feature means.
+    pub mean: Vec<f32>,
+    /// Per-feature standard deviations (1 where a feature is constant).
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits means and standard deviations on `data` (in f64).
+    pub fn fit(data: &Dataset) -> Standardizer {
+        let n = data.len().max(1) as f64;
+        let mut mean = vec![0.0f64; data.dim];
+        let mut sq = vec![0.0f64; data.dim];
+        for row in data.features.chunks(data.dim) {
+            for (j, &v) in row.iter().enumerate() {
+                mean[j] += v as f64;
+                sq[j] += v as f64 * v as f64;
+            }
+        }
+        let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let sd = (s / n - m * m).max(0.0).sqrt();
+                if sd > 1e-12 { sd as f32 } else { 1.0 }
+            })
+            .collect();
+        Standardizer {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Standardises `data` in place.
+    pub fn apply(&self, data: &mut Dataset) {
+        for row in data.features.chunks_mut(data.dim) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.mean[j]) / self.std[j];
+            }
+        }
+    }
+}
+
+/// File formats the loaders read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated numbers, one row per line, with a label column.
+    Csv,
+    /// NumPy `.npy` arrays: features `[n, ...]` and labels `[n]` in a second file.
+    Npy,
+    /// IDX (the MNIST format): images `[n, ...]` and labels `[n]` in a second file.
+    Idx,
+}
+
+/// Where to read a data set from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The features file (or the whole CSV). `.gz` files are decompressed.
+    pub path: PathBuf,
+    /// The format; `None` infers it from the file name.
+    pub format: Option<Format>,
+    /// The labels file, for NPY and IDX.
+    pub labels: Option<PathBuf>,
+    /// The CSV label column (default: the last).
+    pub label_column: LabelColumn,
+    /// Whether the CSV's first line is a header.
+    pub header: bool,
+}
+
+impl Source {
+    /// A CSV file with the label in the last column and no header (as the shipped digits).
+    pub fn csv(path: impl Into<PathBuf>) -> Source {
+        Source {
+            path: path.into(),
+            format: Some(Format::Csv),
+            labels: None,
+            label_column: LabelColumn::Last,
+            header: false,
+        }
+    }
+}
+
+/// The UCI handwritten digits shipped in `data/digits.csv.gz` (1,797 rows of 8x8 pixels,
+/// 10 classes), found relative to the crate or the working directory.
+pub fn digits_path() -> PathBuf {
+    let in_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv.gz");
+    if in_crate.exists() {
+        in_crate
+    } else {
+        PathBuf::from("data/digits.csv.gz")
+    }
+}
+
+/// Loads a data set.
+pub fn load(source: &Source) -> Result<Dataset> {
+    let name = source.path.display().to_string();
+    let format = match source.format {
+        Some(f) => f,
+        None => infer_format(&source.path).ok_or_else(|| {
+            Error::data(
+                &name,
+                "cannot tell the format from the name; give it (csv, npy or idx)",
+            )
+        })?,
+    };
+    match format {
+        Format::Csv => csv::load(&source.path, source.header, &source.label_column),
+        Format::Npy | Format::Idx => {
+            let labels = source.labels.as_ref().ok_or_else(|| {
+                Error::data(
+                    &name,
+                    format!("{format:?} features need a labels file (--labels)"),
+                )
+            })?;
+            let read = if format == Format::Npy {
+                npy::read
+            } else {
+                idx::read
+            };
+            let (features, shape) = read(&source.path)?;
+            let (labels_values, label_shape) = read(labels)?;
+            if label_shape.len() != 1 || shape.first() != label_shape.first() {
+                return Err(Error::data(
+                    labels.display(),
+                    format!(
+                        "labels have shape {label_shape:?}, the features {shape:?}: expected [{}]",
+                        shape.first().unwrap_or(&0)
+                    ),
+                ));
+            }
+            let dim = shape[1..].iter().product();
+            Dataset::new(features, labels_values, dim, name)
+        }
+    }
+}
+
+fn infer_format(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_str()?.to_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".csv") {
+        Some(Format::Csv)
+    } else if name.ends_with(".npy") {
+        Some(Format::Npy)
+    } else if name.contains("idx") || name.ends_with("-ubyte") {
+        Some(Format::Idx)
+    } else {
+        None
+    }
+}
+
+/// A file's bytes, decompressed when its name ends in `.gz`.
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::data(path.display(), format!("not valid gzip: {e}")))?;
+        return Ok(out);
+    }
+    Ok(raw)
+}

@@ -1,0 +1,557 @@
+//! Batched FFTs of any length, complex and real, along any axis (`shaders/fft*.wgsl`).
+//!
+//! An [`FftPlan`] is built once for a signal shape, an axis, a [`FftKind`] and a [`FftNorm`]:
+//! it chooses the algorithm, uploads its twiddle tables (computed in f64) and owns its scratch
+//! buffers, so executing it allocates nothing but the output tensor (and not even that with
+//! [`FftPlan::execute_into`]).
+//!
+//! How a length is computed:
+//! - 7-smooth lengths (only prime factors 2, 3, 5, 7) that fit one workgroup's memory (4096
+//!   complex values with 32 KiB): one Stockham pass, radix 8 stages first, one read and one
+//!   write of global memory per element.
+//! - longer 7-smooth lengths: several such passes whose lengths multiply to n (four-step),
+//!   each a read and a write.
+//! - any other length: Bluestein's algorithm, through FFTs of a 7-smooth length of at least
+//!   2n - 1.
+//! - real transforms of even length n: a complex transform of length n/2 plus a pass that
+//!   separates the even and odd halves; of odd length: the complex transform of length n.
+//!
+//! [`FftPlan`] documents the transforms' definitions and their adjoints (gradients).
+
+mod bluestein;
+mod real;
+mod stockham;
+
+use bluestein::Bluestein;
+use real::RealFft;
+use stockham::Stockham;
+
+use super::fits_u32;
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Gpu, PooledBuffer};
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "fft";
+
+/// Which transform a plan computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FftKind {
+    /// Complex to complex, `exp(-2πi jk/n)`.
+    Forward,
+    /// Complex to complex, `exp(+2πi jk/n)`.
+    Inverse,
+    /// Real to complex: `n` real values to `n/2 + 1` bins.
+    RealForward,
+    /// Complex to real: `n/2 + 1` bins to `n` real values.
+    RealInverse,
+}
+
+impl FftKind {
+    /// All kinds.
+    pub const ALL: [FftKind; 4] = [
+        FftKind::Forward,
+        FftKind::Inverse,
+        FftKind::RealForward,
+        FftKind::RealInverse,
+    ];
+
+    /// Whether the kind goes from the signal to the spectrum.
+    pub fn is_forward(self) -> bool {
+        matches!(self, FftKind::Forward | FftKind::RealForward)
+    }
+
+    /// Whether the kind has a real side.
+    pub fn is_real(self) -> bool {
+        matches!(self, FftKind::RealForward | FftKind::RealInverse)
+    }
+}
+
+/// Scaling of the transforms, as numpy's `norm` argument names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FftNorm {
+    /// Forward unscaled, inverse scaled by `1/n`.
+    #[default]
+    Backward,
+    /// Both scaled by `1/√n`: the transforms are unitary.
+    Ortho,
+    /// Forward scaled by `1/n`, inverse unscaled.
+    Forward,
+}
+
+impl FftNorm {
+    /// All normalisations.
+    pub const ALL: [FftNorm; 3] = [FftNorm::Backward, FftNorm::Ortho, FftNorm::Forward];
+
+    /// The factor a transform of `kind` and length `n` is multiplied by.
+    pub fn scale(self, kind: FftKind, n: usize) -> f64 {
+        let n = n as f64;
+        match (self, kind.is_forward()) {
+            (FftNorm::Ortho, _) => 1.0 / n.sqrt(),
+            (FftNorm::Backward, true) | (FftNorm::Forward, false) => 1.0,
+            (FftNorm::Backward, false) | (FftNorm::Forward, true) => 1.0 / n,
+        }
+    }
+}
+
+/// A tensor of shape `[outer, n, inner]`: the transforms run along the middle axis.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub outer: usize,
+    pub n: usize,
+    pub inner: usize,
+}
+
+impl Layout {
+    pub(crate) fn values(&self) -> usize {
+        self.outer * self.n * self.inner
+    }
+}
+
+/// A plan-owned buffer of complex values.
+pub(crate) struct Scratch {
+    buffer: PooledBuffer,
+    bytes: u64,
+}
+
+impl Scratch {
+    pub(crate) fn new(gpu: &Gpu, op: &'static str, values: usize) -> Result<Scratch> {
+        fits_u32(op, "scratch values", values)?;
+        let bytes = values as u64 * DType::C32.size();
+        gpu.check_buffer_size(&format!("{op} scratch of {values} complex values"), bytes)?;
+        Ok(Scratch {
+            buffer: gpu.storage_buffer(bytes),
+            bytes,
+        })
+    }
+
+    pub(crate) fn binding(&self) -> Binding<'_> {
+        binding_of(&self.buffer, self.bytes)
+    }
+}
+
+/// The first `bytes` of a pooled buffer, rounded up to whole vec4s as tensors bind.
+pub(crate) fn binding_of(buffer: &PooledBuffer, bytes: u64) -> Binding<'_> {
+    let buffer = buffer.buffer();
+    Binding {
+        buffer,
+        offset: 0,
+        size: bytes.next_multiple_of(16).max(16).min(buffer.size()),
+    }
+}
+
+/// Uploads complex values to a new buffer.
+pub(crate) fn upload(
+    gpu: &Gpu,
+    op: &'static str,
+    values: &[[f32; 2]],
+) -> Result<(PooledBuffer, u64)> {
+    let bytes = std::mem::size_of_val(values) as u64;
+    gpu.check_buffer_size(&format!("{op} table of {} values", values.len()), bytes)?;
+    let buffer = gpu.storage_buffer(bytes);
+    gpu.write(buffer.buffer(), 0, bytemuck::cast_slice(values))?;
+    Ok((buffer, bytes))
+}
+
+/// `W_n^t = exp(-2πi t/n)` for `t < count`, computed in f64 and rounded once to f32.
+pub(crate) fn twiddle_table(gpu: &Gpu, n: usize, count: usize) -> Result<(PooledBuffer, u64)> {
+    let values: Vec<[f32; 2]> = (0..count)
+        .map(|t| {
+            let (sin, cos) = (-2.0 * std::f64::consts::PI * (t % n) as f64 / n as f64).sin_cos();
+            [cos as f32, sin as f32]
+        })
+        .collect();
+    upload(gpu, OP, &values)
+}
+
+/// A batched complex FFT of one length, by whichever algorithm fits it.
+pub(crate) enum ComplexFft {
+    Stockham(Stockham),
+    Bluestein(Box<Bluestein>),
+}
+
+impl ComplexFft {
+    pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<ComplexFft> {
+        Ok(if stockham::is_smooth(layout.n) {
+            ComplexFft::Stockham(Stockham::new(gpu, op, layout)?)
+        } else {
+            ComplexFft::Bluestein(Box::new(Bluestein::new(gpu, op, layout)?))
+        })
+    }
+
+    /// Records `dst = scale * DFT(src)`, or the unnormalised inverse DFT times `scale` when
+    /// `conj` (computed as `conj(DFT(conj(src)))`).
+    pub(crate) fn record(
+        &self,
+        src: Binding<'_>,
+        dst: Binding<'_>,
+        conj: bool,
+        scale: f32,
+    ) -> Result<()> {
+        match self {
+            ComplexFft::Stockham(s) => s.record(src, dst, conj, scale),
+            ComplexFft::Bluestein(b) => b.record(src, dst, conj, scale),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            ComplexFft::Stockham(s) => s.describe(),
+            ComplexFft::Bluestein(b) => b.describe(),
+        }
+    }
+}
+
+enum Engine {
+    Complex(ComplexFft),
+    Real(RealFft),
+}
+
+/// A batched FFT planned once and executed many times.
+///
+/// Built for the shape of the signal (the time or space domain, with the transform length
+/// `n` at `axis`), it transforms tensors of [`FftPlan::input_shape`] into
+/// [`FftPlan::output_shape`]. The spectrum of a real transform has `n/2 + 1` at `axis`.
+/// Along the last axis every row is one transform; along another axis, a tensor
+/// `[outer, n, inner]` is transformed in place of layout, with neighbouring `inner` columns
+/// handled together (no transposes). A 2-D FFT is two plans.
+///
+/// # Definitions
+///
+/// With `W = exp(-2πi/n)` and `s` the plan's [`FftPlan::scale`]:
+/// - [`FftKind::Forward`]: `y_k = s Σ_j x_j W^{jk}` (complex in, complex out).
+/// - [`FftKind::Inverse`]: `y_j = s Σ_k x_k W^{-jk}`.
+/// - [`FftKind::RealForward`]: the forward transform of a real signal, keeping the
+///   `n/2 + 1` bins `k = 0 ..= n/2` (the others are their conjugates).
+/// - [`FftKind::RealInverse`]: the real signal whose spectrum is the Hermitian extension of
+///   the `n/2 + 1` given bins: `y_j = s Re(Σ_k c_k x_k W^{-jk})` over `k = 0 ..= n/2`, with
+///   `c_k = 1` for the edge bins (`k = 0`, and `k = n/2` when n is even) and 2 for the
+///   interior ones. The imaginary parts of the edge bins are ignored, as numpy does.
+///
+/// # Gradients
+///
+/// [`FftPlan::adjoint`] applies the adjoint `F*` of the plan's transform `F`, the map that
+/// backpropagation needs: if `y = F x` and `g` is the gradient of a real loss with respect
+/// to `y` (real and imaginary parts as separate real variables), `F* g` is its gradient with
+/// respect to `x`. It satisfies `<F x, y> = <x, F* y>` for the real inner product
+/// `<a, b> = Re Σ conj(a_i) b_i`:
+/// - complex forward with scale `s`: `F* = s ×` the unnormalised inverse DFT (and the
+///   inverse's adjoint is `s ×` the unnormalised forward DFT). For `ortho`, `F* = F⁻¹`.
+/// - real forward with scale `s`: `F* g = s × C(w ⊙ g)`, where `C` is the unnormalised real
+///   inverse above and `w_k = 1/2` on the interior bins, 1 on the edge bins. Because `C`
+///   doubles the interior bins, this is `s Re(Σ_k g_k W^{-jk})` over `k = 0 ..= n/2`: every
+///   kept bin counted once, and the imaginary parts of the edge bins' gradients (which no
+///   real input can move) dropped.
+/// - real inverse with scale `s`: `F* g = s × (w ⊙ R g)`, where `R` is the unnormalised real
+///   forward transform and `w_k = 2` on the interior bins, 1 on the edge bins: each interior
+///   bin stands for itself and its conjugate twin. The edge bins' gradients come out real,
+///   as the transform ignores their imaginary parts.
+///
+/// # Example
+///
+/// ```
+/// use percept::{Gpu, Tensor, ops::{FftKind, FftNorm, FftPlan}};
+/// let gpu = Gpu::new()?;
+/// // Two signals of length 4 along the last axis.
+/// let plan = FftPlan::new(&gpu, FftKind::RealForward, &[2, 4], 1, FftNorm::Backward)?;
+/// let x = Tensor::from_slice(&gpu, &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], &[2, 4])?;
+/// let y = plan.execute(&x)?; // [2, 3] complex bins
+/// assert_eq!(y.shape(), &[2, 3]);
+/// let want = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [4.0, 0.0], [0.0, 0.0], [0.0, 0.0]];
+/// for (got, want) in y.to_complex_vec()?.iter().zip(want) {
+///     assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-6);
+/// }
+/// # Ok::<(), percept::Error>(())
+/// ```
+pub struct FftPlan {
+    gpu: Gpu,
+    kind: FftKind,
+    norm: FftNorm,
+    shape: Vec<usize>,
+    axis: usize,
+    layout: Layout,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for FftPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FftPlan")
+            .field("kind", &self.kind)
+            .field("norm", &self.norm)
+            .field("shape", &self.shape)
+            .field("axis", &self.axis)
+            .field("algorithm", &self.algorithm())
+            .finish()
+    }
+}
+
+impl FftPlan {
+    /// Plans transforms of `kind` along `axis` of signals of `shape` (`shape[axis]` is the
+    /// length `n`; for [`FftKind::RealInverse`] too, `shape` is that of the real output).
+    ///
+    /// Errors when the shape is empty or has a zero dimension, when the axis is out of range,
+    /// and when the tensors or scratch buffers would pass the adapter's limits.
+    pub fn new(
+        gpu: &Gpu,
+        kind: FftKind,
+        shape: &[usize],
+        axis: usize,
+        norm: FftNorm,
+    ) -> Result<FftPlan> {
+        if axis >= shape.len() {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "axis {axis} is out of range for shape {shape:?} ({} dimensions)",
+                    shape.len()
+                ),
+            ));
+        }
+        let n = shape[axis];
+        if n == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!("the transform length (shape[{axis}] of {shape:?}) is 0"),
+            ));
+        }
+        if let Some(d) = shape.iter().position(|&d| d == 0) {
+            return Err(Error::invalid(
+                OP,
+                format!("the batch is empty: dimension {d} of shape {shape:?} is 0"),
+            ));
+        }
+        let product = |dims: &[usize]| {
+            dims.iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| Error::invalid(OP, format!("shape {shape:?} overflows")))
+        };
+        let layout = Layout {
+            outer: product(&shape[..axis])?,
+            n,
+            inner: product(&shape[axis + 1..])?,
+        };
+        // Every tensor must be indexable by u32 and fit the adapter (scratch buffers are
+        // checked as they are planned). The complex side is the larger one.
+        let complex_values = if kind.is_real() {
+            product(shape)? / n * (n / 2 + 1)
+        } else {
+            product(shape)?
+        };
+        fits_u32(OP, "elements", complex_values.max(product(shape)?))?;
+        gpu.check_buffer_size(
+            &format!("an fft tensor of shape {shape:?}"),
+            complex_values as u64 * DType::C32.size(),
+        )?;
+        let engine = if kind.is_real() {
+            Engine::Real(RealFft::new(gpu, OP, layout)?)
+        } else {
+            Engine::Complex(ComplexFft::new(gpu, OP, layout)?)
+        };
+        Ok(FftPlan {
+            gpu: gpu.clone(),
+            kind,
+            norm,
+            shape: shape.to_vec(),
+            axis,
+            layout,
+            engine,
+        })
+    }
+
+    /// The transform length.
+    pub fn n(&self) -> usize {
+        self.layout.n
+    }
+
+    /// What the plan computes.
+    pub fn kind(&self) -> FftKind {
+        self.kind
+    }
+
+    /// How it is scaled.
+    pub fn norm(&self) -> FftNorm {
+        self.norm
+    }
+
+    /// The axis transformed.
+    pub fn axis(&self) -> usize {
+        self.axis
+    }
+
+    /// The factor the transform is multiplied by (see [`FftNorm`]).
+    pub fn scale(&self) -> f64 {
+        self.norm.scale(self.kind, self.layout.n)
+    }
+
+    /// The algorithm chosen, in words (e.g. `stockham 1024x1024`).
+    pub fn algorithm(&self) -> String {
+        match &self.engine {
+            Engine::Complex(c) => c.describe(),
+            Engine::Real(r) => r.describe(),
+        }
+    }
+
+    fn signal_dtype(&self) -> DType {
+        if self.kind.is_real() {
+            DType::F32
+        } else {
+            DType::C32
+        }
+    }
+
+    fn spectrum_shape(&self) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        if self.kind.is_real() {
+            shape[self.axis] = self.layout.n / 2 + 1;
+        }
+        shape
+    }
+
+    /// Shape of the tensors [`FftPlan::execute`] accepts.
+    pub fn input_shape(&self) -> Vec<usize> {
+        if self.kind.is_forward() {
+            self.shape.clone()
+        } else {
+            self.spectrum_shape()
+        }
+    }
+
+    /// Shape of the tensors [`FftPlan::execute`] returns.
+    pub fn output_shape(&self) -> Vec<usize> {
+        if self.kind.is_forward() {
+            self.spectrum_shape()
+        } else {
+            self.shape.clone()
+        }
+    }
+
+    /// Element type of the input: F32 for [`FftKind::RealForward`], C32 otherwise.
+    pub fn input_dtype(&self) -> DType {
+        if self.kind.is_forward() {
+            self.signal_dtype()
+        } else {
+            DType::C32
+        }
+    }
+
+    /// Element type of the output: F32 for [`FftKind::RealInverse`], C32 otherwise.
+    pub fn output_dtype(&self) -> DType {
+        if self.kind.is_forward() {
+            DType::C32
+        } else {
+            self.signal_dtype()
+        }
+    }
+
+    /// Records the transform of `x` into a new tensor.
+    pub fn execute(&self, x: &Tensor) -> Result<Tensor> {
+        let out = Tensor::uninit(&self.gpu, &self.output_shape(), self.output_dtype())?;
+        self.execute_into(x, &out)?;
+        Ok(out)
+    }
+
+    /// Records the transform of `x` into `out`, which must have the output's shape and dtype
+    /// and not share `x`'s buffer.
+    pub fn execute_into(&self, x: &Tensor, out: &Tensor) -> Result<()> {
+        self.check("input", x, &self.input_shape(), self.input_dtype())?;
+        self.check("output", out, &self.output_shape(), self.output_dtype())?;
+        self.check_distinct(x, out)?;
+        self.record(false, x.binding(), out.binding())
+    }
+
+    /// Records the adjoint transform of `dy` (a tensor like the output) into a new tensor like
+    /// the input: the gradient with respect to the input, given the gradient `dy` with respect
+    /// to the output (see [`FftPlan`]'s section on gradients for its definition and scaling).
+    ///
+    /// ```
+    /// use percept::{Gpu, Tensor, ops::{FftKind, FftNorm, FftPlan}};
+    /// let gpu = Gpu::new()?;
+    /// let plan = FftPlan::new(&gpu, FftKind::Forward, &[3], 0, FftNorm::Ortho)?;
+    /// let x = Tensor::from_complex(&gpu, &[[1.0, 0.0], [2.0, -1.0], [0.0, 3.0]], &[3])?;
+    /// // The orthonormal transform is unitary: its adjoint is its inverse.
+    /// let back = plan.adjoint(&plan.execute(&x)?)?.to_complex_vec()?;
+    /// assert!(back.iter().zip([[1.0, 0.0], [2.0, -1.0], [0.0, 3.0]])
+    ///     .all(|(a, b)| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6));
+    /// # Ok::<(), percept::Error>(())
+    /// ```
+    pub fn adjoint(&self, dy: &Tensor) -> Result<Tensor> {
+        let dx = Tensor::uninit(&self.gpu, &self.input_shape(), self.input_dtype())?;
+        self.adjoint_into(dy, &dx)?;
+        Ok(dx)
+    }
+
+    /// [`FftPlan::adjoint`] into `dx`, which must have the input's shape and dtype.
+    pub fn adjoint_into(&self, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        self.check("gradient", dy, &self.output_shape(), self.output_dtype())?;
+        self.check(
+            "input gradient",
+            dx,
+            &self.input_shape(),
+            self.input_dtype(),
+        )?;
+        self.check_distinct(dy, dx)?;
+        self.record(true, dy.binding(), dx.binding())
+    }
+
+    fn check(&self, what: &str, t: &Tensor, shape: &[usize], dtype: DType) -> Result<()> {
+        if !t.gpu().same(&self.gpu) {
+            return Err(Error::invalid(
+                OP,
+                format!("the {what} tensor lives on another device than the plan"),
+            ));
+        }
+        if t.dtype() != dtype {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the {what} must be {dtype:?} for a {:?} plan, got {:?}",
+                    self.kind,
+                    t.dtype()
+                ),
+            ));
+        }
+        if t.shape() != shape {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "the {what} must have shape {shape:?} for this {:?} plan of length {} \
+                     along axis {}, got {:?}",
+                    self.kind,
+                    self.layout.n,
+                    self.axis,
+                    t.shape()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_distinct(&self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.shares_buffer(dst) {
+            return Err(Error::invalid(
+                OP,
+                "the output must not share the input's buffer (the transform is out of place)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the transform, or its adjoint, from `src` to `dst`.
+    fn record(&self, adjoint: bool, src: Binding<'_>, dst: Binding<'_>) -> Result<()> {
+        let scale = self.scale() as f32;
+        match &self.engine {
+            // The adjoint of a complex DFT is the opposite direction, with the same scale.
+            Engine::Complex(c) => {
+                let inverse = (self.kind == FftKind::Inverse) != adjoint;
+                c.record(src, dst, inverse, scale)
+            }
+            Engine::Real(r) => match (self.kind, adjoint) {
+                (FftKind::RealForward, false) => r.forward(src, dst, scale, 1.0),
+                (FftKind::RealForward, true) => r.inverse(src, dst, scale, 0.5),
+                (FftKind::RealInverse, false) => r.inverse(src, dst, scale, 1.0),
+                _ => r.forward(src, dst, scale, 2.0),
+            },
+        }
+    }
+}

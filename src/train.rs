@@ -1,0 +1,534 @@
+//! Supervised training of an [`Mlp`] classifier on a [`Dataset`]: epochs of shuffled batches
+//! (each step recorded as one submission: forward, loss, backward, optimizer), evaluation,
+//! checkpoints, and exact resumption.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Splits, Standardizer};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{self, Mlp, MlpConfig, Optimizer, OptimizerConfig};
+use crate::ops::{self, Loss, Reduction};
+use crate::tensor::Tensor;
+
+/// Rows evaluated per forward pass.
+const EVAL_CHUNK: usize = 4096;
+
+/// Everything that defines a training run; saved in checkpoints so a resumed run continues
+/// with the same settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network; its first and last widths are set from the data (features, classes).
+    pub model: MlpConfig,
+    /// The loss (class labels are one-hot encoded for squared error, ±1 for hinge).
+    pub loss: Loss,
+    /// Optimizer and schedule.
+    pub optimizer: OptimizerConfig,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Seed of the split and the batch order (the model has its own in `model.seed`).
+    pub seed: u64,
+    /// Fraction of rows held out for validation.
+    pub validation: f64,
+    /// Fraction of rows held out for testing.
+    pub test: f64,
+    /// Standardise features with statistics of the training split.
+    pub standardize: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: MlpConfig::new(&[0, 64, 0]),
+            loss: Loss::CrossEntropy,
+            optimizer: OptimizerConfig::default(),
+            batch_size: 64,
+            epochs: 20,
+            seed: 0,
+            validation: 0.1,
+            test: 0.2,
+            standardize: true,
+        }
+    }
+}
+
+/// Loss and accuracy on some rows.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Fraction of rows whose largest output is the label.
+    pub accuracy: f32,
+}
+
+/// What one epoch measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps (weighted by batch size).
+    pub train_loss: f32,
+    /// Training-split accuracy after the epoch.
+    pub train_accuracy: f32,
+    /// Validation split after the epoch, if it has rows.
+    pub validation: Option<Evaluation>,
+    /// Learning rate of the epoch's last step.
+    pub lr: f32,
+    /// Optimizer steps so far.
+    pub steps: u64,
+    /// Wall time of the epoch, including evaluation.
+    pub seconds: f64,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    gpu: Gpu,
+    config: TrainConfig,
+    mlp: Mlp,
+    optimizer: Optimizer,
+    splits: Splits,
+    standardizer: Option<Standardizer>,
+    classes: usize,
+    epoch: usize,
+}
+
+impl Trainer {
+    /// Splits and standardises `data`, sizes the network to it, and initialises.
+    pub fn new(gpu: &Gpu, mut config: TrainConfig, data: &Dataset) -> Result<Trainer> {
+        let classes = data.classes();
+        if classes < 2 {
+            return Err(Error::data(
+                &data.source,
+                "every label is 0: a classifier needs at least two classes",
+            ));
+        }
+        let widths = &mut config.model.widths;
+        if widths.len() < 2 {
+            return Err(Error::invalid(
+                "Trainer::new",
+                "model widths need an input and an output entry",
+            ));
+        }
+        widths[0] = data.dim;
+        *widths.last_mut().expect("two widths") = classes;
+        let mlp = Mlp::new(gpu, config.model.clone())?;
+        let optimizer = Optimizer::new(mlp.params(), config.optimizer.clone())?;
+        Self::assemble(gpu, config, data, mlp, optimizer, 0)
+    }
+
+    /// Continues the run saved in `checkpoint` (written by [`Trainer::save`]) on the same data:
+    /// same split, parameters, optimizer state and batch order, as if it had not stopped.
+    /// `epochs` replaces the saved total when given.
+    pub fn resume(
+        gpu: &Gpu,
+        checkpoint: &Path,
+        data: &Dataset,
+        epochs: Option<usize>,
+    ) -> Result<Trainer> {
+        let file = checkpoint.display();
+        let saved = nn::load_checkpoint(checkpoint)?;
+        let mut config: TrainConfig = saved
+            .metadata
+            .get("train")
+            .ok_or_else(|| {
+                Error::data(
+                    &file,
+                    "no training state (`train` metadata): not written by a training run",
+                )
+            })
+            .and_then(|t| {
+                serde_json::from_str(t)
+                    .map_err(|e| Error::data(&file, format!("malformed `train` metadata: {e}")))
+            })?;
+        let epoch: usize = saved
+            .metadata
+            .get("epoch")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| Error::data(&file, "no `epoch` metadata"))?;
+        if let Some(epochs) = epochs {
+            config.epochs = epochs;
+        }
+        if config.model != saved.config {
+            return Err(Error::data(
+                &file,
+                "the `train` metadata and the saved model disagree",
+            ));
+        }
+        if data.dim != config.model.widths[0]
+            || data.classes() > *config.model.widths.last().expect("widths")
+        {
+            return Err(Error::data(
+                &data.source,
+                format!(
+                    "does not fit the checkpoint's network {:?} ({} features, {} classes)",
+                    config.model.widths,
+                    data.dim,
+                    data.classes()
+                ),
+            ));
+        }
+        let mlp = Mlp::from_checkpoint(gpu, &saved)?;
+        let state = saved
+            .optimizer
+            .as_ref()
+            .ok_or_else(|| Error::data(&file, "no optimizer state to resume from"))?;
+        let optimizer = Optimizer::from_checkpoint(mlp.params(), state)?;
+        Self::assemble(gpu, config, data, mlp, optimizer, epoch)
+    }
+
+    fn assemble(
+        gpu: &Gpu,
+        config: TrainConfig,
+        data: &Dataset,
+        mlp: Mlp,
+        optimizer: Optimizer,
+        epoch: usize,
+    ) -> Result<Trainer> {
+        if config.batch_size == 0 {
+            return Err(Error::invalid("Trainer", "batch size must be at least 1"));
+        }
+        let classes = *config.model.widths.last().expect("widths");
+        data.check_labels(classes)?;
+        let mut splits = data.split(config.validation, config.test, config.seed)?;
+        let standardizer = config.standardize.then(|| Standardizer::fit(&splits.train));
+        if let Some(s) = &standardizer {
+            for part in [&mut splits.train, &mut splits.validation, &mut splits.test] {
+                s.apply(part);
+            }
+        }
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            config,
+            mlp,
+            optimizer,
+            splits,
+            standardizer,
+            classes,
+            epoch,
+        })
+    }
+
+    /// The network.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The (standardised) splits.
+    pub fn splits(&self) -> &Splits {
+        &self.splits
+    }
+
+    /// Epochs completed.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Whether every configured epoch has run.
+    pub fn finished(&self) -> bool {
+        self.epoch >= self.config.epochs
+    }
+
+    /// Steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.splits.train.len().div_ceil(self.config.batch_size)
+    }
+
+    fn targets(&self, labels: &[f32]) -> Result<Tensor> {
+        targets(&self.gpu, self.config.loss, labels, self.classes)
+    }
+
+    /// Trains one epoch; `on_step` is called after each step is recorded (for progress bars).
+    /// Returns the epoch's metrics, or [`Error::Diverged`] when the loss is not finite (the
+    /// parameters are then those after the bad epoch: keep the last checkpoint).
+    pub fn train_epoch(&mut self, mut on_step: impl FnMut()) -> Result<EpochMetrics> {
+        let start = Instant::now();
+        let train = &self.splits.train;
+        let epoch_loss = Tensor::zeros(&self.gpu, &[1])?;
+        for rows in train.batches(self.config.batch_size, self.config.seed, self.epoch as u64) {
+            let (features, labels) = train.gather(&rows);
+            let x = Tensor::from_slice(&self.gpu, &features, &[rows.len(), train.dim])?;
+            let target = self.targets(&labels)?;
+            let (logits, cache) = self.mlp.forward(&x)?;
+            let out = ops::loss(&logits, &target, self.config.loss, Reduction::Mean)?;
+            self.mlp.backward(&cache, &out.grad, false)?;
+            self.optimizer.step(self.mlp.params())?;
+            ops::axpy(
+                rows.len() as f32 / train.len() as f32,
+                &out.loss,
+                &epoch_loss,
+            )?;
+            on_step();
+        }
+        let train_loss = epoch_loss.to_vec()?[0];
+        self.epoch += 1;
+        if !train_loss.is_finite() {
+            return Err(Error::Diverged {
+                loss: train_loss,
+                epoch: self.epoch,
+                kept: String::new(),
+            });
+        }
+        let train_accuracy = self.evaluate(&self.splits.train)?.accuracy;
+        let validation = match self.splits.validation.is_empty() {
+            true => None,
+            false => Some(self.evaluate(&self.splits.validation)?),
+        };
+        Ok(EpochMetrics {
+            epoch: self.epoch,
+            train_loss,
+            train_accuracy,
+            validation,
+            lr: self
+                .config
+                .optimizer
+                .schedule
+                .lr(self.config.optimizer.lr, self.optimizer.steps()),
+            steps: self.optimizer.steps(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Loss and accuracy of the current network on `data` (already standardised like the
+    /// training split: the splits are).
+    pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
+        evaluate(&self.mlp, self.config.loss, data, |labels| {
+            self.targets(labels)
+        })
+    }
+
+    /// Writes the run (network, optimizer, settings, epoch, standardisation) to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            "train".to_string(),
+            serde_json::to_string(&self.config).expect("config serialises"),
+        );
+        metadata.insert("epoch".to_string(), self.epoch.to_string());
+        metadata.insert(
+            "loss".to_string(),
+            serde_json::to_string(&self.config.loss).expect("serialises"),
+        );
+        let mut extra = BTreeMap::new();
+        if let Some(s) = &self.standardizer {
+            extra.insert("data.mean".to_string(), s.mean.clone());
+            extra.insert("data.std".to_string(), s.std.clone());
+        }
+        nn::save_checkpoint(path, &self.mlp, Some(&self.optimizer), &extra, &metadata)
+    }
+}
+
+/// The targets tensor `loss` takes for class `labels`: the labels themselves, one-hot rows
+/// (squared error), or ±1 rows (hinge, one class against the rest).
+fn targets(gpu: &Gpu, loss: Loss, labels: &[f32], classes: usize) -> Result<Tensor> {
+    let off = match loss {
+        Loss::CrossEntropy | Loss::MultiMargin => {
+            return Tensor::from_slice(gpu, labels, &[labels.len()]);
+        }
+        Loss::MeanSquaredError => 0.0,
+        Loss::Hinge => -1.0,
+    };
+    let mut encoded = vec![off; labels.len() * classes];
+    for (row, &l) in labels.iter().enumerate() {
+        encoded[row * classes + l as usize] = 1.0;
+    }
+    Tensor::from_slice(gpu, &encoded, &[labels.len(), classes])
+}
+
+/// Loss and accuracy of `mlp` on `data`, in chunks; `targets` encodes labels for the loss.
+fn evaluate(
+    mlp: &Mlp,
+    loss: Loss,
+    data: &Dataset,
+    targets: impl Fn(&[f32]) -> Result<Tensor>,
+) -> Result<Evaluation> {
+    let gpu = mlp.params().weights().gpu();
+    let (mut total, mut correct) = (0.0f64, 0usize);
+    let rows: Vec<usize> = (0..data.len()).collect();
+    for chunk in rows.chunks(EVAL_CHUNK) {
+        let (features, labels) = data.gather(chunk);
+        let x = Tensor::from_slice(gpu, &features, &[chunk.len(), data.dim])?;
+        let (logits, _) = mlp.forward(&x)?;
+        let out = ops::loss(&logits, &targets(&labels)?, loss, Reduction::Sum)?;
+        let values = logits.to_vec()?;
+        total += out.loss.to_vec()?[0] as f64;
+        for (row, &label) in values.chunks(mlp.outputs()).zip(&labels) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            correct += (best == Some(label as usize)) as usize;
+        }
+    }
+    let n = data.len().max(1);
+    let per_row = if loss.takes_class_indices() {
+        n
+    } else {
+        n * mlp.outputs()
+    };
+    Ok(Evaluation {
+        loss: (total / per_row as f64) as f32,
+        accuracy: correct as f32 / n as f32,
+    })
+}
+
+/// Which rows of a data set to evaluate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Every row.
+    All,
+    /// The split a training run with the checkpoint's settings held out for testing.
+    Test,
+    /// Its validation split.
+    Validation,
+    /// Its training split.
+    Train,
+}
+
+impl std::str::FromStr for Part {
+    type Err = Error;
+
+    /// `all`, `test`, `validation` or `train`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "all" => Ok(Part::All),
+            "test" => Ok(Part::Test),
+            "validation" => Ok(Part::Validation),
+            "train" => Ok(Part::Train),
+            _ => Err(Error::invalid(
+                "split",
+                format!("`{s}`: use all, test, validation or train"),
+            )),
+        }
+    }
+}
+
+/// Evaluates a saved network on `part` of `data`, applying the standardisation stored with it.
+pub fn evaluate_checkpoint(
+    gpu: &Gpu,
+    checkpoint: &Path,
+    data: &Dataset,
+    part: Part,
+) -> Result<Evaluation> {
+    let file = checkpoint.display();
+    let saved = nn::load_checkpoint(checkpoint)?;
+    let data = match part {
+        Part::All => data.clone(),
+        _ => {
+            let config: TrainConfig = saved
+                .metadata
+                .get("train")
+                .and_then(|t| serde_json::from_str(t).ok())
+                .ok_or_else(|| {
+                    Error::data(
+                        &file,
+                        "no training settings to re-create the splits from; use --split all",
+                    )
+                })?;
+            let splits = data.split(config.validation, config.test, config.seed)?;
+            match part {
+                Part::Test => splits.test,
+                Part::Validation => splits.validation,
+                _ => splits.train,
+            }
+        }
+    };
+    if data.is_empty() {
+        return Err(Error::data(&data.source, "the requested split has no rows"));
+    }
+    let loss: Loss = match saved.metadata.get("loss") {
+        Some(l) => serde_json::from_str(l)
+            .map_err(|e| Error::data(&file, format!("malformed `loss` metadata: {e}")))?,
+        None => Loss::CrossEntropy,
+    };
+    let mlp = Mlp::from_checkpoint(gpu, &saved)?;
+    if data.dim != mlp.inputs() {
+        return Err(Error::data(
+            &data.source,
+            format!("{} features, the network takes {}", data.dim, mlp.inputs()),
+        ));
+    }
+    data.check_labels(mlp.outputs())?;
+    let mut data = data;
+    if let (Some(mean), Some(std)) = (saved.extra.get("data.mean"), saved.extra.get("data.std")) {
+        Standardizer {
+            mean: mean.clone(),
+            std: std.clone(),
+        }
+        .apply(&mut data);
+    }
+    evaluate(&mlp, loss, &data, |labels| {
+        targets(gpu, loss, labels, mlp.outputs())
+    })
+}
+
+/// Where `percept train` writes by default, relative to the working directory.
+pub fn default_checkpoint() -> PathBuf {
+    PathBuf::from("percept-checkpoint.safetensors")
+}
+
+/// Files a training run writes as it goes.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Checkpoint rewritten after every epoch whose loss is finite.
+    pub checkpoint: Option<PathBuf>,
+    /// Metrics as JSON lines, one object per epoch.
+    pub metrics: Option<PathBuf>,
+    /// Loss and accuracy curves (SVG).
+    pub plot: Option<PathBuf>,
+}
+
+/// Runs the remaining epochs of `trainer`, writing `outputs` after each, calling `on_step`
+/// after every step and `on_epoch` after every epoch. On a non-finite loss it stops with
+/// [`Error::Diverged`] and leaves the last checkpoint (from the last good epoch) in place.
+pub fn fit(
+    trainer: &mut Trainer,
+    outputs: &Outputs,
+    mut on_step: impl FnMut(),
+    mut on_epoch: impl FnMut(&EpochMetrics),
+) -> Result<Vec<EpochMetrics>> {
+    let mut history = Vec::new();
+    while !trainer.finished() {
+        let metrics = match trainer.train_epoch(&mut on_step) {
+            Err(Error::Diverged { loss, epoch, .. }) => {
+                let kept = match &outputs.checkpoint {
+                    Some(p) if p.exists() => format!(
+                        "; the checkpoint {} from epoch {} is kept",
+                        p.display(),
+                        epoch - 1
+                    ),
+                    _ => String::new(),
+                };
+                return Err(Error::Diverged { loss, epoch, kept });
+            }
+            other => other?,
+        };
+        on_epoch(&metrics);
+        history.push(metrics);
+        if let Some(path) = &outputs.checkpoint {
+            trainer.save(path)?;
+        }
+        if let Some(path) = &outputs.metrics {
+            let lines: String = history
+                .iter()
+                .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
+                .collect();
+            crate::files::write_atomically(path, lines.as_bytes())?;
+        }
+        if let Some(path) = &outputs.plot {
+            crate::plot::training_curves(path, &history)?;
+        }
+    }
+    Ok(history)
+}

@@ -1,0 +1,93 @@
+//! The `percept` binary as a user runs it.
+
+use std::process::Command;
+use std::time::Instant;
+
+fn percept(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args(args)
+        .output()
+        .expect("the percept binary runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn info_json_has_the_documented_keys() {
+    let (ok, stdout, stderr) = percept(&["info", "--json"]);
+    assert!(ok, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in ["adapter", "backend", "device_type", "features", "limits"] {
+        assert!(info.get(key).is_some(), "missing {key} in {stdout}");
+    }
+}
+
+#[test]
+fn bench_matmul_quick_json_passes_its_oracle_checks() {
+    let (ok, stdout, stderr) =
+        percept(&["bench", "matmul", "--quick", "--json", "--sizes", "33,64"]);
+    assert!(ok, "{stderr}");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        for key in [
+            "name",
+            "shape",
+            "median_ms",
+            "rate",
+            "unit",
+            "max_rel_err",
+            "adapter",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+        assert!(r["max_rel_err"].as_f64().unwrap() < 1e-4, "{r}");
+    }
+}
+
+#[test]
+fn train_on_the_shipped_digits_reaches_95_percent_within_a_minute() {
+    let dir = std::env::temp_dir().join(format!("percept-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("digits.safetensors");
+    let start = Instant::now();
+    let (ok, stdout, stderr) = percept(&[
+        "train",
+        "--json",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]);
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(ok, "{stderr}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let accuracy = last["test"]["accuracy"].as_f64().unwrap();
+    eprintln!("percept train: test accuracy {accuracy:.4} in {seconds:.1} s");
+    assert!(accuracy >= 0.95, "{stdout}");
+    assert!(seconds < 60.0, "took {seconds:.1} s");
+    let (ok, stdout, stderr) = percept(&[
+        "eval",
+        "--json",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let eval: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(eval["accuracy"].as_f64().unwrap(), accuracy);
+}
+
+#[test]
+fn bad_input_fails_with_a_message_not_a_panic() {
+    let (ok, _, stderr) = percept(&["train", "--data", "/no/such/file.csv"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("/no/such/file.csv") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = percept(&["eval", "--checkpoint", "/no/such/checkpoint.safetensors"]);
+    assert!(
+        !ok && stderr.contains("/no/such/checkpoint.safetensors"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = percept(&["bench", "matmul", "--sizes", "0"]);
+    assert!(!ok && stderr.contains("size 0"), "{stderr}");
+}

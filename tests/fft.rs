@@ -1,0 +1,392 @@
+//! The FFT plans against rustfft in f64: every length 1..=64, primes, products of small primes
+//! and powers of two, along the last and a strided axis, every kind and normalisation; round
+//! trips, Parseval's identity, the adjoint identity, and bad input. Each case runs with
+//! bounds-checked and unchecked shader modules. Many small transforms are recorded before the
+//! first readback, so they go to the GPU in few submissions.
+
+mod common;
+
+use common::{both, random};
+use percept::ops::{FftKind, FftNorm, FftPlan};
+use percept::reference;
+use percept::{DType, Error, Gpu, Tensor};
+
+/// Relative L2 error allowed for a transform of length n: f32 rounding grows with log2 n.
+fn tolerance(n: usize) -> f64 {
+    1e-5 * (n as f64).log2().max(1.0)
+}
+
+/// `||got - want|| / ||want||` over flattened values.
+fn rel_l2(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "compared lengths differ");
+    let (mut err, mut norm) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        err += (g as f64 - w).powi(2);
+        norm += w * w;
+    }
+    (err / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+fn flat(values: &[[f32; 2]]) -> Vec<f32> {
+    values.iter().flatten().copied().collect()
+}
+
+fn flat64(values: &[[f64; 2]]) -> Vec<f64> {
+    values.iter().flatten().copied().collect()
+}
+
+fn random_complex(seed: u64, n: usize) -> Vec<[f32; 2]> {
+    random(seed, 2 * n, -1.0, 1.0)
+        .chunks(2)
+        .map(|c| [c[0], c[1]])
+        .collect()
+}
+
+/// Host data of a plan's input, and its upload.
+enum Input {
+    Real(Vec<f32>),
+    Complex(Vec<[f32; 2]>),
+}
+
+impl Input {
+    fn random(seed: u64, dtype: DType, shape: &[usize]) -> Input {
+        let len = shape.iter().product();
+        match dtype {
+            DType::F32 => Input::Real(random(seed, len, -1.0, 1.0)),
+            DType::C32 => Input::Complex(random_complex(seed, len)),
+        }
+    }
+
+    fn upload(&self, gpu: &Gpu, shape: &[usize]) -> Tensor {
+        match self {
+            Input::Real(x) => Tensor::from_slice(gpu, x, shape).unwrap(),
+            Input::Complex(x) => Tensor::from_complex(gpu, x, shape).unwrap(),
+        }
+    }
+}
+
+/// Flattened values of a real or complex tensor.
+fn download(t: &Tensor) -> Vec<f32> {
+    match t.dtype() {
+        DType::F32 => t.to_vec().unwrap(),
+        DType::C32 => flat(&t.to_complex_vec().unwrap()),
+    }
+}
+
+/// The oracle of a plan applied to `input`, flattened.
+fn oracle(plan: &FftPlan, shape: &[usize], input: &Input) -> Vec<f64> {
+    let (axis, norm) = (plan.axis(), plan.norm());
+    match (plan.kind(), input) {
+        (FftKind::Forward, Input::Complex(x)) => {
+            flat64(&reference::fft_c2c(x, shape, axis, false, norm))
+        }
+        (FftKind::Inverse, Input::Complex(x)) => {
+            flat64(&reference::fft_c2c(x, shape, axis, true, norm))
+        }
+        (FftKind::RealForward, Input::Real(x)) => flat64(&reference::fft_r2c(x, shape, axis, norm)),
+        (FftKind::RealInverse, Input::Complex(x)) => reference::fft_c2r(x, shape, axis, norm),
+        _ => unreachable!("input dtype follows the plan"),
+    }
+}
+
+/// One planned transform of random input, recorded; checked against the oracle later.
+struct Case {
+    name: String,
+    plan: FftPlan,
+    shape: Vec<usize>,
+    input: Input,
+    output: Tensor,
+}
+
+impl Case {
+    fn record(
+        gpu: &Gpu,
+        kind: FftKind,
+        shape: &[usize],
+        axis: usize,
+        norm: FftNorm,
+        seed: u64,
+    ) -> Case {
+        let plan = FftPlan::new(gpu, kind, shape, axis, norm)
+            .unwrap_or_else(|e| panic!("plan {kind:?} {shape:?} axis {axis}: {e}"));
+        let input = Input::random(seed, plan.input_dtype(), &plan.input_shape());
+        let x = input.upload(gpu, &plan.input_shape());
+        let output = plan.execute(&x).unwrap();
+        let name = format!(
+            "{kind:?} {norm:?} shape {shape:?} axis {axis} ({}, checked {})",
+            plan.algorithm(),
+            gpu.checked()
+        );
+        Case {
+            name,
+            plan,
+            shape: shape.to_vec(),
+            input,
+            output,
+        }
+    }
+
+    fn check(&self) {
+        let want = oracle(&self.plan, &self.shape, &self.input);
+        let err = rel_l2(&download(&self.output), &want);
+        let tol = tolerance(self.plan.n());
+        assert!(
+            err <= tol,
+            "{}: relative L2 error {err:.2e} > {tol:.1e}",
+            self.name
+        );
+    }
+}
+
+/// Records every case first, then checks them all.
+fn check_all(cases: impl IntoIterator<Item = Case>) {
+    let cases: Vec<Case> = cases.into_iter().collect();
+    for case in &cases {
+        case.check();
+    }
+}
+
+#[test]
+fn every_length_to_64_every_kind() {
+    for gpu in both() {
+        let cases = (1..=64).flat_map(|n| {
+            FftKind::ALL
+                .map(|kind| Case::record(gpu, kind, &[3, n], 1, FftNorm::Backward, n as u64))
+        });
+        check_all(cases);
+    }
+}
+
+#[test]
+fn primes_and_products_of_small_primes() {
+    for gpu in both() {
+        let cases = [97, 257, 1009, 360, 1000, 4097].into_iter().flat_map(|n| {
+            [FftKind::Forward, FftKind::RealForward, FftKind::RealInverse]
+                .map(|kind| Case::record(gpu, kind, &[2, n], 1, FftNorm::Backward, n as u64))
+        });
+        check_all(cases);
+    }
+}
+
+#[test]
+fn powers_of_two_to_2_16() {
+    for gpu in both() {
+        let cases = (7..=16).flat_map(|log| {
+            let n = 1usize << log;
+            let batch = if n > 4096 { 1 } else { 2 };
+            [FftKind::Forward, FftKind::RealForward]
+                .map(|kind| Case::record(gpu, kind, &[batch, n], 1, FftNorm::Backward, log))
+        });
+        check_all(cases);
+    }
+}
+
+#[test]
+fn strided_axes_every_kind() {
+    for gpu in both() {
+        let mut cases = Vec::new();
+        for n in [1, 2, 5, 6, 16, 97, 360] {
+            for kind in FftKind::ALL {
+                for (shape, axis) in [(vec![2, n, 3], 1), (vec![n, 5], 0), (vec![2, 3, n], 2)] {
+                    cases.push(Case::record(gpu, kind, &shape, axis, FftNorm::Backward, 7));
+                }
+            }
+        }
+        // Long enough to take several passes: along a strided axis too.
+        cases.push(Case::record(
+            gpu,
+            FftKind::Forward,
+            &[8192, 2],
+            0,
+            FftNorm::Ortho,
+            8,
+        ));
+        check_all(cases);
+    }
+}
+
+#[test]
+fn every_normalisation() {
+    for gpu in both() {
+        let mut cases = Vec::new();
+        for n in [12, 13, 64] {
+            for kind in FftKind::ALL {
+                for norm in FftNorm::ALL {
+                    cases.push(Case::record(gpu, kind, &[2, n], 1, norm, 11));
+                    cases.push(Case::record(gpu, kind, &[2, n, 3], 1, norm, 12));
+                }
+            }
+        }
+        check_all(cases);
+    }
+}
+
+/// `(shape, axis)` of the identity tests: last axis and strided, smooth and Bluestein lengths.
+fn identity_shapes() -> Vec<(Vec<usize>, usize)> {
+    let mut shapes = Vec::new();
+    for n in [1, 2, 7, 16, 97, 1000] {
+        shapes.push((vec![2, n], 1));
+        shapes.push((vec![n, 3], 0));
+    }
+    shapes
+}
+
+#[test]
+fn inverse_of_forward_is_identity() {
+    for gpu in both() {
+        for (shape, axis) in identity_shapes() {
+            let n = shape[axis];
+            for norm in FftNorm::ALL {
+                for (fwd, inv) in [
+                    (FftKind::Forward, FftKind::Inverse),
+                    (FftKind::RealForward, FftKind::RealInverse),
+                ] {
+                    let forward = FftPlan::new(gpu, fwd, &shape, axis, norm).unwrap();
+                    let inverse = FftPlan::new(gpu, inv, &shape, axis, norm).unwrap();
+                    let input = Input::random(3, forward.input_dtype(), &shape);
+                    let x = input.upload(gpu, &shape);
+                    let back = inverse.execute(&forward.execute(&x).unwrap()).unwrap();
+                    let want: Vec<f64> = download(&x).iter().map(|&v| v as f64).collect();
+                    let err = rel_l2(&download(&back), &want);
+                    assert!(
+                        err <= tolerance(n),
+                        "{fwd:?} then {inv:?}, {norm:?}, shape {shape:?} axis {axis}: {err:.2e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Sum of squared magnitudes; for a real transform's bins, the interior ones count twice (for
+/// their conjugate twins).
+fn energy(values: &[f32], half_spectrum_of: Option<usize>) -> f64 {
+    let mut total = 0.0;
+    for (i, pair) in values.chunks(2).enumerate() {
+        let e = pair.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+        total += match half_spectrum_of {
+            Some(n) if i % (n / 2 + 1) != 0 && 2 * (i % (n / 2 + 1)) != n => 2.0 * e,
+            _ => e,
+        };
+    }
+    total
+}
+
+#[test]
+fn parseval() {
+    for gpu in both() {
+        for n in [1, 16, 97, 1000] {
+            for kind in [FftKind::Forward, FftKind::RealForward] {
+                let plan = FftPlan::new(gpu, kind, &[2, n], 1, FftNorm::Ortho).unwrap();
+                let input = Input::random(5, plan.input_dtype(), &[2, n]);
+                let x = input.upload(gpu, &[2, n]);
+                let y = download(&plan.execute(&x).unwrap());
+                let x = download(&x);
+                let ex = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+                let ey = energy(&y, kind.is_real().then_some(n));
+                assert!(
+                    (ex - ey).abs() <= tolerance(n) * ex,
+                    "{kind:?} n={n}: |x|^2 = {ex}, |y|^2 = {ey}"
+                );
+            }
+        }
+    }
+}
+
+/// `Re Σ conj(a) b` over flattened values: the real inner product.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+#[test]
+fn adjoint_identity() {
+    for gpu in both() {
+        for (shape, axis) in identity_shapes() {
+            let n = shape[axis];
+            for kind in FftKind::ALL {
+                for norm in FftNorm::ALL {
+                    let plan = FftPlan::new(gpu, kind, &shape, axis, norm).unwrap();
+                    let (in_shape, out_shape) = (plan.input_shape(), plan.output_shape());
+                    let x = Input::random(21, plan.input_dtype(), &in_shape).upload(gpu, &in_shape);
+                    let y =
+                        Input::random(22, plan.output_dtype(), &out_shape).upload(gpu, &out_shape);
+                    let fx = download(&plan.execute(&x).unwrap());
+                    let fty = download(&plan.adjoint(&y).unwrap());
+                    let (x, y) = (download(&x), download(&y));
+                    let (lhs, rhs) = (dot(&fx, &y), dot(&x, &fty));
+                    // Compare with the size of the terms, not of the (cancelling) sums.
+                    let size = (dot(&fx, &fx) * dot(&y, &y)).sqrt();
+                    assert!(
+                        (lhs - rhs).abs() <= tolerance(n) * size,
+                        "{kind:?} {norm:?} shape {shape:?} axis {axis}: <Fx,y> = {lhs}, \
+                         <x,F*y> = {rhs}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plans_are_reusable_and_write_into_given_outputs() {
+    for gpu in both() {
+        let plan = FftPlan::new(gpu, FftKind::Forward, &[4, 360], 1, FftNorm::Backward).unwrap();
+        let a = Input::random(1, DType::C32, &[4, 360]);
+        let b = Input::random(2, DType::C32, &[4, 360]);
+        let (xa, xb) = (a.upload(gpu, &[4, 360]), b.upload(gpu, &[4, 360]));
+        let out = Tensor::from_complex(gpu, &vec![[0.0; 2]; 4 * 360], &[4, 360]).unwrap();
+        let ya = plan.execute(&xa).unwrap();
+        plan.execute_into(&xb, &out).unwrap();
+        let ya_again = plan.execute(&xa).unwrap();
+        for (y, input) in [(&ya, &a), (&out, &b), (&ya_again, &a)] {
+            let err = rel_l2(&download(y), &oracle(&plan, &[4, 360], input));
+            assert!(err <= tolerance(360), "reuse: {err:.2e}");
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let gpu = common::unchecked();
+    let plan =
+        |kind, shape: &[usize], axis| FftPlan::new(gpu, kind, shape, axis, FftNorm::Backward);
+    let invalid = |r: Result<FftPlan, Error>, what: &str| match r {
+        Err(Error::InvalidArgument { detail, .. }) => assert!(detail.contains(what), "{detail}"),
+        other => panic!("expected an invalid-argument error about {what}, got {other:?}"),
+    };
+    invalid(plan(FftKind::Forward, &[4, 0], 1), "length");
+    invalid(plan(FftKind::Forward, &[0, 4], 1), "batch");
+    invalid(plan(FftKind::Forward, &[4, 4], 2), "axis");
+    invalid(plan(FftKind::Forward, &[], 0), "axis");
+    // One complex value past the largest storage binding.
+    let values = gpu.limits().max_storage_buffer_binding_size / 8 + 1;
+    match plan(FftKind::Forward, &[values.div_ceil(1024) as usize, 1024], 1) {
+        Err(Error::Limit { limit_name, .. }) => {
+            assert!(limit_name.contains("buffer"), "{limit_name}")
+        }
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+
+    let c2c = plan(FftKind::Forward, &[2, 8], 1).unwrap();
+    let real = Tensor::from_slice(gpu, &[0.5; 16], &[2, 8]).unwrap();
+    match c2c.execute(&real) {
+        Err(Error::InvalidArgument { detail, .. }) => assert!(detail.contains("C32"), "{detail}"),
+        other => panic!("expected a dtype error, got {other:?}"),
+    }
+    let wrong = Tensor::from_complex(gpu, &[[0.5, 0.5]; 16], &[4, 4]).unwrap();
+    assert!(matches!(c2c.execute(&wrong), Err(Error::Shape { .. })));
+    let x = Tensor::from_complex(gpu, &[[0.5, 0.5]; 16], &[2, 8]).unwrap();
+    assert!(matches!(
+        c2c.execute_into(&x, &x),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // The adjoint takes tensors like the output: the spectrum of a real transform.
+    let r2c = plan(FftKind::RealForward, &[2, 8], 1).unwrap();
+    assert!(matches!(r2c.adjoint(&x), Err(Error::Shape { .. })));
+    let other_device = common::checked();
+    let elsewhere = Tensor::from_complex(other_device, &[[0.5, 0.5]; 16], &[2, 8]).unwrap();
+    assert!(matches!(
+        c2c.execute(&elsewhere),
+        Err(Error::InvalidArgument { .. })
+    ));
+}

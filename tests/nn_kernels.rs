@@ -1,0 +1,275 @@
+//! The training kernels (losses, column sums, layer-norm backward, optimizers, backward through
+//! activations) against their f64 oracles, and the oracles' gradients against finite
+//! differences.
+
+mod common;
+
+use common::{assert_close, both, random};
+use percept::ops::{self, Activation, Loss, OptimizerKind, OptimizerStep, Reduction};
+use percept::{Tensor, reference};
+
+const LOSSES: [Loss; 4] = [
+    Loss::CrossEntropy,
+    Loss::MeanSquaredError,
+    Loss::Hinge,
+    Loss::MultiMargin,
+];
+
+fn loss_targets(kind: Loss, rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let r = random(seed, rows * cols, 0.0, 1.0);
+    match kind {
+        Loss::CrossEntropy | Loss::MultiMargin => (0..rows)
+            .map(|i| ((r[i] * cols as f32) as usize).min(cols - 1) as f32)
+            .collect(),
+        Loss::MeanSquaredError => random(seed, rows * cols, -1.0, 1.0),
+        Loss::Hinge => r
+            .iter()
+            .map(|&v| if v < 0.5 { -1.0 } else { 1.0 })
+            .collect(),
+    }
+}
+
+#[test]
+fn losses_and_gradients_match_the_oracle() {
+    for gpu in both() {
+        for kind in LOSSES {
+            for &(rows, cols) in &[(7, 10), (3, 300), (1, 1)] {
+                if kind == Loss::CrossEntropy && cols == 1 {
+                    continue;
+                }
+                let pred_host = random(1, rows * cols, -3.0, 3.0);
+                let target_host = loss_targets(kind, rows, cols, 2);
+                let pred = Tensor::from_slice(gpu, &pred_host, &[rows, cols]).unwrap();
+                let tshape: Vec<usize> = if kind.takes_class_indices() {
+                    vec![rows]
+                } else {
+                    vec![rows, cols]
+                };
+                let target = Tensor::from_slice(gpu, &target_host, &tshape).unwrap();
+                for reduction in [Reduction::Mean, Reduction::Sum] {
+                    let out = ops::loss(&pred, &target, kind, reduction).unwrap();
+                    let (want, want_grad) =
+                        reference::loss(&pred_host, &target_host, cols, kind, reduction);
+                    let case = format!("{kind:?} {reduction:?} {rows}x{cols}");
+                    assert_close(&case, &out.loss.to_vec().unwrap(), &[want], 1e-5);
+                    assert_close(&case, &out.grad.to_vec().unwrap(), &want_grad, 1e-5);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn loss_oracle_gradients_match_finite_differences() {
+    let (rows, cols) = (3, 5);
+    let h = 1e-3f32;
+    for kind in LOSSES {
+        let pred = random(3, rows * cols, -2.0, 2.0);
+        let target = loss_targets(kind, rows, cols, 4);
+        let (_, grad) = reference::loss(&pred, &target, cols, kind, Reduction::Mean);
+        for i in 0..pred.len() {
+            let (mut up, mut down) = (pred.clone(), pred.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (reference::loss(&up, &target, cols, kind, Reduction::Mean).0
+                - reference::loss(&down, &target, cols, kind, Reduction::Mean).0)
+                / (2.0 * h as f64);
+            assert!(
+                (fd - grad[i]).abs() < 1e-4,
+                "{kind:?} element {i}: gradient {}, finite difference {fd}",
+                grad[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn column_sums_tall_and_short() {
+    for gpu in both() {
+        for &(rows, cols) in &[(1, 1), (5, 70), (600, 3), (1025, 65)] {
+            let host = random(5, rows * cols, -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+            let got = ops::column_sums(&x).unwrap().to_vec().unwrap();
+            assert_close(
+                &format!("column sums {rows}x{cols}"),
+                &got,
+                &reference::column_sums(&host, cols),
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn layernorm_backward_matches_oracle_and_finite_differences() {
+    let eps = 1e-5;
+    for gpu in both() {
+        for &(rows, cols) in &[(6, 33), (2, 300)] {
+            let x_host = random(6, rows * cols, -2.0, 2.0);
+            let dy_host = random(7, rows * cols, -1.0, 1.0);
+            let gamma_host = random(8, cols, 0.5, 1.5);
+            let x = Tensor::from_slice(gpu, &x_host, &[rows, cols]).unwrap();
+            let dy = Tensor::from_slice(gpu, &dy_host, &[rows, cols]).unwrap();
+            let gamma = Tensor::from_slice(gpu, &gamma_host, &[cols]).unwrap();
+            let beta = Tensor::zeros(gpu, &[cols]).unwrap();
+            let forward = ops::layernorm(&x, Some((&gamma, &beta)), eps as f32).unwrap();
+            let (dgamma, dbeta) = (
+                Tensor::zeros(gpu, &[cols]).unwrap(),
+                Tensor::zeros(gpu, &[cols]).unwrap(),
+            );
+            let affine = ops::LayerNormAffineGrads {
+                gamma: &gamma,
+                dgamma: &dgamma,
+                dbeta: &dbeta,
+            };
+            let dx = ops::layernorm_backward(&x, &forward, &dy, Some(affine)).unwrap();
+            let (want_dx, want_dg, want_db) =
+                reference::layernorm_backward(&x_host, cols, Some(&gamma_host), &dy_host, eps);
+            let case = format!("layernorm backward {rows}x{cols}");
+            assert_close(&case, &dx.to_vec().unwrap(), &want_dx, 1e-4);
+            assert_close(&case, &dgamma.to_vec().unwrap(), &want_dg, 1e-5);
+            assert_close(&case, &dbeta.to_vec().unwrap(), &want_db, 1e-5);
+            let plain = ops::layernorm(&x, None, eps as f32).unwrap();
+            let dx_plain = ops::layernorm_backward(&x, &plain, &dy, None).unwrap();
+            let (want_plain, _, _) =
+                reference::layernorm_backward(&x_host, cols, None, &dy_host, eps);
+            assert_close(&case, &dx_plain.to_vec().unwrap(), &want_plain, 1e-4);
+        }
+    }
+    // The oracle against central differences of sum(dy * layernorm(x)).
+    let (rows, cols) = (2, 7);
+    let x = random(9, rows * cols, -2.0, 2.0);
+    let dy = random(10, rows * cols, -1.0, 1.0);
+    let gamma = random(11, cols, 0.5, 1.5);
+    let objective = |x: &[f32], gamma: &[f32]| -> f64 {
+        let zeros = vec![0.0; cols];
+        let (y, _, _) = reference::layernorm(x, cols, Some((gamma, &zeros)), eps);
+        y.iter().zip(&dy).map(|(a, &b)| a * b as f64).sum()
+    };
+    let (dx, dgamma, _) = reference::layernorm_backward(&x, cols, Some(&gamma), &dy, eps);
+    let h = 1e-3f32;
+    for i in 0..x.len() {
+        let (mut up, mut down) = (x.clone(), x.clone());
+        up[i] += h;
+        down[i] -= h;
+        let fd = (objective(&up, &gamma) - objective(&down, &gamma)) / (2.0 * h as f64);
+        assert!(
+            (fd - dx[i]).abs() < 1e-3,
+            "dx[{i}] = {}, finite difference {fd}",
+            dx[i]
+        );
+    }
+    for j in 0..cols {
+        let (mut up, mut down) = (gamma.clone(), gamma.clone());
+        up[j] += h;
+        down[j] -= h;
+        let fd = (objective(&x, &up) - objective(&x, &down)) / (2.0 * h as f64);
+        assert!(
+            (fd - dgamma[j]).abs() < 1e-3,
+            "dgamma[{j}] = {}, finite difference {fd}",
+            dgamma[j]
+        );
+    }
+}
+
+#[test]
+fn backward_from_output_matches_backward_from_input() {
+    let n = 513;
+    let x_host = random(12, n, -4.0, 4.0);
+    let g_host = random(13, n, -1.0, 1.0);
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &x_host, &[n]).unwrap();
+        let g = Tensor::from_slice(gpu, &g_host, &[n]).unwrap();
+        for act in Activation::ALL
+            .into_iter()
+            .filter(|a| a.derivative_from_output())
+        {
+            let y = ops::activation(&x, act).unwrap();
+            let y_host = y.to_vec().unwrap();
+            let got = ops::activation_backward_from_output(&y, &g, act)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            assert_close(
+                &format!("{act:?}"),
+                &got,
+                &reference::activation_backward_from_output(&y_host, &g_host, act),
+                1e-5,
+            );
+            assert_close(
+                &format!("{act:?} vs input form"),
+                &got,
+                &reference::activation_backward(&x_host, &g_host, act),
+                1e-4,
+            );
+        }
+        let y = ops::activation(&x, Activation::Gelu).unwrap();
+        assert!(ops::activation_backward_from_output(&y, &g, Activation::Gelu).is_err());
+    }
+}
+
+#[test]
+fn optimizers_match_their_formulas_over_steps() {
+    let n = 300;
+    let kinds = [
+        OptimizerKind::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        },
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+        },
+        OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            decoupled: false,
+        },
+        OptimizerKind::Adam {
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            decoupled: true,
+        },
+    ];
+    for gpu in both() {
+        for kind in kinds {
+            for max_grad_norm in [0.0, 0.5] {
+                let w0 = random(14, n, -1.0, 1.0);
+                let w = Tensor::from_slice(gpu, &w0, &[n]).unwrap();
+                let (s1, s2) = (
+                    Tensor::zeros(gpu, &[n]).unwrap(),
+                    Tensor::zeros(gpu, &[n]).unwrap(),
+                );
+                let mut want_w: Vec<f64> = w0.iter().map(|&v| v as f64).collect();
+                let (mut want_s1, mut want_s2) = (vec![0.0; n], vec![0.0; n]);
+                for t in 1..=4u64 {
+                    let g_host = random(100 + t, n, -1.0, 1.0);
+                    let g = Tensor::from_slice(gpu, &g_host, &[n]).unwrap();
+                    let norm_sq = ops::reduce_all(&g, Reduction::SumOfSquares).unwrap();
+                    let step = OptimizerStep {
+                        kind,
+                        lr: 0.05,
+                        weight_decay: 0.01,
+                        max_grad_norm,
+                        step: t,
+                    };
+                    ops::optimizer_step(&step, &w, &g, &s1, &s2, &norm_sq).unwrap();
+                    let g64: Vec<f64> = g_host.iter().map(|&v| v as f64).collect();
+                    reference::optimizer_step(&step, &mut want_w, &g64, &mut want_s1, &mut want_s2);
+                }
+                assert_close(
+                    &format!("{kind:?} clip {max_grad_norm}"),
+                    &w.to_vec().unwrap(),
+                    &want_w,
+                    1e-5,
+                );
+            }
+        }
+    }
+}

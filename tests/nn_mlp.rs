@@ -1,0 +1,226 @@
+//! The MLP's backward against central finite differences of an f64 forward, for every
+//! activation and layer-norm placement.
+
+mod common;
+
+use common::{assert_close, random, unchecked};
+use percept::nn::{Init, Mlp, MlpConfig, Norm};
+use percept::ops::{self, Activation, Loss, Reduction};
+use percept::{Tensor, reference};
+
+/// The network's mean cross-entropy in f64, with parameters in the network's order.
+fn host_loss(cfg: &MlpConfig, params: &[Vec<f64>], x: &[f64], labels: &[usize]) -> f64 {
+    let rows = labels.len();
+    let mut h = x.to_vec();
+    let mut p = 0;
+    let layers = cfg.widths.len() - 1;
+    let layernorm = |z: &mut Vec<f64>, cols: usize, affine: Option<(&[f64], &[f64])>| {
+        for row in z.chunks_mut(cols) {
+            let mean = row.iter().sum::<f64>() / cols as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+            let rstd = 1.0 / (var + ops_eps()).sqrt();
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) * rstd;
+                if let Some((g, b)) = affine {
+                    *v = *v * g[j] + b[j];
+                }
+            }
+        }
+    };
+    for layer in 0..layers {
+        let (fan_in, fan_out) = (cfg.widths[layer], cfg.widths[layer + 1]);
+        let w = &params[p];
+        p += 1;
+        let b = if cfg.bias {
+            p += 1;
+            Some(&params[p - 1])
+        } else {
+            None
+        };
+        let mut z = vec![0.0; rows * fan_out];
+        for r in 0..rows {
+            for o in 0..fan_out {
+                let dot: f64 = (0..fan_in)
+                    .map(|i| h[r * fan_in + i] * w[o * fan_in + i])
+                    .sum();
+                z[r * fan_out + o] = dot + b.map_or(0.0, |b| b[o]);
+            }
+        }
+        if layer + 1 < layers {
+            let act = |z: &mut Vec<f64>| {
+                z.iter_mut()
+                    .for_each(|v| *v = reference::activation_scalar(cfg.activation, *v))
+            };
+            let mut ln = |z: &mut Vec<f64>| {
+                let affine = cfg.norm_affine.then(|| {
+                    p += 2;
+                    (&params[p - 2][..], &params[p - 1][..])
+                });
+                layernorm(z, fan_out, affine);
+            };
+            match cfg.norm {
+                Norm::None => act(&mut z),
+                Norm::BeforeActivation => {
+                    ln(&mut z);
+                    act(&mut z);
+                }
+                Norm::AfterActivation => {
+                    act(&mut z);
+                    ln(&mut z);
+                }
+            }
+        }
+        h = z;
+    }
+    let classes = *cfg.widths.last().unwrap();
+    let mut total = 0.0;
+    for (r, &t) in labels.iter().enumerate() {
+        let row = &h[r * classes..(r + 1) * classes];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln() + m;
+        total += lse - row[t];
+    }
+    total / rows as f64
+}
+
+fn ops_eps() -> f64 {
+    percept::nn::LAYERNORM_EPS as f64
+}
+
+#[test]
+fn mlp_gradients_match_finite_differences() {
+    let gpu = unchecked();
+    let (rows, widths) = (4, vec![5, 7, 6, 3]);
+    let x_host = random(1, rows * widths[0], -1.5, 1.5);
+    let labels = [0usize, 2, 1, 2];
+    let labels_f: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    for activation in Activation::ALL {
+        for norm in [Norm::None, Norm::BeforeActivation, Norm::AfterActivation] {
+            let cfg = MlpConfig {
+                widths: widths.clone(),
+                activation,
+                norm,
+                norm_affine: true,
+                bias: true,
+                init: Init::KaimingNormal,
+                seed: 3,
+            };
+            let mlp = Mlp::new(gpu, cfg.clone()).unwrap();
+            // Perturb the layer norms' gains and biases away from 1 and 0.
+            let mut values = mlp.params().download().unwrap();
+            for (i, info) in mlp.params().infos().iter().enumerate() {
+                if info.shape.len() == 1 {
+                    values[i] = random(50 + i as u64, info.len(), 0.5, 1.5);
+                }
+            }
+            mlp.params().upload(&values).unwrap();
+            let x = Tensor::from_slice(gpu, &x_host, &[rows, widths[0]]).unwrap();
+            let target = Tensor::from_slice(gpu, &labels_f, &[rows]).unwrap();
+            let (logits, cache) = mlp.forward(&x).unwrap();
+            let loss = ops::loss(&logits, &target, Loss::CrossEntropy, Reduction::Mean).unwrap();
+            let dx = mlp.backward(&cache, &loss.grad, true).unwrap().unwrap();
+            let grads = mlp.params().download_grads().unwrap();
+
+            let p64: Vec<Vec<f64>> = values
+                .iter()
+                .map(|v| v.iter().map(|&a| a as f64).collect())
+                .collect();
+            let x64: Vec<f64> = x_host.iter().map(|&a| a as f64).collect();
+            let gpu_loss = loss.loss.to_vec().unwrap()[0] as f64;
+            let host = host_loss(&cfg, &p64, &x64, &labels);
+            assert!(
+                (gpu_loss - host).abs() < 1e-4 * host.abs().max(1.0),
+                "{activation:?} {norm:?}: loss {gpu_loss} vs {host}"
+            );
+            let h = 1e-6;
+            for (t, info) in mlp.params().infos().iter().enumerate() {
+                let fd: Vec<f64> = (0..info.len())
+                    .map(|i| {
+                        let (mut up, mut down) = (p64.clone(), p64.clone());
+                        up[t][i] += h;
+                        down[t][i] -= h;
+                        (host_loss(&cfg, &up, &x64, &labels)
+                            - host_loss(&cfg, &down, &x64, &labels))
+                            / (2.0 * h)
+                    })
+                    .collect();
+                assert_close(
+                    &format!("{activation:?} {norm:?} d/d {}", info.name),
+                    &grads[t],
+                    &fd,
+                    2e-3,
+                );
+            }
+            let fd_x: Vec<f64> = (0..x64.len())
+                .map(|i| {
+                    let (mut up, mut down) = (x64.clone(), x64.clone());
+                    up[i] += h;
+                    down[i] -= h;
+                    (host_loss(&cfg, &p64, &up, &labels) - host_loss(&cfg, &p64, &down, &labels))
+                        / (2.0 * h)
+                })
+                .collect();
+            assert_close(
+                &format!("{activation:?} {norm:?} d/dx"),
+                &dx.to_vec().unwrap(),
+                &fd_x,
+                2e-3,
+            );
+        }
+    }
+}
+
+#[test]
+fn parameter_names_follow_torch_sequential() {
+    let gpu = unchecked();
+    let names = |norm, bias| {
+        let cfg = MlpConfig {
+            norm,
+            bias,
+            ..MlpConfig::new(&[4, 8, 8, 2])
+        };
+        let mlp = Mlp::new(gpu, cfg).unwrap();
+        mlp.params()
+            .infos()
+            .iter()
+            .map(|i| format!("{}{:?}", i.name, i.shape))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(Norm::None, true),
+        [
+            "0.weight[8, 4]",
+            "0.bias[8]",
+            "2.weight[8, 8]",
+            "2.bias[8]",
+            "4.weight[2, 8]",
+            "4.bias[2]"
+        ]
+    );
+    assert_eq!(
+        names(Norm::AfterActivation, false),
+        [
+            "0.weight[8, 4]",
+            "2.weight[8]",
+            "2.bias[8]",
+            "3.weight[8, 8]",
+            "5.weight[8]",
+            "5.bias[8]",
+            "6.weight[2, 8]"
+        ]
+    );
+}
+
+#[test]
+fn sparse_init_connects_each_unit_to_s_inputs() {
+    let gpu = unchecked();
+    let cfg = MlpConfig {
+        init: Init::Sparse { inputs: 3 },
+        ..MlpConfig::new(&[20, 16, 2])
+    };
+    let mlp = Mlp::new(gpu, cfg).unwrap();
+    let w = &mlp.params().download().unwrap()[0];
+    for row in w.chunks(20) {
+        assert_eq!(row.iter().filter(|v| **v != 0.0).count(), 3);
+    }
+}

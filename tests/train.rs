@@ -1,0 +1,295 @@
+//! Training end to end: data loaders and their errors, the shipped digits, determinism,
+//! checkpoints, exact resumption, and stopping on divergence.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use common::unchecked;
+use percept::Error;
+use percept::data::{self, Dataset, LabelColumn, Source};
+use percept::nn::{self, OptimizerChoice, OptimizerConfig};
+use percept::train::{self, Outputs, TrainConfig, Trainer};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("percept-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn digits() -> Dataset {
+    data::load(&Source::csv(data::digits_path())).unwrap()
+}
+
+fn digits_config(epochs: usize) -> TrainConfig {
+    let mut config = TrainConfig {
+        epochs,
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    config.optimizer = OptimizerConfig {
+        kind: OptimizerChoice::Adam,
+        lr: 3e-3,
+        ..OptimizerConfig::default()
+    };
+    config
+}
+
+#[test]
+fn digits_reach_95_percent_test_accuracy() {
+    let gpu = unchecked();
+    let data = digits();
+    assert_eq!((data.len(), data.dim, data.classes()), (1797, 64, 10));
+    let start = Instant::now();
+    let mut trainer = Trainer::new(gpu, digits_config(15), &data).unwrap();
+    let history = train::fit(&mut trainer, &Outputs::default(), || {}, |_| {}).unwrap();
+    let test = trainer.evaluate(&trainer.splits().test).unwrap();
+    eprintln!(
+        "digits: {} epochs in {:.1} s, final train loss {:.4}, test accuracy {:.4}",
+        history.len(),
+        start.elapsed().as_secs_f64(),
+        history.last().unwrap().train_loss,
+        test.accuracy
+    );
+    assert!(test.accuracy >= 0.95, "test accuracy {}", test.accuracy);
+    assert!(history.last().unwrap().train_loss < history[0].train_loss);
+}
+
+#[test]
+fn same_seed_gives_bit_identical_runs() {
+    let gpu = unchecked();
+    let data = digits();
+    let run = || {
+        let mut trainer = Trainer::new(gpu, digits_config(2), &data).unwrap();
+        train::fit(&mut trainer, &Outputs::default(), || {}, |_| {}).unwrap();
+        trainer.mlp().params().download().unwrap()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted() {
+    let gpu = unchecked();
+    let data = digits();
+    let mut config = digits_config(3);
+    config.optimizer.kind = OptimizerChoice::Sgd;
+    config.optimizer.momentum = 0.9;
+    config.optimizer.lr = 0.05;
+    config.optimizer.max_grad_norm = 1.0;
+    config.optimizer.schedule = nn::Schedule::Cosine {
+        warmup: 10,
+        total: 120,
+    };
+
+    let mut straight = Trainer::new(gpu, config.clone(), &data).unwrap();
+    train::fit(&mut straight, &Outputs::default(), || {}, |_| {}).unwrap();
+
+    let path = tmp("resume.safetensors");
+    let mut first = Trainer::new(
+        gpu,
+        TrainConfig {
+            epochs: 1,
+            ..config.clone()
+        },
+        &data,
+    )
+    .unwrap();
+    let outputs = Outputs {
+        checkpoint: Some(path.clone()),
+        ..Outputs::default()
+    };
+    train::fit(&mut first, &outputs, || {}, |_| {}).unwrap();
+    let mut resumed = Trainer::resume(gpu, &path, &data, Some(3)).unwrap();
+    assert_eq!(resumed.epoch(), 1);
+    train::fit(&mut resumed, &outputs, || {}, |_| {}).unwrap();
+    assert_eq!(
+        resumed.mlp().params().download().unwrap(),
+        straight.mlp().params().download().unwrap()
+    );
+}
+
+#[test]
+fn checkpoints_round_trip_and_report_mismatches() {
+    let gpu = unchecked();
+    let data = digits();
+    let path = tmp("roundtrip.safetensors");
+    let mut trainer = Trainer::new(gpu, digits_config(1), &data).unwrap();
+    let outputs = Outputs {
+        checkpoint: Some(path.clone()),
+        metrics: Some(tmp("m.jsonl")),
+        plot: Some(tmp("p.svg")),
+    };
+    train::fit(&mut trainer, &outputs, || {}, |_| {}).unwrap();
+    let saved = nn::load_checkpoint(&path).unwrap();
+    assert_eq!(saved.params, trainer.mlp().params().download().unwrap());
+    assert_eq!(saved.metadata.get("epoch").map(String::as_str), Some("1"));
+    assert!(saved.extra.contains_key("data.mean"));
+    let eval = train::evaluate_checkpoint(gpu, &path, &data, train::Part::Test).unwrap();
+    assert!(eval.accuracy > 0.5, "{eval:?}");
+    let metrics = std::fs::read_to_string(tmp("m.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
+    assert!(
+        std::fs::read_to_string(tmp("p.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+
+    // A tensor of the wrong shape is named.
+    let mut config = saved.config.clone();
+    config.widths[1] = 32;
+    let bad = percept::nn::Mlp::new(gpu, config).unwrap();
+    let bad_path = tmp("bad.safetensors");
+    nn::save_checkpoint(
+        &bad_path,
+        &bad,
+        None,
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
+    // Rewrite the model metadata to claim the original widths, keeping the 32-wide tensors
+    // (a same-length byte replacement inside the JSON header).
+    let mut bytes = std::fs::read(&bad_path).unwrap();
+    let (from, to) = (b"[64,32,10]", b"[64,64,10]");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("widths in the header");
+    bytes[at..at + to.len()].copy_from_slice(to);
+    std::fs::write(&bad_path, bytes).unwrap();
+    let err = nn::load_checkpoint(&bad_path).unwrap_err().to_string();
+    assert!(
+        err.contains("tensor `0.weight` has shape [32, 64], expected [64, 64]"),
+        "{err}"
+    );
+
+    let missing = nn::load_checkpoint(&tmp("no-such-file.safetensors")).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
+    std::fs::write(tmp("garbage.safetensors"), b"not a checkpoint").unwrap();
+    let garbage = nn::load_checkpoint(&tmp("garbage.safetensors")).unwrap_err();
+    assert!(matches!(garbage, Error::Data { .. }), "{garbage}");
+}
+
+#[test]
+fn divergence_stops_training_and_keeps_the_last_checkpoint() {
+    let gpu = unchecked();
+    let data = digits();
+    let mut config = digits_config(3);
+    config.standardize = false;
+    config.optimizer = OptimizerConfig {
+        kind: OptimizerChoice::Sgd,
+        lr: 1e9,
+        ..OptimizerConfig::default()
+    };
+    let path = tmp("diverged.safetensors");
+    let _ = std::fs::remove_file(&path);
+    let mut trainer = Trainer::new(gpu, config, &data).unwrap();
+    let outputs = Outputs {
+        checkpoint: Some(path.clone()),
+        ..Outputs::default()
+    };
+    let err = train::fit(&mut trainer, &outputs, || {}, |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    assert!(err.to_string().contains("Lower the learning rate"), "{err}");
+}
+
+#[test]
+fn loaders_read_csv_npy_idx_and_name_bad_rows() {
+    // CSV with a header and a named label column.
+    let csv = tmp("small.csv");
+    std::fs::write(&csv, "a,label,b\n1.5,1,2\n-3,0,4\n0.25,2,8\n").unwrap();
+    let source = Source {
+        header: true,
+        label_column: LabelColumn::Name("label".into()),
+        ..Source::csv(&csv)
+    };
+    let d = data::load(&source).unwrap();
+    assert_eq!(
+        (d.features.clone(), d.labels.clone(), d.dim),
+        (vec![1.5, 2.0, -3.0, 4.0, 0.25, 8.0], vec![1.0, 0.0, 2.0], 2)
+    );
+
+    let expect_err = |text: &str, needle: &str| {
+        let path = tmp("bad.csv");
+        std::fs::write(&path, text).unwrap();
+        let err = data::load(&Source::csv(&path)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    };
+    expect_err("1,2,0\n3,x,1\n", "line 2, column 2: `x` is not a number");
+    expect_err("1,2,0\n3,NaN,1\n", "row 2, feature 2: non-finite value NaN");
+    expect_err("1,2,0\n3,4,1.5\n", "row 2: label 1.5 is not a class index");
+    expect_err("1,2,0\n3,4\n", "line 2");
+    let missing = data::load(&Source::csv(tmp("absent.csv"))).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }));
+
+    // NPY: features f64 [3, 2, 2], labels i64 [3].
+    let write_npy = |name: &str, header: &str, body: &[u8]| {
+        let mut h = format!(
+            "{{'descr': '{header}', 'fortran_order': False, 'shape': ({}), }}",
+            if header == "<f8" { "3, 2, 2" } else { "3," }
+        );
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((h.len() as u16).to_le_bytes());
+        bytes.extend(h.as_bytes());
+        bytes.extend(body);
+        std::fs::write(tmp(name), bytes).unwrap();
+    };
+    let feats: Vec<u8> = (0..12)
+        .flat_map(|i| (i as f64 * 0.5).to_le_bytes())
+        .collect();
+    let labs: Vec<u8> = [2i64, 0, 1].iter().flat_map(|l| l.to_le_bytes()).collect();
+    write_npy("x.npy", "<f8", &feats);
+    write_npy("y.npy", "<i8", &labs);
+    let npy = data::load(&Source {
+        format: None,
+        labels: Some(tmp("y.npy")),
+        ..Source::csv(tmp("x.npy"))
+    })
+    .unwrap();
+    assert_eq!(
+        (npy.dim, npy.labels.clone(), npy.features[5]),
+        (4, vec![2.0, 0.0, 1.0], 2.5)
+    );
+
+    // IDX: u8 images [2, 2, 3], u8 labels [2]; gzipped labels.
+    let mut images = vec![0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+    images.extend(1..=12u8);
+    std::fs::write(tmp("images-idx3-ubyte"), &images).unwrap();
+    let labels = [0u8, 0, 0x08, 1, 0, 0, 0, 2, 7, 3];
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &labels).unwrap();
+    std::fs::write(tmp("labels-idx1-ubyte.gz"), gz.finish().unwrap()).unwrap();
+    let idx = data::load(&Source {
+        format: None,
+        labels: Some(tmp("labels-idx1-ubyte.gz")),
+        ..Source::csv(tmp("images-idx3-ubyte"))
+    })
+    .unwrap();
+    assert_eq!(
+        (idx.dim, idx.labels.clone(), idx.features[11]),
+        (6, vec![7.0, 3.0], 12.0)
+    );
+    std::fs::write(tmp("short-idx3-ubyte"), &images[..20]).unwrap();
+    let err = data::load(&Source {
+        format: None,
+        labels: Some(tmp("labels-idx1-ubyte.gz")),
+        ..Source::csv(tmp("short-idx3-ubyte"))
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("needs 12 bytes of data, found 4"),
+        "{err}"
+    );
+
+    // A label past the network's outputs.
+    let err = d.check_labels(2).unwrap_err().to_string();
+    assert!(
+        err.contains("row 3: label 2 is out of range for 2 classes"),
+        "{err}"
+    );
+}
