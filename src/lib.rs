@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod deeppcr;
 pub mod error;
 pub mod files;
 pub mod gpu;

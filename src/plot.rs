@@ -80,3 +80,87 @@ pub fn training_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     }
     crate::files::write_atomically(path, svg.as_bytes())
 }
+
+/// A heat map of `values[row][column]` (rows: `row_labels`, columns: `column_labels`; `None`
+/// cells stay blank), each cell coloured by log10 of its value and labelled with it.
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    x_name: &str,
+    y_name: &str,
+    column_labels: &[usize],
+    row_labels: &[usize],
+    values: &[Vec<Option<f64>>],
+) -> Result<()> {
+    let (cols, rows) = (column_labels.len().max(1), row_labels.len().max(1));
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (140 + 110 * cols as u32, 120 + 60 * rows as u32))
+                .into_drawing_area();
+        let draw = |e: String| Error::data(path.display(), format!("cannot draw the plot: {e}"));
+        root.fill(&WHITE).map_err(|e| draw(e.to_string()))?;
+        let logs: Vec<f64> = values
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.max(1e-9).log10())
+            .collect();
+        let (lo, hi) = logs
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let span = (hi - lo).max(1e-9);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0..cols as i32, 0..rows as i32)
+            .map_err(|e| draw(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(x_name)
+            .y_desc(y_name)
+            .x_labels(cols)
+            .y_labels(rows)
+            .x_label_formatter(&|i| {
+                column_labels
+                    .get(*i as usize)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            })
+            .y_label_formatter(&|i| {
+                row_labels
+                    .get(*i as usize)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            })
+            .draw()
+            .map_err(|e| draw(e.to_string()))?;
+        for (r, row) in values.iter().enumerate() {
+            for (c, value) in row.iter().enumerate() {
+                let Some(v) = value else { continue };
+                let t = (v.max(1e-9).log10() - lo) / span;
+                let colour = RGBColor(
+                    (255.0 * t) as u8,
+                    (90.0 + 80.0 * (1.0 - t)) as u8,
+                    (255.0 * (1.0 - t)) as u8,
+                );
+                let (x, y) = (c as i32, r as i32);
+                chart
+                    .draw_series([Rectangle::new([(x, y), (x + 1, y + 1)], colour.filled())])
+                    .map_err(|e| draw(e.to_string()))?;
+                chart
+                    .draw_series([Text::new(
+                        format!("{v:.2}x"),
+                        (x, y + 1),
+                        ("sans-serif", 14).into_font().color(&WHITE),
+                    )])
+                    .map_err(|e| draw(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| draw(e.to_string()))?;
+    }
+    crate::files::write_atomically(path, svg.as_bytes())
+}

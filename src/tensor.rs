@@ -281,6 +281,30 @@ impl Tensor {
         })
     }
 
+    /// Records a copy of all of `src` into this tensor starting at element `offset` (same
+    /// dtype), in order with the dispatches.
+    pub(crate) fn copy_from(&self, src: &Tensor, offset: usize) -> Result<()> {
+        if src.dtype != self.dtype || offset + src.len() > self.len() {
+            return Err(Error::invalid(
+                "copy_from",
+                format!(
+                    "{:?} {:?} into {:?} {:?} at {offset}",
+                    src.dtype, src.shape, self.dtype, self.shape
+                ),
+            ));
+        }
+        if !src.is_empty() {
+            self.gpu.copy(
+                src.storage.buffer(),
+                src.offset,
+                self.storage.buffer(),
+                self.offset + offset as u64 * self.dtype.size(),
+                src.byte_len(),
+            );
+        }
+        Ok(())
+    }
+
     /// Whether both tensors view the same GPU buffer.
     pub(crate) fn shares_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -1,15 +1,19 @@
 //! Measurements behind `percept bench`: each case times GPU work after warm-up, reports the
 //! median and a derived rate, and checks its result against the [`crate::reference`] oracle.
 
+mod deeppcr;
 mod fft;
 mod matmul;
 mod mlp;
+mod pcr;
 
 use serde::Serialize;
 
+pub use deeppcr::{DeepPcrCase, DeepPcrRecord, deeppcr_cases, run_deeppcr};
 pub use fft::{FftCase, fft_cases, run_fft};
 pub use matmul::{MatmulCase, matmul_cases, run_matmul};
 pub use mlp::{MlpStepCase, mlp_step_cases, run_mlp_step};
+pub use pcr::{TridiagonalCase, run_tridiagonal, tridiagonal_cases};
 
 use crate::error::Result;
 use crate::gpu::{Gpu, TimingSource};

@@ -2,6 +2,7 @@
 //! records a dispatch on the tensors' device. Nothing runs until the device is flushed or a
 //! result is read back (see [`crate::Gpu`]).
 
+mod affine_scan;
 mod column_sum;
 mod copy;
 mod elementwise;
@@ -13,7 +14,9 @@ mod optimizer;
 mod reduce;
 mod softmax;
 mod transpose;
+mod tridiagonal;
 
+pub use affine_scan::{MAX_AFFINE_WIDTH, affine_scan, affine_scan_levels, affine_scan_transposed};
 pub use column_sum::{column_sums, column_sums_into};
 pub use copy::copy;
 pub use elementwise::{
@@ -27,6 +30,9 @@ pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
 pub use reduce::{Reduction, reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;
+pub use tridiagonal::{
+    TridiagonalMethod, tridiagonal_method, tridiagonal_solve, tridiagonal_solve_unchecked,
+};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};

@@ -1,6 +1,7 @@
 //! Plain-Rust f64 twins of every kernel: the oracles the tests and benchmarks compare with.
 //! Each takes the same f32 inputs as its GPU op and computes in f64.
 
+mod affine_scan;
 mod column_sum;
 mod elementwise;
 mod fft;
@@ -11,7 +12,9 @@ mod optimizer;
 mod reduce;
 mod softmax;
 mod transpose;
+mod tridiagonal;
 
+pub use affine_scan::{affine_scan, affine_scan_transposed};
 pub use column_sum::column_sums;
 pub use elementwise::{
     activation, activation_backward, activation_backward_from_output, activation_derivative,
@@ -25,6 +28,7 @@ pub use optimizer::optimizer_step;
 pub use reduce::{reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;
+pub use tridiagonal::tridiagonal_solve;
 
 /// The error measure of tests and benchmarks: `max |got - want| / max |want|`, the largest
 /// deviation relative to the largest reference value (an infinity-norm relative error). It

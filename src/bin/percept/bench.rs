@@ -1,28 +1,67 @@
 //! `percept bench`: runs the benchmark families and prints their records.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::ValueEnum;
-use percept::bench::{self, BenchConfig, BenchRecord};
+use clap::{Args, ValueEnum};
+use percept::bench::{self, BenchConfig, BenchRecord, DeepPcrRecord};
 use percept::{Gpu, Result};
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Family {
     All,
     Matmul,
     Fft,
     MlpStep,
+    Pcr,
+    Deeppcr,
 }
 
-pub fn run_bench(
+/// `percept bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which family to run.
+    #[arg(value_enum, default_value_t = Family::All)]
     family: Family,
+    /// Square matmul sizes (default 256,1024,2048,4096; with --quick, or on a CPU adapter,
+    /// 64,128,256).
+    #[arg(long, value_delimiter = ',')]
     sizes: Option<Vec<usize>>,
+    /// Small sizes and few samples: a smoke run, or a software adapter.
+    #[arg(long)]
     quick: bool,
+    /// A JSON array of records instead of a table.
+    #[arg(long)]
     json: bool,
-) -> Result<ExitCode> {
+    /// With deeppcr: write the forward-speedup heat map (SVG) here.
+    #[arg(long)]
+    heatmap: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn wants(&self, family: Family) -> bool {
+        self.family == Family::All || self.family == family
+    }
+}
+
+/// Runs each case with a progress line on stderr.
+fn run_cases<C: std::fmt::Debug, R>(
+    label: &str,
+    cases: &[C],
+    mut run: impl FnMut(&C) -> Result<R>,
+) -> Result<Vec<R>> {
+    let mut out = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        eprintln!("[{}/{}] {label} {case:?}", i + 1, cases.len());
+        out.push(run(case)?);
+    }
+    Ok(out)
+}
+
+pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     let software = gpu.summary().device_type == "cpu";
-    let quick = quick || software;
+    let quick = args.quick || software;
     if software {
         eprintln!(
             "note: {} is a CPU adapter; running the --quick sizes",
@@ -35,13 +74,13 @@ pub fn run_bench(
         BenchConfig::full()
     };
     let mut records: Vec<BenchRecord> = Vec::new();
-    if matches!(family, Family::All | Family::Matmul) {
+    if args.wants(Family::Matmul) {
         let default_sizes: &[usize] = if quick {
             &[64, 128, 256]
         } else {
             &[256, 1024, 2048, 4096]
         };
-        let sizes = sizes.unwrap_or_else(|| default_sizes.to_vec());
+        let sizes = args.sizes.clone().unwrap_or_else(|| default_sizes.to_vec());
         if let Some(bad) = sizes.iter().find(|&&s| s == 0) {
             return Err(percept::Error::InvalidArgument {
                 op: "bench matmul",
@@ -49,50 +88,57 @@ pub fn run_bench(
             });
         }
         let cases = bench::matmul_cases(&sizes, quick);
-        for (i, case) in cases.iter().enumerate() {
-            eprintln!(
-                "[{}/{}] matmul {} {}x{}x{}",
-                i + 1,
-                cases.len(),
-                case.kind,
-                case.m,
-                case.n,
-                case.k
-            );
-            records.push(bench::run_matmul(&gpu, case, &config)?);
-        }
+        records.extend(run_cases("matmul", &cases, |c| {
+            bench::run_matmul(&gpu, c, &config)
+        })?);
     }
-    if matches!(family, Family::All | Family::Fft) {
+    if args.wants(Family::Fft) {
         let cases = bench::fft_cases(quick);
-        for (i, case) in cases.iter().enumerate() {
-            eprintln!(
-                "[{}/{}] fft {:?} {} x {}",
-                i + 1,
-                cases.len(),
-                case.kind,
-                case.batch,
-                case.n
-            );
-            records.push(bench::run_fft(&gpu, case, &config)?);
-        }
+        records.extend(run_cases("fft", &cases, |c| {
+            bench::run_fft(&gpu, c, &config)
+        })?);
     }
-    if matches!(family, Family::All | Family::MlpStep) {
+    if args.wants(Family::MlpStep) {
         let cases = bench::mlp_step_cases(quick);
-        for (i, case) in cases.iter().enumerate() {
-            eprintln!("[{}/{}] mlp-step {:?}", i + 1, cases.len(), case);
-            records.push(bench::run_mlp_step(&gpu, case, &config)?);
+        records.extend(run_cases("mlp-step", &cases, |c| {
+            bench::run_mlp_step(&gpu, c, &config)
+        })?);
+    }
+    if args.wants(Family::Pcr) {
+        let cases = bench::tridiagonal_cases(quick);
+        records.extend(run_cases("pcr", &cases, |c| {
+            bench::run_tridiagonal(&gpu, c, &config)
+        })?);
+    }
+    let mut deeppcr = Vec::new();
+    if args.wants(Family::Deeppcr) {
+        let cases = bench::deeppcr_cases(quick);
+        deeppcr = run_cases("deeppcr", &cases, |c| bench::run_deeppcr(&gpu, c, &config))?;
+        if let Some(path) = &args.heatmap {
+            write_heatmap(path, &deeppcr)?;
+            eprintln!("wrote {}", path.display());
         }
     }
-    if json {
+    if args.json {
+        let mut all: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("serialises"))
+            .collect();
+        all.extend(
+            deeppcr
+                .iter()
+                .map(|r| serde_json::to_value(r).expect("serialises")),
+        );
         println!(
             "{}",
-            serde_json::to_string_pretty(&records).expect("records serialise")
+            serde_json::to_string_pretty(&all).expect("records serialise")
         );
     } else {
         print_table(&gpu, &records);
+        print_deeppcr(&deeppcr);
     }
-    let failed: Vec<&BenchRecord> = records.iter().filter(|r| !r.ok).collect();
-    for r in &failed {
+    let mut failed = 0;
+    for r in records.iter().filter(|r| !r.ok) {
         eprintln!(
             "error: {} {:?} max_rel_err {:.2e} exceeds {:.0e}",
             r.name,
@@ -100,12 +146,51 @@ pub fn run_bench(
             r.max_rel_err,
             bench::MAX_REL_ERR
         );
+        failed += 1;
     }
-    Ok(if failed.is_empty() {
+    for r in deeppcr
+        .iter()
+        .filter(|r| !r.converged || r.max_rel_err > bench::MAX_REL_ERR)
+    {
+        eprintln!(
+            "error: deeppcr {:?}: converged {}, max_rel_err {:.2e}",
+            r.shape, r.converged, r.max_rel_err
+        );
+        failed += 1;
+    }
+    Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn write_heatmap(path: &std::path::Path, records: &[DeepPcrRecord]) -> Result<()> {
+    let mut layers: Vec<usize> = records.iter().map(|r| r.shape[0]).collect();
+    let mut widths: Vec<usize> = records.iter().map(|r| r.shape[1]).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    widths.sort_unstable();
+    widths.dedup();
+    let speedup = |l: usize, w: usize| {
+        records
+            .iter()
+            .find(|r| r.shape[0] == l && r.shape[1] == w)
+            .map(|r| r.rate)
+    };
+    let grid: Vec<Vec<Option<f64>>> = widths
+        .iter()
+        .map(|&w| layers.iter().map(|&l| speedup(l, w)).collect())
+        .collect();
+    percept::plot::heatmap(
+        path,
+        "DeepPCR forward speedup over the sequential chain",
+        "layers L",
+        "width w",
+        &layers,
+        &widths,
+        &grid,
+    )
 }
 
 fn print_table(gpu: &Gpu, records: &[BenchRecord]) {
@@ -117,6 +202,9 @@ fn print_table(gpu: &Gpu, records: &[BenchRecord]) {
         s.driver_info,
         gpu.checked()
     );
+    if records.is_empty() {
+        return;
+    }
     println!(
         "{:<16} {:<20} {:>10} {:>10} {:<8} {:>10} {:>18} variant",
         "name", "shape", "median_ms", "rate", "unit", "max_rel", "vs baseline"
@@ -136,6 +224,45 @@ fn print_table(gpu: &Gpu, records: &[BenchRecord]) {
         println!(
             "{:<16} {:<20} {:>10.4} {:>10.4} {:<8} {:>10.2e} {:>18} {}",
             r.name, shape, r.median_ms, r.rate, r.unit, r.max_rel_err, baseline, r.variant
+        );
+    }
+}
+
+fn print_deeppcr(records: &[DeepPcrRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    println!(
+        "{:>6} {:>4} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8} {:>7} {:>14} {:>10}",
+        "L",
+        "w",
+        "batch",
+        "seq fwd ms",
+        "pcr fwd ms",
+        "fwd x",
+        "seq bwd ms",
+        "pcr bwd ms",
+        "bwd x",
+        "newton",
+        "steps vs L",
+        "max_rel"
+    );
+    for r in records {
+        println!(
+            "{:>6} {:>4} {:>6} {:>12.3} {:>12.3} {:>8.2} {:>12.3} {:>12.3} {:>8.2} {:>7} {:>8} / {:<5} {:>10.2e}",
+            r.shape[0],
+            r.shape[1],
+            r.shape[2],
+            r.sequential_forward_ms,
+            r.median_ms,
+            r.rate,
+            r.sequential_backward_ms,
+            r.deeppcr_backward_ms,
+            r.backward_speedup,
+            r.newton_iterations,
+            r.sequential_steps,
+            r.sequential_steps_baseline,
+            r.max_rel_err
         );
     }
 }

@@ -8,7 +8,7 @@ use percept::{Gpu, Result};
 mod bench;
 mod train;
 
-use bench::{Family, run_bench};
+use bench::{BenchArgs, run_bench};
 use train::{EvalArgs, TrainArgs, run_eval, run_train};
 
 #[derive(Parser)]
@@ -31,21 +31,7 @@ enum Command {
         json: bool,
     },
     /// Time kernels, check their results against the f64 oracles, and print rates.
-    Bench {
-        /// Which family to run.
-        #[arg(value_enum, default_value_t = Family::All)]
-        family: Family,
-        /// Square matmul sizes (default 256,1024,2048,4096; with --quick, or on a CPU adapter,
-        /// 64,128,256).
-        #[arg(long, value_delimiter = ',')]
-        sizes: Option<Vec<usize>>,
-        /// Small sizes and few samples: a smoke run, or a software adapter.
-        #[arg(long)]
-        quick: bool,
-        /// A JSON array of records instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Train an MLP classifier (default: the shipped UCI digits), with checkpoints, metrics
     /// and a plot.
     Train(Box<TrainArgs>),
@@ -58,12 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { json } => info(json),
-        Command::Bench {
-            family,
-            sizes,
-            quick,
-            json,
-        } => run_bench(family, sizes, quick, json),
+        Command::Bench(args) => run_bench(args),
         Command::Train(args) => run_train(*args),
         Command::Eval(args) => run_eval(args),
     };

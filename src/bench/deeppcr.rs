@@ -1,0 +1,141 @@
+use serde::Serialize;
+
+use super::{BenchConfig, measure};
+use crate::deeppcr::{DeepMlp, NewtonOptions};
+use crate::error::Result;
+use crate::gpu::{Gpu, TimingSource};
+use crate::ops::{self, Activation};
+use crate::reference;
+use crate::tensor::Tensor;
+
+/// One point of the DeepPCR sweep: a tanh MLP of `layers` x `width`, `batch` inputs.
+#[derive(Clone, Debug)]
+pub struct DeepPcrCase {
+    /// Depth L.
+    pub layers: usize,
+    /// Width w.
+    pub width: usize,
+    /// Inputs per pass.
+    pub batch: usize,
+}
+
+/// The sweep of `percept bench deeppcr`: L in {16, 64, 256, 1024} and w in {4, 8, 16, 32}
+/// (`--quick`: w in {4, 8}), batch 64.
+pub fn deeppcr_cases(quick: bool) -> Vec<DeepPcrCase> {
+    let widths: &[usize] = if quick { &[4, 8] } else { &[4, 8, 16, 32] };
+    let mut cases = Vec::new();
+    for &width in widths {
+        for layers in [16, 64, 256, 1024] {
+            cases.push(DeepPcrCase {
+                layers,
+                width,
+                batch: 64,
+            });
+        }
+    }
+    cases
+}
+
+/// What one sweep point measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeepPcrRecord {
+    /// `deeppcr`.
+    pub name: String,
+    /// `[layers, width, batch]`.
+    pub shape: Vec<usize>,
+    /// DeepPCR forward, median ms (with the residual readbacks its Newton loop makes).
+    pub median_ms: f64,
+    /// Forward speedup over the sequential chain on the same adapter.
+    pub rate: f64,
+    /// Unit of `rate`.
+    pub unit: String,
+    /// Sequential forward (L dependent dispatches), median ms.
+    pub sequential_forward_ms: f64,
+    /// Sequential backward, median ms.
+    pub sequential_backward_ms: f64,
+    /// DeepPCR backward (one transposed scan), median ms.
+    pub deeppcr_backward_ms: f64,
+    /// Backward speedup over the sequential chain.
+    pub backward_speedup: f64,
+    /// Newton steps the forward took.
+    pub newton_iterations: usize,
+    /// Dependent dispatch levels of the DeepPCR forward (see `NewtonStats`).
+    pub sequential_steps: usize,
+    /// Those of the sequential forward: L.
+    pub sequential_steps_baseline: usize,
+    /// Dependent dispatch levels of the DeepPCR backward's solve: ceil(log2 L) + 3.
+    pub backward_steps: usize,
+    /// DeepPCR output against the sequential output (relative, infinity norm).
+    pub max_rel_err: f64,
+    /// Whether Newton converged without the sequential fallback.
+    pub converged: bool,
+    /// How times were taken.
+    pub timing: TimingSource,
+    /// Adapter name.
+    pub adapter: String,
+    /// Backend name.
+    pub backend: String,
+}
+
+/// Measures one sweep point: contractive tanh weights (std 0.8), Newton tolerance 1e-5.
+pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Result<DeepPcrRecord> {
+    let net = DeepMlp::random(
+        gpu,
+        case.layers,
+        case.width,
+        Activation::Tanh,
+        0.8,
+        0.1,
+        case.layers as u64,
+    )?;
+    let x_host: Vec<f32> = (0..case.batch * case.width)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let x = Tensor::from_slice(gpu, &x_host, &[case.batch, case.width])?;
+    let g = Tensor::from_slice(
+        gpu,
+        &vec![1.0; case.batch * case.width],
+        &[case.batch, case.width],
+    )?;
+    let options = NewtonOptions::default();
+
+    let sequential = net.forward_sequential(&x)?;
+    let (parallel, stats) = net.forward_deeppcr(&x, &options)?;
+    let want: Vec<f64> = sequential
+        .output()?
+        .to_vec()?
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let max_rel_err = reference::max_rel_err(&parallel.output()?.to_vec()?, &want);
+
+    let seq_fwd = measure(gpu, config, || net.forward_sequential(&x).map(drop))?;
+    let par_fwd = measure(gpu, config, || net.forward_deeppcr(&x, &options).map(drop))?;
+    let seq_bwd = measure(gpu, config, || {
+        net.backward(&sequential, &g, false).map(drop)
+    })?;
+    let par_bwd = measure(gpu, config, || {
+        net.backward(&sequential, &g, true).map(drop)
+    })?;
+    let summary = gpu.summary();
+    Ok(DeepPcrRecord {
+        name: "deeppcr".to_string(),
+        shape: vec![case.layers, case.width, case.batch],
+        median_ms: par_fwd.median_ms,
+        rate: seq_fwd.median_ms / par_fwd.median_ms,
+        unit: "x sequential".to_string(),
+        sequential_forward_ms: seq_fwd.median_ms,
+        sequential_backward_ms: seq_bwd.median_ms,
+        deeppcr_backward_ms: par_bwd.median_ms,
+        backward_speedup: seq_bwd.median_ms / par_bwd.median_ms,
+        newton_iterations: stats.iterations,
+        sequential_steps: stats.sequential_steps,
+        sequential_steps_baseline: case.layers,
+        backward_steps: ops::affine_scan_levels(case.layers) + 3,
+        max_rel_err,
+        converged: stats.converged,
+        timing: par_fwd.timing,
+        adapter: summary.adapter.clone(),
+        backend: summary.backend.clone(),
+    })
+}

@@ -1,0 +1,96 @@
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::ops::{self, TridiagonalMethod};
+use crate::reference;
+use crate::tensor::Tensor;
+
+/// Systems whose solutions are checked against the f64 Thomas oracle.
+const CHECKED_SYSTEMS: usize = 4;
+
+/// One tridiagonal benchmark: `systems` diagonally dominant systems of `n` equations.
+#[derive(Clone, Debug)]
+pub struct TridiagonalCase {
+    /// Number of systems.
+    pub systems: usize,
+    /// Equations per system.
+    pub n: usize,
+}
+
+/// The cases of `percept bench pcr`: 16384 systems of 1024 (the case) and shapes that
+/// choose each method.
+pub fn tridiagonal_cases(quick: bool) -> Vec<TridiagonalCase> {
+    let shapes: &[(usize, usize)] = if quick {
+        &[(256, 1024), (4096, 64), (64, 1000)]
+    } else {
+        &[(16384, 1024), (65536, 64), (4096, 1000)]
+    };
+    shapes
+        .iter()
+        .map(|&(systems, n)| TridiagonalCase { systems, n })
+        .collect()
+}
+
+/// Times the solve chosen by shape (without its finiteness readback) and, as the baseline, a
+/// copy moving as many bytes; checks sampled systems against the oracle.
+pub fn run_tridiagonal(
+    gpu: &Gpu,
+    case: &TridiagonalCase,
+    config: &BenchConfig,
+) -> Result<BenchRecord> {
+    let (m, n) = (case.systems, case.n);
+    let mut rng = StdRng::seed_from_u64((m * n) as u64);
+    let mut draw =
+        |lo: f32, hi: f32| -> Vec<f32> { (0..m * n).map(|_| rng.random_range(lo..hi)).collect() };
+    let (a, c, d) = (draw(-1.0, 1.0), draw(-1.0, 1.0), draw(-1.0, 1.0));
+    let b: Vec<f32> = a
+        .iter()
+        .zip(&c)
+        .map(|(a, c)| a.abs() + c.abs() + 1.0)
+        .collect();
+    let t = |v: &[f32]| Tensor::from_slice(gpu, v, &[m, n]);
+    let (at, bt, ct, dt) = (t(&a)?, t(&b)?, t(&c)?, t(&d)?);
+    let method = ops::tridiagonal_method(n, m, gpu.capabilities().max_workgroup_storage_size);
+
+    let x = ops::tridiagonal_solve(&at, &bt, &ct, &dt, None)?.to_vec()?;
+    let rows = CHECKED_SYSTEMS.min(m) * n;
+    let want = reference::tridiagonal_solve(&a[..rows], &b[..rows], &c[..rows], &d[..rows], n);
+    let max_rel_err = reference::max_rel_err(&x[..rows], &want);
+
+    let solve = measure(gpu, config, || {
+        ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, None).map(drop)
+    })?;
+    // Five arrays of m x n floats move once: a, b, c, d read and x written.
+    let bytes = 5.0 * 4.0 * (m * n) as f64;
+    let copy_src = Tensor::zeros(gpu, &[(5 * m * n).div_ceil(2)])?;
+    let copy = measure(gpu, config, || ops::copy(&copy_src).map(drop))?;
+    let gbs = |ms: f64| bytes / (ms * 1e-3) / 1e9;
+    let summary = gpu.summary();
+    Ok(BenchRecord {
+        name: "pcr/tridiagonal".to_string(),
+        shape: vec![m, n],
+        median_ms: solve.median_ms,
+        rate: gbs(solve.median_ms),
+        unit: "GB/s".to_string(),
+        max_rel_err,
+        ok: max_rel_err <= MAX_REL_ERR,
+        baseline: Some(Baseline {
+            name: "vec4 copy".to_string(),
+            rate: gbs(copy.median_ms),
+            speedup: copy.median_ms / solve.median_ms,
+        }),
+        variant: match method {
+            TridiagonalMethod::Pcr => "pcr in workgroup memory".to_string(),
+            TridiagonalMethod::Thomas => "thomas, one invocation per system".to_string(),
+        },
+        samples: solve.samples,
+        runs_per_sample: solve.runs_per_sample,
+        timing: solve.timing,
+        checked: gpu.checked(),
+        adapter: summary.adapter.clone(),
+        backend: summary.backend.clone(),
+    })
+}

@@ -1,0 +1,468 @@
+//! DeepPCR (Danieli et al., 2023): evaluating the L layers of a deep MLP in O(log L) sequential
+//! steps. The trajectory z[1..L] of `z[l] = f_l(z[l-1])` solves the nonlinear system
+//! `z[l] - f_l(z[l-1]) = 0`; each Newton step linearises all layers at once and solves the
+//! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan in ceil(log2 L)
+//! levels. The backward pass is already linear, `g[l-1] = J[l]^T g[l]`, and takes one
+//! transposed scan. Work grows as w^3, so this pays at small widths and large depths.
+
+use bytemuck::{Pod, Zeroable};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::kernel::{Access, Const, KernelSpec};
+use crate::nn::init::standard_normal;
+use crate::ops::{self, Activation, MatmulSpec, Reduction};
+use crate::tensor::{DType, Tensor};
+
+const LINEARIZE: &[&str] = &[
+    ops::ACTIVATION_WGSL,
+    include_str!("../shaders/deeppcr_linearize.wgsl"),
+];
+const FORWARD: &[&str] = &[
+    ops::ACTIVATION_WGSL,
+    include_str!("../shaders/layer_forward.wgsl"),
+];
+const BACKWARD: &[&str] = &[include_str!("../shaders/layer_backward.wgsl")];
+const PARAM_GRADS: &[&str] = &[include_str!("../shaders/layer_param_grads.wgsl")];
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    /// Layers (linearise) or the layer index (one layer of the chain).
+    layers_or_layer: u32,
+    batch: u32,
+    w: u32,
+    _pad: u32,
+}
+
+/// A deep, narrow MLP of `layers` square layers `z[l] = act(W[l] z[l-1] + b[l])`, with the
+/// weights stacked `[L, w, w]` and biases `[L, w]`.
+pub struct DeepMlp {
+    layers: usize,
+    width: usize,
+    activation: Activation,
+    weights: Tensor,
+    biases: Tensor,
+}
+
+/// A forward pass: the layers' outputs and what the backward needs.
+#[derive(Debug)]
+pub struct Trajectory {
+    /// The input `[batch, w]`.
+    pub input: Tensor,
+    /// z[1..L], `[L, batch, w]`; the network's output is the last slot.
+    pub states: Tensor,
+    /// act'(u[l]) at each layer, `[L, batch, w]`.
+    pub dact: Tensor,
+}
+
+impl Trajectory {
+    /// The network's output `[batch, w]`.
+    pub fn output(&self) -> Result<Tensor> {
+        let s = self.states.shape();
+        let rows = s[1] * s[2];
+        let out = Tensor::uninit(self.states.gpu(), &[s[1], s[2]], DType::F32)?;
+        out.copy_from(
+            &self
+                .states
+                .reshape(&[s[0] * rows])?
+                .narrow((s[0] - 1) * rows..s[0] * rows)?,
+            0,
+        )?;
+        Ok(out)
+    }
+}
+
+/// Gradients of a loss with respect to the input and parameters.
+#[derive(Debug)]
+pub struct Gradients {
+    /// d loss / d input, `[batch, w]`.
+    pub input: Tensor,
+    /// d loss / d W, `[L, w, w]`.
+    pub weights: Tensor,
+    /// d loss / d b, `[L, w]`.
+    pub biases: Tensor,
+}
+
+/// When the Newton iteration stops.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct NewtonOptions {
+    /// Stop when the root-mean-square residual `f(z) - z` is at most this.
+    pub tolerance: f32,
+    /// Stop after this many Newton steps without converging.
+    pub max_iterations: usize,
+    /// Without convergence: run the sequential pass and say so (`true`), or return an error.
+    pub fallback: bool,
+}
+
+impl Default for NewtonOptions {
+    fn default() -> Self {
+        NewtonOptions {
+            tolerance: 1e-5,
+            max_iterations: 32,
+            fallback: true,
+        }
+    }
+}
+
+/// What a DeepPCR forward did.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewtonStats {
+    /// Newton steps taken (each one scan).
+    pub iterations: usize,
+    /// RMS residual before each step, and after the last.
+    pub residuals: Vec<f32>,
+    /// Whether the residual reached the tolerance.
+    pub converged: bool,
+    /// Whether the sequential pass replaced the result.
+    pub fell_back: bool,
+    /// Dependent dispatch levels of the solve: per step one linearisation, ceil(log2 L) scan
+    /// levels and one update, plus the final linearisation (the residual reductions that let
+    /// the host decide are not counted). The sequential pass takes L.
+    pub sequential_steps: usize,
+}
+
+impl DeepMlp {
+    /// Weights `W[l] ~ N(0, weight_std^2 / w)` and biases `N(0, bias_std^2)`, seeded. With tanh
+    /// and `weight_std < 1` every layer is a contraction.
+    pub fn random(
+        gpu: &Gpu,
+        layers: usize,
+        width: usize,
+        activation: Activation,
+        weight_std: f32,
+        bias_std: f32,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let scale = weight_std / (width.max(1) as f32).sqrt();
+        let w: Vec<f32> = standard_normal(&mut rng, layers * width * width)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let b: Vec<f32> = standard_normal(&mut rng, layers * width)
+            .iter()
+            .map(|v| v * bias_std)
+            .collect();
+        Self::from_host(gpu, layers, width, activation, &w, &b)
+    }
+
+    /// A network from host weights `[L, w, w]` (row-major, `W[l][i][j]` maps input j to output
+    /// i) and biases `[L, w]`.
+    pub fn from_host(
+        gpu: &Gpu,
+        layers: usize,
+        width: usize,
+        activation: Activation,
+        weights: &[f32],
+        biases: &[f32],
+    ) -> Result<Self> {
+        if layers == 0 || width == 0 || width > ops::MAX_AFFINE_WIDTH {
+            return Err(Error::invalid(
+                "DeepMlp",
+                format!(
+                    "need at least one layer and widths 1..={}, got {layers} layers of {width}",
+                    ops::MAX_AFFINE_WIDTH
+                ),
+            ));
+        }
+        if let Some(i) = weights.iter().chain(biases).position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "DeepMlp parameters".into(),
+                index: i,
+            });
+        }
+        Ok(DeepMlp {
+            layers,
+            width,
+            activation,
+            weights: Tensor::from_slice(gpu, weights, &[layers, width, width])?,
+            biases: Tensor::from_slice(gpu, biases, &[layers, width])?,
+        })
+    }
+
+    /// Layers.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
+    /// Width.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Stacked weights `[L, w, w]`.
+    pub fn weights(&self) -> &Tensor {
+        &self.weights
+    }
+
+    /// Stacked biases `[L, w]`.
+    pub fn biases(&self) -> &Tensor {
+        &self.biases
+    }
+
+    fn gpu(&self) -> &Gpu {
+        self.weights.gpu()
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<usize> {
+        let s = x.shape();
+        if s.len() != 2 || s[1] != self.width || s[0] == 0 {
+            return Err(Error::shape(
+                "DeepMlp",
+                format!(
+                    "input has shape {s:?}, the network takes [batch, {}]",
+                    self.width
+                ),
+            ));
+        }
+        Ok(s[0])
+    }
+
+    fn params(&self, layers_or_layer: usize, batch: usize) -> Params {
+        Params {
+            layers_or_layer: layers_or_layer as u32,
+            batch: batch as u32,
+            w: self.width as u32,
+            _pad: 0,
+        }
+    }
+
+    /// The layers one after another: L dependent dispatches in one submission.
+    pub fn forward_sequential(&self, x: &Tensor) -> Result<Trajectory> {
+        let batch = self.check_input(x)?;
+        let gpu = self.gpu();
+        let shape = [self.layers, batch, self.width];
+        let t = Trajectory {
+            input: x.clone(),
+            states: Tensor::uninit(gpu, &shape, DType::F32)?,
+            dact: Tensor::uninit(gpu, &shape, DType::F32)?,
+        };
+        let spec = KernelSpec::new(
+            "layer_forward",
+            FORWARD,
+            "layer_forward",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::ReadWrite,
+            ],
+        )
+        .with("ACT", Const::U32(self.activation.code()));
+        let grid = gpu.grid(((batch * self.width) as u64).div_ceil(256))?;
+        for layer in 0..self.layers {
+            gpu.dispatch(
+                &spec,
+                bytemuck::bytes_of(&self.params(layer, batch)),
+                &[
+                    self.weights.binding(),
+                    self.biases.binding(),
+                    x.binding(),
+                    t.states.binding(),
+                    t.dact.binding(),
+                ],
+                grid,
+            )?;
+        }
+        Ok(t)
+    }
+
+    /// Linearises every layer around `states`: (residual, dact, Jacobians).
+    fn linearize(
+        &self,
+        x: &Tensor,
+        states: &Tensor,
+        batch: usize,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let gpu = self.gpu();
+        let (l, w) = (self.layers, self.width);
+        let residual = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
+        let dact = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
+        let jacobian = Tensor::uninit(gpu, &[l, batch, w, w], DType::F32)?;
+        let spec = KernelSpec::new(
+            "deeppcr_linearize",
+            LINEARIZE,
+            "deeppcr_linearize",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::ReadWrite,
+                Access::ReadWrite,
+            ],
+        )
+        .with("ACT", Const::U32(self.activation.code()));
+        gpu.dispatch(
+            &spec,
+            bytemuck::bytes_of(&self.params(l, batch)),
+            &[
+                self.weights.binding(),
+                self.biases.binding(),
+                x.binding(),
+                states.binding(),
+                residual.binding(),
+                dact.binding(),
+                jacobian.binding(),
+            ],
+            gpu.grid(((l * batch * w) as u64).div_ceil(256))?,
+        )?;
+        Ok((residual, dact, jacobian))
+    }
+
+    /// The forward pass by Newton iterations with parallel scans, from the all-zero trajectory.
+    /// On non-convergence it runs the sequential pass when `options.fallback` is set (and says
+    /// so in the statistics), and otherwise returns an error.
+    pub fn forward_deeppcr(
+        &self,
+        x: &Tensor,
+        options: &NewtonOptions,
+    ) -> Result<(Trajectory, NewtonStats)> {
+        let batch = self.check_input(x)?;
+        let gpu = self.gpu();
+        let levels = ops::affine_scan_levels(self.layers);
+        let count = (self.layers * batch * self.width) as f32;
+        let states = Tensor::zeros(gpu, &[self.layers, batch, self.width])?;
+        let mut stats = NewtonStats {
+            iterations: 0,
+            residuals: Vec::new(),
+            converged: false,
+            fell_back: false,
+            sequential_steps: 0,
+        };
+        loop {
+            let (residual, dact, jacobian) = self.linearize(x, &states, batch)?;
+            stats.sequential_steps += 1;
+            let rms =
+                (ops::reduce_all(&residual, Reduction::SumOfSquares)?.to_vec()?[0] / count).sqrt();
+            stats.residuals.push(rms);
+            if rms <= options.tolerance {
+                stats.converged = true;
+                return Ok((
+                    Trajectory {
+                        input: x.clone(),
+                        states,
+                        dact,
+                    },
+                    stats,
+                ));
+            }
+            if !rms.is_finite() || stats.iterations >= options.max_iterations {
+                break;
+            }
+            let step = ops::affine_scan(&jacobian, &residual)?;
+            ops::axpy(1.0, &step, &states)?;
+            stats.iterations += 1;
+            stats.sequential_steps += levels + 1;
+        }
+        if !options.fallback {
+            return Err(Error::invalid(
+                "DeepMlp::forward_deeppcr",
+                format!(
+                    "Newton did not converge: RMS residual {:?} after {} steps (tolerance {}); allow the sequential fallback or more iterations",
+                    stats.residuals.last(),
+                    stats.iterations,
+                    options.tolerance
+                ),
+            ));
+        }
+        stats.fell_back = true;
+        stats.sequential_steps += self.layers;
+        Ok((self.forward_sequential(x)?, stats))
+    }
+
+    /// Back-propagates `grad_output` (d loss / d z[L], `[batch, w]`) through a forward
+    /// `trajectory`: by one transposed parallel scan (`parallel`), or layer by layer.
+    pub fn backward(
+        &self,
+        trajectory: &Trajectory,
+        grad_output: &Tensor,
+        parallel: bool,
+    ) -> Result<Gradients> {
+        let batch = self.check_input(grad_output)?;
+        let gpu = self.gpu();
+        let (l, w) = (self.layers, self.width);
+        let rows = batch * w;
+        // grads[l] = d loss / d z[l+1], slots 0..L-1; the top one is the output's gradient.
+        let grads = if parallel {
+            let top = Tensor::zeros(gpu, &[l, batch, w])?;
+            top.copy_from(grad_output, (l - 1) * rows)?;
+            let (_, _, jacobian) = self.linearize(&trajectory.input, &trajectory.states, batch)?;
+            ops::affine_scan_transposed(&jacobian, &top)?
+        } else {
+            let grads = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
+            grads.copy_from(grad_output, (l - 1) * rows)?;
+            let spec = KernelSpec::new(
+                "layer_backward",
+                BACKWARD,
+                "layer_backward",
+                &[Access::Read, Access::Read, Access::ReadWrite],
+            );
+            let grid = gpu.grid((rows as u64).div_ceil(256))?;
+            for layer in (1..l).rev() {
+                gpu.dispatch(
+                    &spec,
+                    bytemuck::bytes_of(&self.params(layer, batch)),
+                    &[
+                        self.weights.binding(),
+                        trajectory.dact.binding(),
+                        grads.binding(),
+                    ],
+                    grid,
+                )?;
+            }
+            grads
+        };
+        // Through each layer's activation: p[l] = act'(u[l]) * g[l].
+        let p = ops::mul(&trajectory.dact, &grads)?;
+        let input = ops::matmul(
+            &p.view(0, &[batch, w])?,
+            &self.weights.view(0, &[w, w])?,
+            &MatmulSpec::default(),
+        )?;
+        // z[l-1] for every layer: the input, then the outputs of layers 1..L-1.
+        let previous = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
+        previous.copy_from(&trajectory.input, 0)?;
+        if l > 1 {
+            let outputs = trajectory
+                .states
+                .reshape(&[l * rows])?
+                .narrow(0..(l - 1) * rows)?;
+            previous.copy_from(&outputs, rows)?;
+        }
+        let grads = Gradients {
+            input,
+            weights: Tensor::uninit(gpu, &[l, w, w], DType::F32)?,
+            biases: Tensor::uninit(gpu, &[l, w], DType::F32)?,
+        };
+        let spec = KernelSpec::new(
+            "layer_param_grads",
+            PARAM_GRADS,
+            "layer_param_grads",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::ReadWrite,
+            ],
+        );
+        gpu.dispatch(
+            &spec,
+            bytemuck::bytes_of(&self.params(l, batch)),
+            &[
+                p.binding(),
+                previous.binding(),
+                grads.weights.binding(),
+                grads.biases.binding(),
+            ],
+            gpu.grid(((l * w * (w + 1)) as u64).div_ceil(256))?,
+        )?;
+        Ok(grads)
+    }
+}

@@ -1,0 +1,201 @@
+//! Batched tridiagonal solves (`shaders/tridiagonal_pcr.wgsl`, `shaders/tridiagonal_thomas.wgsl`):
+//! parallel cyclic reduction in workgroup memory, or one invocation per system (Thomas) for many
+//! short systems or systems too long for workgroup memory.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Reduction, check_input, fits_u32, reduce_all, rows_cols};
+use crate::error::{Error, Result};
+use crate::gpu::kernel::{Access, Const, KernelSpec};
+use crate::tensor::{DType, Tensor};
+
+const PCR_SOURCES: &[&str] = &[include_str!("../../shaders/tridiagonal_pcr.wgsl")];
+const PCR_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
+const THOMAS_SOURCES: &[&str] = &[include_str!("../../shaders/tridiagonal_thomas.wgsl")];
+const THOMAS_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
+
+/// Systems at least this many, of at most [`THOMAS_MAX_SHORT`] equations, go one per invocation:
+/// enough of them to fill a GPU, each too short to keep a 256-wide workgroup busy.
+const THOMAS_MIN_SYSTEMS: usize = 4096;
+const THOMAS_MAX_SHORT: usize = 64;
+
+/// How a batch of systems is solved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TridiagonalMethod {
+    /// Parallel cyclic reduction, one workgroup per system.
+    Pcr,
+    /// The Thomas algorithm, one invocation per system.
+    Thomas,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    systems: u32,
+    _pad: [u32; 2],
+}
+
+/// Equations one invocation owns in the PCR kernel, or `None` when a system of `n` does not
+/// fit the adapter's workgroup memory.
+fn pcr_equations(n: usize, workgroup_bytes: u32) -> Option<usize> {
+    let eq = n.div_ceil(256).max(1);
+    (eq * 256 * 4 * 4 <= workgroup_bytes as usize).then_some(eq)
+}
+
+/// The method [`tridiagonal_solve`] uses for `systems` systems of `n` equations.
+pub fn tridiagonal_method(n: usize, systems: usize, workgroup_bytes: u32) -> TridiagonalMethod {
+    let many_short = systems >= THOMAS_MIN_SYSTEMS && n <= THOMAS_MAX_SHORT;
+    match pcr_equations(n, workgroup_bytes) {
+        Some(_) if !many_short => TridiagonalMethod::Pcr,
+        _ => TridiagonalMethod::Thomas,
+    }
+}
+
+/// Solves `a[i] x[i-1] + b[i] x[i] + c[i] x[i+1] = d[i]` for every row of `[.., n]` tensors
+/// (`a[0]` and `c[n-1]` are ignored), choosing the method by shape unless `method` is given.
+///
+/// Neither method pivots: the systems must be safe for elimination without pivoting (diagonally
+/// dominant, or symmetric positive definite, say). A singular or non-finite system gives an
+/// [`Error::NonFinite`] (the solution is checked with one reduction and a readback), never a
+/// silent NaN.
+///
+/// ```
+/// use percept::{Gpu, Tensor, ops};
+/// let gpu = Gpu::new()?;
+/// // 2x - y = 1, -x + 2y - z = 0, -y + 2z = 1: x = y = z = 1.
+/// let t = |v: &[f32]| Tensor::from_slice(&gpu, v, &[1, 3]);
+/// let x = ops::tridiagonal_solve(&t(&[0., -1., -1.])?, &t(&[2., 2., 2.])?, &t(&[-1., -1., 0.])?, &t(&[1., 0., 1.])?, None)?;
+/// let got = x.to_vec()?;
+/// assert!(got.iter().all(|v| (v - 1.0).abs() < 1e-6), "{got:?}");
+/// # Ok::<(), percept::Error>(())
+/// ```
+pub fn tridiagonal_solve(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    d: &Tensor,
+    method: Option<TridiagonalMethod>,
+) -> Result<Tensor> {
+    let x = tridiagonal_solve_unchecked(a, b, c, d, method)?;
+    let check = reduce_all(&x, Reduction::SumOfSquares)?.to_vec()?[0];
+    if !check.is_finite() {
+        return Err(Error::NonFinite {
+            what: "the tridiagonal solution (a singular, non-finite or badly conditioned system without pivoting)".into(),
+            index: 0,
+        });
+    }
+    Ok(x)
+}
+
+/// [`tridiagonal_solve`] without the finiteness check (and its readback), for callers that check
+/// a residual of their own.
+pub fn tridiagonal_solve_unchecked(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    d: &Tensor,
+    method: Option<TridiagonalMethod>,
+) -> Result<Tensor> {
+    const OP: &str = "tridiagonal_solve";
+    for t in [a, b, c, d] {
+        check_input(OP, d, t)?;
+        if t.shape() != d.shape() {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "a, b, c and d must share one shape; got {:?}, {:?}, {:?}, {:?}",
+                    a.shape(),
+                    b.shape(),
+                    c.shape(),
+                    d.shape()
+                ),
+            ));
+        }
+    }
+    let (systems, n) = rows_cols(OP, d)?;
+    if n == 0 || systems == 0 {
+        return Err(Error::invalid(
+            OP,
+            format!("empty systems of shape {:?}", d.shape()),
+        ));
+    }
+    fits_u32(OP, "elements", d.len())?;
+    let gpu = d.gpu();
+    let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
+    let method = method.unwrap_or_else(|| tridiagonal_method(n, systems, workgroup_bytes));
+    let x = Tensor::uninit(gpu, d.shape(), DType::F32)?;
+    let params = Params {
+        n: n as u32,
+        systems: systems as u32,
+        _pad: [0; 2],
+    };
+    match method {
+        TridiagonalMethod::Pcr => {
+            let eq = pcr_equations(n, workgroup_bytes).ok_or_else(|| {
+                Error::invalid(
+                    OP,
+                    format!(
+                        "systems of {n} equations do not fit workgroup memory for PCR; use Thomas"
+                    ),
+                )
+            })?;
+            let spec = KernelSpec::new(
+                "tridiagonal_pcr",
+                PCR_SOURCES,
+                "tridiagonal_pcr",
+                PCR_BINDINGS,
+            )
+            .with("EQ", Const::U32(eq as u32));
+            gpu.dispatch(
+                &spec,
+                bytemuck::bytes_of(&params),
+                &[
+                    a.binding(),
+                    b.binding(),
+                    c.binding(),
+                    d.binding(),
+                    x.binding(),
+                ],
+                gpu.grid(systems as u64)?,
+            )?;
+        }
+        TridiagonalMethod::Thomas => {
+            let scratch = Tensor::uninit(gpu, d.shape(), DType::F32)?;
+            let spec = KernelSpec::new(
+                "tridiagonal_thomas",
+                THOMAS_SOURCES,
+                "tridiagonal_thomas",
+                THOMAS_BINDINGS,
+            );
+            gpu.dispatch(
+                &spec,
+                bytemuck::bytes_of(&params),
+                &[
+                    a.binding(),
+                    b.binding(),
+                    c.binding(),
+                    d.binding(),
+                    x.binding(),
+                    scratch.binding(),
+                ],
+                gpu.grid((systems as u64).div_ceil(64))?,
+            )?;
+        }
+    }
+    Ok(x)
+}

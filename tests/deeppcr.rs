@@ -1,0 +1,205 @@
+//! DeepPCR against the sequential passes and an f64 forward with finite differences.
+
+mod common;
+
+use common::{assert_close, both, random, unchecked};
+use percept::Tensor;
+use percept::deeppcr::{DeepMlp, NewtonOptions};
+use percept::ops::Activation;
+
+/// The network's output in f64 for stacked host parameters.
+fn host_forward(w: &[f64], b: &[f64], x: &[f64], layers: usize, width: usize) -> Vec<f64> {
+    let batch = x.len() / width;
+    let mut z = x.to_vec();
+    for l in 0..layers {
+        z = (0..batch * width)
+            .map(|t| {
+                let (e, i) = (t / width, t % width);
+                let u = b[l * width + i]
+                    + (0..width)
+                        .map(|j| w[(l * width + i) * width + j] * z[e * width + j])
+                        .sum::<f64>();
+                u.tanh()
+            })
+            .collect();
+    }
+    z
+}
+
+fn network(layers: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let scale = 0.8 / (width as f32).sqrt();
+    let w = random(seed, layers * width * width, -1.7, 1.7)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let b = random(seed + 1, layers * width, -0.3, 0.3);
+    (w, b)
+}
+
+#[test]
+fn deeppcr_forward_equals_sequential_and_f64() {
+    for gpu in both() {
+        for &(layers, width, batch) in &[(1, 1, 1), (7, 3, 5), (64, 16, 4), (100, 1, 3), (33, 3, 2)]
+        {
+            let (w, b) = network(layers, width, layers as u64);
+            let net = DeepMlp::from_host(gpu, layers, width, Activation::Tanh, &w, &b).unwrap();
+            let x_host = random(9, batch * width, -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &x_host, &[batch, width]).unwrap();
+            let sequential = net.forward_sequential(&x).unwrap();
+            let (parallel, stats) = net.forward_deeppcr(&x, &NewtonOptions::default()).unwrap();
+            let case = format!("L={layers} w={width} batch={batch}");
+            assert!(stats.converged && !stats.fell_back, "{case}: {stats:?}");
+            assert!(stats.iterations <= layers, "{case}: {stats:?}");
+            let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+            let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            let x64: Vec<f64> = x_host.iter().map(|&v| v as f64).collect();
+            let want = host_forward(&w64, &b64, &x64, layers, width);
+            assert_close(
+                &case,
+                &sequential.output().unwrap().to_vec().unwrap(),
+                &want,
+                1e-5,
+            );
+            assert_close(
+                &format!("{case} deeppcr"),
+                &parallel.output().unwrap().to_vec().unwrap(),
+                &want,
+                1e-4,
+            );
+            eprintln!(
+                "{case}: {} Newton steps, residuals {:?}",
+                stats.iterations, stats.residuals
+            );
+        }
+    }
+}
+
+#[test]
+fn deeppcr_backward_equals_sequential_and_finite_differences() {
+    let gpu = unchecked();
+    for &(layers, width, batch) in &[(1, 2, 2), (9, 3, 2), (40, 16, 3)] {
+        let (w, b) = network(layers, width, 50 + layers as u64);
+        let net = DeepMlp::from_host(gpu, layers, width, Activation::Tanh, &w, &b).unwrap();
+        let x_host = random(10, batch * width, -1.0, 1.0);
+        let c_host = random(11, batch * width, -1.0, 1.0); // loss = sum(c * output)
+        let x = Tensor::from_slice(gpu, &x_host, &[batch, width]).unwrap();
+        let c = Tensor::from_slice(gpu, &c_host, &[batch, width]).unwrap();
+        let (trajectory, _) = net.forward_deeppcr(&x, &NewtonOptions::default()).unwrap();
+        let parallel = net.backward(&trajectory, &c, true).unwrap();
+        let sequential = net.backward(&trajectory, &c, false).unwrap();
+        let case = format!("L={layers} w={width}");
+
+        let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+        let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+        let x64: Vec<f64> = x_host.iter().map(|&v| v as f64).collect();
+        let loss = |w: &[f64], b: &[f64], x: &[f64]| -> f64 {
+            host_forward(w, b, x, layers, width)
+                .iter()
+                .zip(&c_host)
+                .map(|(z, &c)| z * c as f64)
+                .sum()
+        };
+        let h = 1e-6;
+        let fd = |f: &dyn Fn(usize, f64) -> f64, n: usize| -> Vec<f64> {
+            (0..n).map(|i| (f(i, h) - f(i, -h)) / (2.0 * h)).collect()
+        };
+        let fd_x = fd(
+            &|i, d| {
+                let mut x = x64.clone();
+                x[i] += d;
+                loss(&w64, &b64, &x)
+            },
+            x64.len(),
+        );
+        let fd_w = fd(
+            &|i, d| {
+                let mut w = w64.clone();
+                w[i] += d;
+                loss(&w, &b64, &x64)
+            },
+            w64.len(),
+        );
+        let fd_b = fd(
+            &|i, d| {
+                let mut b = b64.clone();
+                b[i] += d;
+                loss(&w64, &b, &x64)
+            },
+            b64.len(),
+        );
+        // The input gradient passes through every contraction; its f32 error grows about as
+        // 1/contraction per layer through cancellation (3.5e-4 at L=40 for the sequential pass
+        // as well), so it gets a looser bound against f64 than the parameter gradients.
+        let dx_tol = if layers > 20 { 1e-3 } else { 1e-4 };
+        for (name, g) in [("parallel", &parallel), ("sequential", &sequential)] {
+            assert_close(
+                &format!("{case} {name} d/dx"),
+                &g.input.to_vec().unwrap(),
+                &fd_x,
+                dx_tol,
+            );
+            assert_close(
+                &format!("{case} {name} d/dW"),
+                &g.weights.to_vec().unwrap(),
+                &fd_w,
+                1e-4,
+            );
+            assert_close(
+                &format!("{case} {name} d/db"),
+                &g.biases.to_vec().unwrap(),
+                &fd_b,
+                1e-4,
+            );
+        }
+        // DeepPCR's backward against the sequential one, both in f32.
+        let seq: Vec<f64> = sequential
+            .input
+            .to_vec()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        assert_close(
+            &format!("{case} parallel vs sequential d/dx"),
+            &parallel.input.to_vec().unwrap(),
+            &seq,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn non_convergence_falls_back_or_errors() {
+    let gpu = unchecked();
+    let (w, b) = network(64, 4, 3);
+    let net = DeepMlp::from_host(gpu, 64, 4, Activation::Tanh, &w, &b).unwrap();
+    let x = Tensor::from_slice(gpu, &random(12, 8, -1.0, 1.0), &[2, 4]).unwrap();
+    let strict = NewtonOptions {
+        tolerance: 1e-12,
+        max_iterations: 1,
+        fallback: true,
+    };
+    let (fallback, stats) = net.forward_deeppcr(&x, &strict).unwrap();
+    assert!(stats.fell_back && !stats.converged, "{stats:?}");
+    let sequential = net.forward_sequential(&x).unwrap();
+    assert_eq!(
+        fallback.states.to_vec().unwrap(),
+        sequential.states.to_vec().unwrap()
+    );
+    let err = net
+        .forward_deeppcr(
+            &x,
+            &NewtonOptions {
+                fallback: false,
+                ..strict
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("did not converge"), "{err}");
+    let bad = DeepMlp::from_host(gpu, 2, 2, Activation::Tanh, &[f32::NAN; 8], &[0.0; 4]);
+    assert!(bad.is_err());
+    assert!(
+        net.forward_sequential(&Tensor::zeros(gpu, &[2, 5]).unwrap())
+            .is_err()
+    );
+}

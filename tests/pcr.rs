@@ -1,0 +1,132 @@
+//! Tridiagonal solves and affine-recurrence scans against their f64 oracles.
+
+mod common;
+
+use common::{assert_close, both, random};
+use percept::ops::{self, TridiagonalMethod};
+use percept::{Error, Tensor, reference};
+
+/// Systems of `n` equations; `dominant` makes |b| > |a| + |c|, otherwise |b| is about the size
+/// of its neighbours (well conditioned for these sizes, but not dominant).
+fn system(seed: u64, systems: usize, n: usize, dominant: bool) -> [Vec<f32>; 4] {
+    let a = random(seed, systems * n, -1.0, 1.0);
+    let c = random(seed + 1, systems * n, -1.0, 1.0);
+    let signs = random(seed + 2, systems * n, -1.0, 1.0);
+    let b: Vec<f32> = (0..systems * n)
+        .map(|i| {
+            let size = if dominant {
+                a[i].abs() + c[i].abs() + 0.5
+            } else {
+                1.0 + signs[i].abs()
+            };
+            size * signs[i].signum()
+        })
+        .collect();
+    let d = random(seed + 3, systems * n, -1.0, 1.0);
+    [a, b, c, d]
+}
+
+#[test]
+fn tridiagonal_both_methods_match_thomas_in_f64() {
+    for gpu in both() {
+        for &(systems, n) in &[(1, 1), (3, 2), (5, 37), (2, 1000), (7, 256), (1, 1500)] {
+            for dominant in [true, false] {
+                let host = system(n as u64, systems, n, dominant);
+                let t: Vec<Tensor> = host
+                    .iter()
+                    .map(|v| Tensor::from_slice(gpu, v, &[systems, n]).unwrap())
+                    .collect();
+                let want = reference::tridiagonal_solve(&host[0], &host[1], &host[2], &host[3], n);
+                let cap = gpu.capabilities().max_workgroup_storage_size;
+                let pcr_fits = n.div_ceil(256) * 256 * 16 <= cap as usize;
+                for method in [TridiagonalMethod::Pcr, TridiagonalMethod::Thomas] {
+                    if method == TridiagonalMethod::Pcr && !pcr_fits {
+                        assert!(
+                            ops::tridiagonal_solve(&t[0], &t[1], &t[2], &t[3], Some(method))
+                                .is_err()
+                        );
+                        continue;
+                    }
+                    let x =
+                        ops::tridiagonal_solve(&t[0], &t[1], &t[2], &t[3], Some(method)).unwrap();
+                    // Not dominant: elimination without pivoting loses a few more digits.
+                    let tol = if dominant { 1e-5 } else { 1e-3 };
+                    let case = format!("{method:?} {systems}x{n} dominant={dominant}");
+                    assert_close(&case, &x.to_vec().unwrap(), &want, tol);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tridiagonal_chooses_by_shape_and_reports_singular_systems() {
+    let cap = 32 * 1024;
+    assert_eq!(
+        ops::tridiagonal_method(1024, 100, cap),
+        TridiagonalMethod::Pcr
+    );
+    assert_eq!(
+        ops::tridiagonal_method(32, 10_000, cap),
+        TridiagonalMethod::Thomas
+    );
+    assert_eq!(
+        ops::tridiagonal_method(100_000, 2, cap),
+        TridiagonalMethod::Thomas
+    );
+    let gpu = common::unchecked();
+    let zeros = Tensor::zeros(gpu, &[2, 5]).unwrap();
+    let ones = Tensor::from_slice(gpu, &[1.0; 10], &[2, 5]).unwrap();
+    let err = ops::tridiagonal_solve(&ones, &zeros, &ones, &ones, None).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+    let short = Tensor::zeros(gpu, &[2, 4]).unwrap();
+    let err = ops::tridiagonal_solve(&ones, &ones, &ones, &short, None).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+#[test]
+fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
+    for gpu in both() {
+        for &(len, batch, w) in &[
+            (1, 1, 1),
+            (5, 2, 3),
+            (16, 3, 1),
+            (37, 2, 16),
+            (100, 1, 4),
+            (9, 2, 64),
+        ] {
+            // Entries scaled so products of many blocks stay bounded.
+            let scale = 0.9 / (w as f32).sqrt();
+            let a: Vec<f32> = random(len as u64, len * batch * w * w, -1.0, 1.0)
+                .iter()
+                .map(|v| v * scale)
+                .collect();
+            let v = random(len as u64 + 7, len * batch * w, -1.0, 1.0);
+            let at = Tensor::from_slice(gpu, &a, &[len, batch, w, w]).unwrap();
+            let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
+            let case = format!("L={len} batch={batch} w={w}");
+            let x = ops::affine_scan(&at, &vt).unwrap();
+            assert_close(
+                &case,
+                &x.to_vec().unwrap(),
+                &reference::affine_scan(&a, &v, len, batch, w),
+                1e-5,
+            );
+            let y = ops::affine_scan_transposed(&at, &vt).unwrap();
+            let want = reference::affine_scan_transposed(&a, &v, len, batch, w);
+            assert_close(
+                &format!("{case} transposed"),
+                &y.to_vec().unwrap(),
+                &want,
+                1e-5,
+            );
+        }
+    }
+    let gpu = common::unchecked();
+    let v = Tensor::zeros(gpu, &[4, 2, 3]).unwrap();
+    let bad = Tensor::zeros(gpu, &[4, 2, 3, 2]).unwrap();
+    assert!(matches!(
+        ops::affine_scan(&bad, &v),
+        Err(Error::Shape { .. })
+    ));
+}
