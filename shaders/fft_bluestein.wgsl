@@ -10,10 +10,12 @@
 // Rows are the signals (o, i), numbered o * inner + i. The inverse DFT is
 // conj(DFT(conj(x))): `conj_in` and `conj_out` conjugate on the way in and out.
 
+// Constants prepended by the launcher, so that every division is by a compile-time constant:
+// N (the transform length), M (the convolution length) and INNER (the inner extent).
 struct Params {
-    n: u32,
-    m: u32,
-    inner: u32,
+    n: u32,     // also N
+    m: u32,     // also M
+    inner: u32, // also INNER
     total: u32, // invocations that write
     conj_in: u32,
     conj_out: u32,
@@ -42,13 +44,13 @@ fn chirp_pre(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     if (id >= params.total) {
         return;
     }
-    let row = id / params.m;
-    let j = id % params.m;
+    let row = id / M;
+    let j = id % M;
     var a = vec2<f32>(0.0);
-    if (j < params.n) {
-        let o = row / params.inner;
-        let i = row % params.inner;
-        var x = src[(o * params.n + j) * params.inner + i];
+    if (j < N) {
+        let o = row / INNER;
+        let i = row % INNER;
+        var x = src[(o * N + j) * INNER + i];
         if (params.conj_in != 0u) {
             x.y = -x.y;
         }
@@ -65,7 +67,7 @@ fn pointwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     if (id >= params.total) {
         return;
     }
-    dst[id] = cmul(dst[id], table[id % params.m]);
+    dst[id] = cmul(dst[id], table[id % M]);
 }
 
 @compute @workgroup_size(64)
@@ -76,11 +78,11 @@ fn chirp_post(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         return;
     }
     // Output element (o, k, i) of [outer, n, inner], read from row o * inner + i.
-    let i = id % params.inner;
-    let t = id / params.inner;
-    let k = t % params.n;
-    let o = t / params.n;
-    var x = cmul(src[(o * params.inner + i) * params.m + k], table[k]) * params.scale;
+    let i = id % INNER;
+    let t = id / INNER;
+    let k = t % N;
+    let o = t / N;
+    var x = cmul(src[(o * INNER + i) * M + k], table[k]) * params.scale;
     if (params.conj_out != 0u) {
         x.y = -x.y;
     }

@@ -17,11 +17,13 @@
 // their adjoints. The imaginary parts of the edge bins are ignored on input, as the real
 // inverse transform of numpy and pocketfft does.
 
+// Constants prepended by the launcher, so that every division is by a compile-time constant:
+// NREAL (the real length n), HALF (n / 2, rounded down) and INNER (the inner extent).
 struct Params {
     outer: u32,
-    n: u32,     // real length
-    inner: u32,
-    half: u32,  // n / 2, rounded down
+    n: u32,     // real length (also NREAL)
+    inner: u32, // also INNER
+    half: u32,  // n / 2, rounded down (also HALF)
     total: u32, // invocations that write
     scale: f32,
     weight: f32,
@@ -53,13 +55,13 @@ fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 
 // (outer index, index along the axis, inner index) of element `id` of [outer, len, inner].
 fn split(id: u32, len: u32) -> vec3<u32> {
-    let i = id % params.inner;
-    let t = id / params.inner;
+    let i = id % INNER;
+    let t = id / INNER;
     return vec3<u32>(t / len, t % len, i);
 }
 
 fn at(o: u32, e: u32, len: u32, i: u32) -> u32 {
-    return (o * len + e) * params.inner + i;
+    return (o * len + e) * INNER + i;
 }
 
 fn invocation(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -74,8 +76,8 @@ fn pack_real(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     if (id >= params.total) {
         return;
     }
-    let p = split(id, params.half);
-    store(id, vec2<f32>(src[at(p.x, 2u * p.y, params.n, p.z)], src[at(p.x, 2u * p.y + 1u, params.n, p.z)]));
+    let p = split(id, HALF);
+    store(id, vec2<f32>(src[at(p.x, 2u * p.y, NREAL, p.z)], src[at(p.x, 2u * p.y + 1u, NREAL, p.z)]));
 }
 
 // The inverse of pack_real: [outer, h, inner] pairs -> [outer, n, inner] real.
@@ -86,8 +88,8 @@ fn unpack_real(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (id >= params.total) {
         return;
     }
-    let p = split(id, params.n);
-    dst[id] = src[2u * at(p.x, p.y / 2u, params.half, p.z) + (p.y & 1u)];
+    let p = split(id, NREAL);
+    dst[id] = src[2u * at(p.x, p.y / 2u, HALF, p.z) + (p.y & 1u)];
 }
 
 // Z = FFT_h(z) [outer, h, inner] -> X [outer, h+1, inner].
@@ -98,7 +100,9 @@ fn r2c_post(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (id >= params.total) {
         return;
     }
-    let h = params.half;
+    // HALF >= 1 for the even n this kernel serves; the max keeps n = 1 (which compiles the
+    // module too) from a constant division by zero.
+    let h = max(HALF, 1u);
     let p = split(id, h + 1u);
     let k = p.y;
     let zk = load(at(p.x, k % h, h, p.z));
@@ -122,7 +126,7 @@ fn c2r_pre(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (id >= params.total) {
         return;
     }
-    let h = params.half;
+    let h = HALF;
     let p = split(id, h);
     let k = p.y;
     var a = load(at(p.x, k, h + 1u, p.z));
@@ -171,8 +175,8 @@ fn r2c_post_odd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (id >= params.total) {
         return;
     }
-    let p = split(id, params.half + 1u);
-    var x = load(at(p.x, p.y, params.n, p.z));
+    let p = split(id, HALF + 1u);
+    var x = load(at(p.x, p.y, NREAL, p.z));
     if (p.y != 0u) {
         x *= params.weight;
     }
@@ -187,8 +191,8 @@ fn c2r_pre_odd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (id >= params.total) {
         return;
     }
-    let h = params.half;
-    let p = split(id, params.n);
+    let h = HALF;
+    let p = split(id, NREAL);
     let k = p.y;
     var x: vec2<f32>;
     if (k == 0u) {
@@ -196,7 +200,7 @@ fn c2r_pre_odd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     } else if (k <= h) {
         x = params.weight * load(at(p.x, k, h + 1u, p.z));
     } else {
-        x = params.weight * conj(load(at(p.x, params.n - k, h + 1u, p.z)));
+        x = params.weight * conj(load(at(p.x, NREAL - k, h + 1u, p.z)));
     }
     store(id, x * params.scale);
 }

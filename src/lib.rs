@@ -22,6 +22,7 @@ pub mod bench;
 pub mod data;
 pub mod deeppcr;
 pub mod error;
+pub mod experiments;
 pub mod files;
 pub mod gpu;
 pub mod nn;

@@ -82,7 +82,8 @@ pub fn training_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
 }
 
 /// A heat map of `values[row][column]` (rows: `row_labels`, columns: `column_labels`; `None`
-/// cells stay blank), each cell coloured by log10 of its value and labelled with it.
+/// cells stay blank), each cell coloured by log10 of its value and labelled with it and `unit`.
+#[allow(clippy::too_many_arguments)]
 pub fn heatmap(
     path: &Path,
     title: &str,
@@ -91,6 +92,7 @@ pub fn heatmap(
     column_labels: &[usize],
     row_labels: &[usize],
     values: &[Vec<Option<f64>>],
+    unit: &str,
 ) -> Result<()> {
     let (cols, rows) = (column_labels.len().max(1), row_labels.len().max(1));
     let mut svg = String::new();
@@ -153,13 +155,96 @@ pub fn heatmap(
                     .map_err(|e| draw(e.to_string()))?;
                 chart
                     .draw_series([Text::new(
-                        format!("{v:.2}x"),
+                        format!("{v:.2}{unit}"),
                         (x, y + 1),
                         ("sans-serif", 14).into_font().color(&WHITE),
                     )])
                     .map_err(|e| draw(e.to_string()))?;
             }
         }
+        root.present().map_err(|e| draw(e.to_string()))?;
+    }
+    crate::files::write_atomically(path, svg.as_bytes())
+}
+
+/// One line of a [`lines`] plot.
+pub struct Series {
+    /// Legend entry.
+    pub label: String,
+    /// Points, in order.
+    pub points: Vec<(f64, f64)>,
+    /// Drawn thin and grey-tinted, for predictions beside measurements.
+    pub dashed: bool,
+}
+
+/// Line plot of several series on shared axes (SVG).
+pub fn lines(
+    path: &Path,
+    title: &str,
+    x_name: &str,
+    y_name: &str,
+    series: &[Series],
+) -> Result<()> {
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    let (x0, x1) = finite().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
+        (a.min(*x), b.max(*x))
+    });
+    let (y0, y1) = finite().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| {
+        (a.min(*y), b.max(*y))
+    });
+    if x0 > x1 {
+        return Err(Error::data(path.display(), "nothing finite to plot"));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        let draw = |e: String| Error::data(path.display(), format!("cannot draw the plot: {e}"));
+        root.fill(&WHITE).map_err(|e| draw(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+            .map_err(|e| draw(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_name)
+            .y_desc(y_name)
+            .draw()
+            .map_err(|e| draw(e.to_string()))?;
+        for (i, s) in series.iter().enumerate() {
+            let colour = Palette99::pick(i / 2 * 2).to_rgba();
+            let style = if s.dashed {
+                colour.mix(0.5).stroke_width(1)
+            } else {
+                colour.stroke_width(2)
+            };
+            let points: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, style))
+                .map_err(|e| draw(e.to_string()))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| draw(e.to_string()))?;
         root.present().map_err(|e| draw(e.to_string()))?;
     }
     crate::files::write_atomically(path, svg.as_bytes())

@@ -190,6 +190,7 @@ fn write_heatmap(path: &std::path::Path, records: &[DeepPcrRecord]) -> Result<()
         &layers,
         &widths,
         &grid,
+        "x",
     )
 }
 

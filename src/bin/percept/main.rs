@@ -6,9 +6,11 @@ use clap::{Parser, Subcommand};
 use percept::{Gpu, Result};
 
 mod bench;
+mod repro;
 mod train;
 
 use bench::{BenchArgs, run_bench};
+use repro::{Repro, run_repro};
 use train::{EvalArgs, TrainArgs, run_eval, run_train};
 
 #[derive(Parser)]
@@ -37,6 +39,9 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a checkpoint's network on a data set.
     Eval(EvalArgs),
+    /// Reproduce a paper's experiment.
+    #[command(subcommand)]
+    Repro(Repro),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => run_bench(args),
         Command::Train(args) => run_train(*args),
         Command::Eval(args) => run_eval(args),
+        Command::Repro(repro) => run_repro(repro),
     };
     match result {
         Ok(code) => code,

@@ -5,10 +5,10 @@ use bytemuck::{Pod, Zeroable};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex64;
 
-use super::stockham::{Stockham, next_smooth};
+use super::stockham::{BluesteinTables, Stockham, next_smooth};
 use super::{Layout, Scratch, binding_of, upload};
 use crate::error::Result;
-use crate::gpu::kernel::{Access, KernelSpec};
+use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::gpu::{Binding, Gpu, PooledBuffer};
 
 const SOURCES: &[&str] = &[include_str!("../../../shaders/fft_bluestein.wgsl")];
@@ -41,7 +41,8 @@ pub(crate) struct Bluestein {
     spectrum: (PooledBuffer, u64),
     fft: Stockham,
     a: Scratch,
-    b: Scratch,
+    /// The second intermediate buffer of the unfused plan.
+    b: Option<Scratch>,
 }
 
 /// The chirp exp(-i pi j^2 / n) for j < n, in f64; j^2 is reduced mod 2n first so that the
@@ -96,24 +97,49 @@ impl Bluestein {
             n: m,
             inner: 1,
         };
+        let (w, kernel) = (to_f32(&w), to_f32(&kernel));
+        let fft = Stockham::with_bluestein(
+            gpu,
+            op,
+            padded,
+            BluesteinTables {
+                chirp: &w,
+                spectrum: &kernel,
+                inner: layout.inner,
+            },
+        )?;
+        // The fused plan needs one intermediate buffer; the unfused one two.
+        let b = if fft.fuses_bluestein() {
+            None
+        } else {
+            Some(Scratch::new(gpu, op, padded.values())?)
+        };
         Ok(Bluestein {
             gpu: gpu.clone(),
             layout,
             m,
-            chirp: upload(gpu, op, &to_f32(&w))?,
-            spectrum: upload(gpu, op, &to_f32(&kernel))?,
-            fft: Stockham::new(gpu, op, padded)?,
+            chirp: upload(gpu, op, &w)?,
+            spectrum: upload(gpu, op, &kernel)?,
+            fft,
             a: Scratch::new(gpu, op, padded.values())?,
-            b: Scratch::new(gpu, op, padded.values())?,
+            b,
         })
     }
 
     pub(crate) fn describe(&self) -> String {
-        format!("bluestein via {} ({})", self.m, self.fft.describe())
+        let fused = if self.fft.fuses_bluestein() {
+            ", fused"
+        } else {
+            ""
+        };
+        format!("bluestein via {} ({}{fused})", self.m, self.fft.describe())
     }
 
     fn launch(&self, entry: &'static str, params: Params, bindings: &[Binding<'_>]) -> Result<()> {
-        let spec = KernelSpec::new("fft_bluestein", SOURCES, entry, BINDINGS);
+        let spec = KernelSpec::new("fft_bluestein", SOURCES, entry, BINDINGS)
+            .with("N", Const::U32(params.n))
+            .with("M", Const::U32(params.m))
+            .with("INNER", Const::U32(params.inner));
         let groups = self
             .gpu
             .grid(params.total.div_ceil(WORKGROUP as u32) as u64)?;
@@ -129,6 +155,11 @@ impl Bluestein {
         conj: bool,
         scale: f32,
     ) -> Result<()> {
+        if self.fft.fuses_bluestein() {
+            return self
+                .fft
+                .record_bluestein(src, self.a.binding(), dst, conj, scale);
+        }
         let l = self.layout;
         let padded_values = (l.outer * l.inner * self.m) as u32;
         let base = Params {
@@ -143,7 +174,12 @@ impl Bluestein {
         };
         let chirp = binding_of(&self.chirp.0, self.chirp.1);
         let spectrum = binding_of(&self.spectrum.0, self.spectrum.1);
-        let (a, b) = (self.a.binding(), self.b.binding());
+        let a = self.a.binding();
+        let b = self
+            .b
+            .as_ref()
+            .expect("planned when the steps are not fused")
+            .binding();
         self.launch("chirp_pre", base, &[src, chirp, a])?;
         self.fft.record(a, b, false, 1.0)?;
         self.launch("pointwise", base, &[spectrum, spectrum, b])?;

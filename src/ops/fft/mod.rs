@@ -7,14 +7,19 @@
 //!
 //! How a length is computed:
 //! - 7-smooth lengths (only prime factors 2, 3, 5, 7) that fit one workgroup's memory (4096
-//!   complex values with 32 KiB): one Stockham pass, radix 8 stages first, one read and one
-//!   write of global memory per element.
+//!   complex values with 32 KiB): one Stockham pass, one read and one write of global memory
+//!   per element. The kernel is specialised per plan: every stage's radix (2, 4, 8, 16, 3, 5 or 7),
+//!   stride and twiddle offset is a compile-time constant, so loops unroll and a butterfly's
+//!   values stay in registers; the first stage reads global memory and the last one writes it
+//!   directly, and the stages' twiddles come from a per-plan table computed in f64.
 //! - longer 7-smooth lengths: several such passes whose lengths multiply to n (four-step),
 //!   each a read and a write.
 //! - any other length: Bluestein's algorithm, through FFTs of a 7-smooth length of at least
 //!   2n - 1.
-//! - real transforms of even length n: a complex transform of length n/2 plus a pass that
-//!   separates the even and odd halves; of odd length: the complex transform of length n.
+//! - real transforms of even length n: a complex transform of length n/2 plus a step that
+//!   separates the even and odd halves, fused into the same kernel when the transform is one
+//!   pass along contiguous rows (a separate pass otherwise); of odd length: the complex
+//!   transform of length n.
 //!
 //! [`FftPlan`] documents the transforms' definitions and their adjoints (gradients).
 

@@ -4,9 +4,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::stockham::{Stockham, is_smooth};
 use super::{ComplexFft, Layout, Scratch, binding_of, twiddle_table};
 use crate::error::Result;
-use crate::gpu::kernel::{Access, KernelSpec};
+use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::gpu::{Binding, Gpu, PooledBuffer};
 
 const SOURCES: &[&str] = &[include_str!("../../../shaders/fft_real.wgsl")];
@@ -38,8 +39,8 @@ pub(crate) struct RealFft {
     /// The complex signal the core reads or writes when it cannot alias the real tensor: along
     /// a strided axis (even n) and for odd n.
     packed: Option<Scratch>,
-    /// The core's spectrum.
-    spectrum: Scratch,
+    /// The core's spectrum, unless the core fuses the pre- and post-processing.
+    spectrum: Option<Scratch>,
 }
 
 impl RealFft {
@@ -56,13 +57,23 @@ impl RealFft {
         } else {
             Some(Scratch::new(gpu, op, core_layout.values())?)
         };
+        let core = if even && layout.inner == 1 && is_smooth(core_layout.n) {
+            ComplexFft::Stockham(Stockham::with_real(gpu, op, core_layout)?)
+        } else {
+            ComplexFft::new(gpu, op, core_layout)?
+        };
+        // A fused core needs no spectrum between kernels.
+        let spectrum = match &core {
+            ComplexFft::Stockham(s) if s.fuses_real() => None,
+            _ => Some(Scratch::new(gpu, op, core_layout.values())?),
+        };
         Ok(RealFft {
             gpu: gpu.clone(),
             layout,
-            core: ComplexFft::new(gpu, op, core_layout)?,
+            core,
             table,
             packed,
-            spectrum: Scratch::new(gpu, op, core_layout.values())?,
+            spectrum,
         })
     }
 
@@ -72,7 +83,21 @@ impl RealFft {
         } else {
             "full-length complex"
         };
-        format!("real via {how} {}", self.core.describe())
+        let fused = if self.fused().is_some() {
+            ", fused"
+        } else {
+            ""
+        };
+        format!("real via {how} {}{fused}", self.core.describe())
+    }
+
+    /// The core, when it runs the whole transform in one pass with the pre- and
+    /// post-processing fused in.
+    fn fused(&self) -> Option<&Stockham> {
+        match &self.core {
+            ComplexFft::Stockham(s) if s.fuses_real() => Some(s),
+            _ => None,
+        }
     }
 
     fn even(&self) -> bool {
@@ -100,7 +125,10 @@ impl RealFft {
             weight,
             _pad: 0,
         };
-        let spec = KernelSpec::new("fft_real", SOURCES, entry, BINDINGS);
+        let spec = KernelSpec::new("fft_real", SOURCES, entry, BINDINGS)
+            .with("NREAL", Const::U32(l.n as u32))
+            .with("HALF", Const::U32((l.n / 2) as u32))
+            .with("INNER", Const::U32(l.inner as u32));
         let table = binding_of(&self.table.0, self.table.1);
         let groups = self.gpu.grid((total as u32).div_ceil(WORKGROUP) as u64)?;
         self.gpu.dispatch(
@@ -109,6 +137,13 @@ impl RealFft {
             &[src, table, dst],
             groups,
         )
+    }
+
+    fn spectrum(&self) -> Binding<'_> {
+        self.spectrum
+            .as_ref()
+            .expect("planned when the core does not fuse the real transform")
+            .binding()
     }
 
     fn packed(&self) -> Binding<'_> {
@@ -127,10 +162,13 @@ impl RealFft {
         scale: f32,
         weight: f32,
     ) -> Result<()> {
+        if let Some(core) = self.fused() {
+            return core.record_real(x, y, false, scale, weight);
+        }
         let l = self.layout;
         let rows = l.outer * l.inner;
         let bins = rows * (l.n / 2 + 1);
-        let spectrum = self.spectrum.binding();
+        let spectrum = self.spectrum();
         if self.even() {
             let z = if l.inner == 1 {
                 x // n reals are n/2 interleaved complex values already
@@ -159,8 +197,11 @@ impl RealFft {
         scale: f32,
         weight: f32,
     ) -> Result<()> {
+        if let Some(core) = self.fused() {
+            return core.record_real(x, y, true, scale, weight);
+        }
         let l = self.layout;
-        let spectrum = self.spectrum.binding();
+        let spectrum = self.spectrum();
         if self.even() {
             let rows = l.outer * l.inner;
             self.launch("c2r_pre", rows * l.n / 2, scale, weight, x, spectrum)?;

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Layout, Scratch, binding_of, twiddle_table};
+use super::{Layout, Scratch, binding_of, upload};
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::gpu::{Binding, Gpu, PooledBuffer};
@@ -19,12 +19,10 @@ const TARGET_ELEMENTS: usize = 2048;
 /// Columns a column-wise pass wants per workgroup, so that each of its strided loads reads a
 /// run of at least this many neighbouring complex values.
 const MIN_COALESCED_COLUMNS: usize = 8;
-/// Stages one pass can have: RADICES packs eight 4-bit radices into a u32.
+/// Stages one pass can have: the shader has per-stage constants for seven stages and the last.
 const MAX_STAGES: usize = 8;
 /// Upper bound on invocations per workgroup (and the adapter's own limit below that).
 const MAX_WORKGROUP: usize = 256;
-/// Complex values each invocation handles per stage, roughly.
-const VALUES_PER_INVOCATION: usize = 8;
 
 /// Whether `n` factors into 2, 3, 5 and 7 only.
 pub(crate) fn is_smooth(mut n: usize) -> bool {
@@ -46,16 +44,17 @@ pub(crate) fn next_smooth(n: usize) -> usize {
         .expect("smooth numbers are unbounded")
 }
 
-/// The stage radices of a smooth length inside one workgroup: radix 8 first, then one 4 or 2,
-/// then the odd primes.
+/// The stage radices of a smooth length inside one workgroup: the power of two in as few
+/// stages of radix at most 16 as possible, split as evenly as possible (4096 = 16 x 16 x 16,
+/// 1024 = 16 x 8 x 8, 512 = 8 x 8 x 8), larger radices first, then the odd primes.
 fn radices(len: usize) -> Vec<usize> {
-    let mut m = len;
-    let mut out = Vec::new();
-    while m.is_multiple_of(8) {
-        out.push(8);
-        m /= 8;
-    }
-    for r in [4, 2, 3, 5, 7] {
+    let twos = len.trailing_zeros() as usize;
+    let mut m = len >> twos;
+    let stages = twos.div_ceil(4);
+    let mut out: Vec<usize> = (0..stages)
+        .map(|s| 1 << (twos / stages + usize::from(s < twos % stages)))
+        .collect();
+    for r in [3, 5, 7] {
         while m.is_multiple_of(r) {
             out.push(r);
             m /= r;
@@ -87,7 +86,7 @@ fn divisors(n: usize) -> Vec<usize> {
 }
 
 /// Whether one pass can have length `len`: it fits the workgroup's memory, and its stages fit
-/// the kernel's RADICES constant (eight 4-bit radices).
+/// the shader's stage constants.
 fn fits(len: usize, capacity: usize) -> bool {
     len <= capacity && radices(len).len() <= MAX_STAGES
 }
@@ -121,28 +120,137 @@ fn pass_lengths(n: usize, capacity: usize) -> Option<Vec<usize>> {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
-    n: u32,
-    inner: u32,
-    q: u32,
     columns: u32,
-    ns: u32,
     conj_in: u32,
     conj_out: u32,
     scale: f32,
+    weight: f32,
+    _pad: [u32; 3],
+}
+
+/// Names of the per-stage constants of the shader: stages 0 ..= 6, the last one apart.
+const RAD: [&str; MAX_STAGES - 1] = ["RAD0", "RAD1", "RAD2", "RAD3", "RAD4", "RAD5", "RAD6"];
+const NS: [&str; MAX_STAGES - 1] = ["NS0", "NS1", "NS2", "NS3", "NS4", "NS5", "NS6"];
+const TW: [&str; MAX_STAGES - 1] = ["TW0", "TW1", "TW2", "TW3", "TW4", "TW5", "TW6"];
+
+/// The shader's REAL modes.
+const COMPLEX: u32 = 0;
+const REAL_FORWARD: u32 = 1;
+const REAL_INVERSE: u32 = 2;
+
+/// `W_n^t = exp(-2πi t/n)`, computed in f64 and rounded once to f32.
+fn root(t: usize, n: usize) -> [f32; 2] {
+    let (sin, cos) = (-2.0 * std::f64::consts::PI * (t % n) as f64 / n as f64).sin_cos();
+    [cos as f32, sin as f32]
 }
 
 /// One pass: a compiled kernel variant and its launch.
 struct Pass {
     len: usize,
     spec: KernelSpec,
-    params: Params,
+    columns: u32,
     workgroups: [u32; 3],
+}
+
+/// What a pass's kernel fuses in: the shader's REAL and BLUE modes and their constants.
+#[derive(Clone, Copy)]
+struct Fusion {
+    real: u32,
+    rtw: usize,
+    blue: u32,
+    bn: usize,
+    binner: usize,
+    chirp: usize,
+    spec: usize,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion {
+            real: COMPLEX,
+            rtw: 0,
+            blue: 0,
+            bn: 1,
+            binner: 1,
+            chirp: 0,
+            spec: 0,
+        }
+    }
+}
+
+/// Tables and shape of the Bluestein steps a plan can fuse ([`Stockham::with_bluestein`]).
+pub(crate) struct BluesteinTables<'a> {
+    /// The chirp w_j, j < n.
+    pub chirp: &'a [[f32; 2]],
+    /// The kernel's spectrum B, one value per element of the padded length.
+    pub spectrum: &'a [[f32; 2]],
+    /// The signals' inner extent.
+    pub inner: usize,
+}
+
+/// The shape of one pass's kernel: everything but the fusions.
+struct PassShape {
+    len: usize,
+    cols: usize,
+    workgroup: usize,
+    /// (radix, stride, twiddle offset) of each stage.
+    stages: Vec<(usize, usize, usize)>,
+    base: KernelSpec,
+}
+
+impl PassShape {
+    /// The kernel variant with `fusion`'s pre- and post-processing.
+    fn spec(&self, fusion: Fusion) -> KernelSpec {
+        let mode = fusion.real;
+        let stages = self.stages.len();
+        // Registers of the stages whose outputs wait for a barrier: the middle ones, the first
+        // one when the prologue fills workgroup memory, the last one before an epilogue.
+        let mut regs = 16;
+        for (s, &(r, _, _)) in self.stages.iter().enumerate() {
+            let middle = s > 0 && s + 1 < stages;
+            let waits = (s == 0 && stages > 1 && mode == REAL_INVERSE)
+                || (s + 1 == stages && stages > 1 && mode == REAL_FORWARD);
+            if middle || waits {
+                regs = regs.max(16 * (self.cols * self.len / r).div_ceil(self.workgroup));
+            }
+        }
+        let mut spec = self.base.clone();
+        for s in 0..MAX_STAGES - 1 {
+            let (r, ns, tw) = if s + 1 < stages {
+                self.stages[s]
+            } else {
+                (1, 1, 0)
+            };
+            spec = spec
+                .with(RAD[s], Const::U32(r as u32))
+                .with(NS[s], Const::U32(ns as u32))
+                .with(TW[s], Const::U32(tw as u32));
+        }
+        let (r, ns, tw) = self.stages[stages - 1];
+        spec.with("RADL", Const::U32(r as u32))
+            .with("NSL", Const::U32(ns as u32))
+            .with("TWL", Const::U32(tw as u32))
+            .with("REGS", Const::U32(regs as u32))
+            .with("REAL", Const::U32(mode))
+            .with("RTW", Const::U32(fusion.rtw as u32))
+            .with("BLUE", Const::U32(fusion.blue))
+            .with("BN", Const::U32(fusion.bn as u32))
+            .with("BINNER", Const::U32(fusion.binner as u32))
+            .with("CHIRP", Const::U32(fusion.chirp as u32))
+            .with("SPEC", Const::U32(fusion.spec as u32))
+    }
 }
 
 /// A planned batched complex FFT of a smooth length over a [`Layout`].
 pub(crate) struct Stockham {
     gpu: Gpu,
     passes: Vec<Pass>,
+    /// The single pass's variants that fuse the real transforms' pre- and post-processing
+    /// (r2c, c2r), when planned.
+    real: Option<Box<[KernelSpec; 2]>>,
+    /// The single pass's variants that fuse Bluestein's steps (forward with the input chirp
+    /// and the pointwise product, inverse with the output chirp), when planned.
+    bluestein: Option<Box<[KernelSpec; 2]>>,
     twiddles: PooledBuffer,
     twiddle_bytes: u64,
     /// Holds the intermediate results when there are two or more passes.
@@ -151,6 +259,36 @@ pub(crate) struct Stockham {
 
 impl Stockham {
     pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<Stockham> {
+        Stockham::plan(gpu, op, layout, false, None)
+    }
+
+    /// A plan of the padded length of Bluestein's algorithm (rows of `layout.n`, an inner
+    /// extent of one) that can also run the whole algorithm in two passes, the chirps and the
+    /// pointwise product fused in ([`Stockham::record_bluestein`]), when the length is one
+    /// pass.
+    pub(crate) fn with_bluestein(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        tables: BluesteinTables<'_>,
+    ) -> Result<Stockham> {
+        Stockham::plan(gpu, op, layout, false, Some(tables))
+    }
+
+    /// A plan that can also run as the core of real transforms of length 2n with the
+    /// pre- and post-processing fused into its pass ([`Stockham::record_real`]), when the
+    /// transform is one pass along contiguous rows.
+    pub(crate) fn with_real(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<Stockham> {
+        Stockham::plan(gpu, op, layout, true, None)
+    }
+
+    fn plan(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        real: bool,
+        bluestein: Option<BluesteinTables<'_>>,
+    ) -> Result<Stockham> {
         let n = layout.n;
         debug_assert!(is_smooth(n));
         let caps = gpu.capabilities();
@@ -163,62 +301,131 @@ impl Stockham {
             limit: (capacity as u64).saturating_pow(16),
             limit_name: "max_compute_workgroup_storage_size",
         })?;
-        let mut passes = Vec::with_capacity(lengths.len());
-        let mut ns = 1;
+        // The twiddle table: W_n^t for the four-step pre-twiddles, then each stage's own.
+        let mut table: Vec<[f32; 2]> = if lengths.len() > 1 {
+            (0..n).map(|t| root(t, n)).collect()
+        } else {
+            Vec::new()
+        };
+        let mut shapes = Vec::with_capacity(lengths.len());
+        let mut ns_global = 1;
         for &len in &lengths {
             let q = n / len * layout.inner;
             let columns = layout.outer * q;
             let load_rows = q == 1;
-            let store_rows = ns == 1 && layout.inner == 1;
+            let store_rows = ns_global == 1 && layout.inner == 1;
             let room = (capacity / len).max(1);
             let mut cols = (TARGET_ELEMENTS / len).clamp(1, room);
             if !(load_rows && store_rows) {
                 cols = cols.max(MIN_COALESCED_COLUMNS.min(room));
             }
             let cols = cols.min(columns).max(1);
+            let mut stage_radices = radices(len);
+            if stage_radices.is_empty() {
+                stage_radices.push(1);
+            }
+            let max_radix = *stage_radices.iter().max().expect("at least one stage");
             let elements = cols * len;
+            // One invocation per butterfly of the largest radix, in whole subgroups.
             let workgroup = elements
-                .div_ceil(VALUES_PER_INVOCATION)
+                .div_ceil(max_radix)
                 .next_multiple_of(32)
                 .min(max_workgroup);
-            let stage_radices = radices(len);
-            let regs = stage_radices
-                .iter()
-                .map(|&r| (elements / r).div_ceil(workgroup) * r)
-                .max()
-                .unwrap_or(1);
-            let packed = stage_radices
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (s, &r)| acc | (r as u32) << (4 * s));
-            let spec = KernelSpec::new("fft", SOURCES, "fft_pass", BINDINGS)
+            // Workgroup memory: one padding word per 32 values of a column and an odd column
+            // stride where they fit, against bank conflicts; plain columns otherwise.
+            let padded = len + len / 32;
+            let (pad, stride) = if cols * (padded | 1) <= capacity {
+                (true, if cols > 1 { padded | 1 } else { padded })
+            } else {
+                (false, len)
+            };
+            let base = KernelSpec::new("fft", SOURCES, "fft_pass", BINDINGS)
                 .with("R", Const::U32(len as u32))
                 .with("COLS", Const::U32(cols as u32))
                 .with("WG", Const::U32(workgroup as u32))
                 .with("STAGES", Const::U32(stage_radices.len() as u32))
-                .with("RADICES", Const::U32(packed))
-                .with("REGS", Const::U32(regs as u32))
                 .with("LOAD_ROWS", Const::Bool(load_rows))
-                .with("STORE_ROWS", Const::Bool(store_rows));
-            let params = Params {
-                n: n as u32,
-                inner: layout.inner as u32,
-                q: q as u32,
-                columns: columns as u32,
-                ns: ns as u32,
-                conj_in: 0,
-                conj_out: 0,
-                scale: 1.0,
-            };
-            passes.push(Pass {
-                len,
-                spec,
-                params,
-                workgroups: gpu.grid(columns.div_ceil(cols) as u64)?,
-            });
-            ns *= len;
+                .with("STORE_ROWS", Const::Bool(store_rows))
+                .with("PAD", Const::Bool(pad))
+                .with("CSTRIDE", Const::U32(stride as u32))
+                .with("SMEM", Const::U32((cols * stride).max(1) as u32))
+                .with("N", Const::U32(n as u32))
+                .with("INNER", Const::U32(layout.inner as u32))
+                .with("Q", Const::U32(q as u32))
+                .with("NSG", Const::U32(ns_global as u32))
+                .with("TWG", Const::U32((n / (ns_global * len)) as u32));
+            let mut ns = 1;
+            let mut stages = Vec::with_capacity(stage_radices.len());
+            for &r in &stage_radices {
+                let offset = table.len();
+                if ns > 1 {
+                    for k in 0..ns {
+                        table.extend((1..r).map(|m| root(m * k, ns * r)));
+                    }
+                }
+                stages.push((r, ns, offset));
+                ns *= r;
+            }
+            shapes.push((
+                PassShape {
+                    len,
+                    cols,
+                    workgroup,
+                    stages,
+                    base,
+                },
+                columns,
+            ));
+            ns_global *= len;
         }
-        let (twiddles, twiddle_bytes) = twiddle_table(gpu, n, n)?;
+        let real = if real && shapes.len() == 1 && layout.inner == 1 {
+            let rtw = table.len();
+            table.extend((0..=n).map(|k| root(k, 2 * n)));
+            let shape = &shapes[0].0;
+            let real = |mode| Fusion {
+                real: mode,
+                rtw,
+                ..Fusion::default()
+            };
+            Some(Box::new([
+                shape.spec(real(REAL_FORWARD)),
+                shape.spec(real(REAL_INVERSE)),
+            ]))
+        } else {
+            None
+        };
+        let bluestein = match bluestein {
+            Some(tables) if shapes.len() == 1 && layout.inner == 1 => {
+                let chirp = table.len();
+                table.extend_from_slice(tables.chirp);
+                let spec = table.len();
+                table.extend_from_slice(tables.spectrum);
+                let blue = |mode| Fusion {
+                    blue: mode,
+                    bn: tables.chirp.len(),
+                    binner: tables.inner,
+                    chirp,
+                    spec,
+                    ..Fusion::default()
+                };
+                let shape = &shapes[0].0;
+                Some(Box::new([shape.spec(blue(1)), shape.spec(blue(2))]))
+            }
+            _ => None,
+        };
+        let mut passes = Vec::with_capacity(shapes.len());
+        for (shape, columns) in shapes {
+            passes.push(Pass {
+                len: shape.len,
+                spec: shape.spec(Fusion::default()),
+                columns: columns as u32,
+                workgroups: gpu.grid(columns.div_ceil(shape.cols) as u64)?,
+            });
+        }
+        if table.is_empty() {
+            table.push([1.0, 0.0]);
+        }
+        let (twiddles, twiddle_bytes) = upload(gpu, op, &table)?;
         let scratch = if passes.len() > 1 {
             Some(Scratch::new(gpu, op, layout.values())?)
         } else {
@@ -227,10 +434,97 @@ impl Stockham {
         Ok(Stockham {
             gpu: gpu.clone(),
             passes,
+            real,
+            bluestein,
             twiddles,
             twiddle_bytes,
             scratch,
         })
+    }
+
+    /// Whether [`Stockham::record_bluestein`] can run.
+    pub(crate) fn fuses_bluestein(&self) -> bool {
+        self.bluestein.is_some()
+    }
+
+    /// Records Bluestein's algorithm in two passes: `mid` = B ⊙ FFT(w ⊙ x) over rows of the
+    /// padded length, then `dst` = `scale` × w ⊙ IFFT(mid) (unnormalised; B carries 1/m)
+    /// for the first n elements, the input and the output conjugated when `conj`.
+    pub(crate) fn record_bluestein(
+        &self,
+        src: Binding<'_>,
+        mid: Binding<'_>,
+        dst: Binding<'_>,
+        conj: bool,
+        scale: f32,
+    ) -> Result<()> {
+        let specs = self
+            .bluestein
+            .as_ref()
+            .expect("planned with the Bluestein variants");
+        let pass = &self.passes[0];
+        let twiddles = binding_of(&self.twiddles, self.twiddle_bytes);
+        let forward = Params {
+            columns: pass.columns,
+            conj_in: u32::from(conj),
+            conj_out: 0,
+            scale: 1.0,
+            weight: 1.0,
+            _pad: [0; 3],
+        };
+        self.gpu.dispatch(
+            &specs[0],
+            bytemuck::bytes_of(&forward),
+            &[src, twiddles, mid],
+            pass.workgroups,
+        )?;
+        let inverse = Params {
+            conj_in: 1,
+            conj_out: u32::from(conj),
+            scale,
+            ..forward
+        };
+        self.gpu.dispatch(
+            &specs[1],
+            bytemuck::bytes_of(&inverse),
+            &[mid, twiddles, dst],
+            pass.workgroups,
+        )
+    }
+
+    /// Whether [`Stockham::record_real`] can run.
+    pub(crate) fn fuses_real(&self) -> bool {
+        self.real.is_some()
+    }
+
+    /// Records a real transform of length 2n in one pass (see fft_real.wgsl for the maths):
+    /// forward, `dst` = the n+1 bins of the real rows `src`, interior bins times `weight`,
+    /// all times `scale`; inverse, `dst` = the real rows of the n+1 bins `src` (interior bins
+    /// times `weight`, edge bins' imaginary parts ignored), times `scale`.
+    pub(crate) fn record_real(
+        &self,
+        src: Binding<'_>,
+        dst: Binding<'_>,
+        inverse: bool,
+        scale: f32,
+        weight: f32,
+    ) -> Result<()> {
+        let specs = self.real.as_ref().expect("planned with the real variants");
+        let pass = &self.passes[0];
+        let params = Params {
+            columns: pass.columns,
+            conj_in: u32::from(inverse),
+            conj_out: u32::from(inverse),
+            scale,
+            weight,
+            _pad: [0; 3],
+        };
+        self.gpu.dispatch(
+            &specs[usize::from(inverse)],
+            bytemuck::bytes_of(&params),
+            &[src, binding_of(&self.twiddles, self.twiddle_bytes), dst],
+            pass.workgroups,
+        )
     }
 
     /// Lengths of the passes, for reports.
@@ -262,10 +556,12 @@ impl Stockham {
                     .binding()
             };
             let params = Params {
+                columns: pass.columns,
                 conj_in: u32::from(conj && p == 0),
                 conj_out: u32::from(conj && p == last),
                 scale: if p == last { scale } else { 1.0 },
-                ..pass.params
+                weight: 1.0,
+                _pad: [0; 3],
             };
             self.gpu.dispatch(
                 &pass.spec,
@@ -304,8 +600,12 @@ mod tests {
                 assert_eq!(radices(n).iter().product::<usize>(), n, "{n}");
             }
         }
-        assert_eq!(radices(4096), vec![8, 8, 8, 8]);
-        assert_eq!(radices(1024), vec![8, 8, 8, 2]);
+        assert_eq!(radices(4096), vec![16, 16, 16]);
+        assert_eq!(radices(1024), vec![16, 8, 8]);
+        assert_eq!(radices(512), vec![8, 8, 8]);
+        assert_eq!(radices(2 * 27 * 5), vec![2, 3, 3, 3, 5]);
+        assert_eq!(radices(2), vec![2]);
+        assert_eq!(radices(1), Vec::<usize>::new());
         assert_eq!(next_smooth(2 * 97 - 1), 196);
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The device check for a session that is lent a GPU: every benchmark family at full size and
+# PyTorch's baselines, in one call, within about nine minutes. Prepare it here first:
+#   cargo build --release && ../shared/gpu/prepare.sh
+# then call the device tool with carry [".gpu"], timeout_s 600 and the command
+#   bash scripts/gpu-check.sh
+# It writes at most eight files to $OUT (the tool's limit): run.log (adapter and progress),
+# one JSON array per family, the DeepPCR heat map, and torch.txt (PyTorch from the same call).
+set -u
+out="${OUT:-/tmp/percept-gpu}"
+mkdir -p "$out"
+percept() { bash .gpu/on-device.sh .gpu/percept "$@"; }
+
+percept info >> "$out/run.log" 2>&1
+for family in matmul fft mlp-step pcr deeppcr; do
+    extra=()
+    [ "$family" = deeppcr ] && extra=(--heatmap "$out/deeppcr.svg")
+    start=$(date +%s)
+    timeout 150 bash .gpu/on-device.sh .gpu/percept bench "$family" --json "${extra[@]}" \
+        > "$out/$family.json" 2>> "$out/run.log"
+    echo "bench $family: exit $? after $(( $(date +%s) - start )) s" >> "$out/run.log"
+done
+{
+    timeout 90 python3 .gpu/torch_anchor.py
+    timeout 90 python3 .gpu/torch_anchor_graphs.py
+} > "$out/torch.txt" 2>&1
+echo "done" >> "$out/run.log"

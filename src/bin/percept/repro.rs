@@ -1,0 +1,371 @@
+//! `percept repro`: the papers' experiments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use percept::experiments::isometry::{self, IsometryConfig, IsometryCurve};
+use percept::experiments::sparse_parity::{
+    self, ParityCell, ParityConfig, ParityInit, ParityResult,
+};
+use percept::plot::{self, Series};
+use percept::{Gpu, Result};
+
+#[derive(Subcommand, Debug)]
+pub enum Repro {
+    /// Isometry of normalised MLPs at initialisation (Joudaki et al., 2023).
+    Isometry(IsometryArgs),
+    /// Sparse parity: success against width, initialisation and data (Edelman et al., 2023).
+    SparseParity(ParityArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ParityArgs {
+    /// n = 20, widths 16, 64, 256, at most 4000 steps (for CPU drivers); else n = 50 and widths
+    /// 10 to 10^4.
+    #[arg(long)]
+    quick: bool,
+    /// Input dimension n (default 50; 20 with --quick).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Hidden coordinates k.
+    #[arg(long, default_value_t = 3)]
+    k: usize,
+    /// Hidden widths, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// Inputs per unit of the sparse initialisation (default n / 5, at least k + 1).
+    #[arg(long)]
+    sparse_inputs: Option<usize>,
+    /// Training-set sizes for the offline runs, comma-separated (online runs always included).
+    #[arg(long, value_delimiter = ',')]
+    train_sizes: Option<Vec<usize>>,
+    /// Networks per cell.
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Steps before a network counts as failed.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Rows per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f32,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Plots are written as PREFIX-width.svg and PREFIX-frontier.svg.
+    #[arg(long, default_value = "sparse-parity")]
+    plot_prefix: String,
+}
+
+#[derive(Args, Debug)]
+pub struct IsometryArgs {
+    /// d = 256 and 15 layers instead of the paper's 1000 and 30 (for CPU drivers).
+    #[arg(long)]
+    quick: bool,
+    /// Independent networks averaged over (default 16; 4 with --quick).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// -log I against depth, with layer norm, measured and predicted (SVG).
+    #[arg(long, default_value = "isometry.svg")]
+    plot: PathBuf,
+}
+
+pub fn run_repro(repro: Repro) -> Result<ExitCode> {
+    match repro {
+        Repro::Isometry(args) => run_isometry(args),
+        Repro::SparseParity(args) => run_parity(args),
+    }
+}
+
+fn run_isometry(args: IsometryArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let mut config = if args.quick {
+        IsometryConfig::quick()
+    } else {
+        IsometryConfig::paper(16)
+    };
+    if let Some(seeds) = args.seeds {
+        config.seeds = seeds;
+    }
+    eprintln!(
+        "isometry: n={} d={} depth={} seeds={} on {}",
+        config.batch,
+        config.width,
+        config.depth,
+        config.seeds,
+        gpu.summary().adapter
+    );
+    let curves = isometry::run_isometry(&gpu, &config)?;
+    plot_isometry(&args.plot, &curves)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "config": config, "curves": curves, "plot": args.plot })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = config.depth;
+    println!(
+        "-log I (mean over {} seeds) after layers 0 (input), 1, 2, 5 and {d}; gap contraction per layer over layers 1-5",
+        config.seeds
+    );
+    println!(
+        "{:<9} {:>3} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "act", "LN", "scale", "0", "1", "2", "5", d, "measured", "2 - beta0"
+    );
+    for c in &curves {
+        let at = |l: usize| c.neg_log_isometry.get(l).copied().unwrap_or(f64::NAN);
+        println!(
+            "{:<9} {:>3} {:>6} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>10.4}",
+            format!("{:?}", c.activation).to_lowercase(),
+            if c.layernorm { "yes" } else { "no" },
+            c.input_scale,
+            at(0),
+            at(1),
+            at(2),
+            at(5),
+            at(d),
+            c.measured_rate,
+            c.predicted_rate
+        );
+    }
+    eprintln!("wrote {}", args.plot.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// log10(-log I) against depth for the layer-normalised curves of the first input scale, each
+/// with its prediction from layer 1 on: gap[1] / (2 - beta0)^(l - 1).
+fn plot_isometry(path: &std::path::Path, curves: &[IsometryCurve]) -> Result<()> {
+    let scale = curves.first().map(|c| c.input_scale).unwrap_or(10.0);
+    let mut series = Vec::new();
+    for c in curves
+        .iter()
+        .filter(|c| c.layernorm && c.input_scale == scale)
+    {
+        let name = format!("{:?}", c.activation).to_lowercase();
+        let points = c
+            .neg_log_isometry
+            .iter()
+            .enumerate()
+            .map(|(l, g)| (l as f64, g.log10()))
+            .collect();
+        series.push(Series {
+            label: format!("{name} measured"),
+            points,
+            dashed: false,
+        });
+        let start = c.neg_log_isometry.get(1).copied().unwrap_or(f64::NAN);
+        let predicted = (1..c.neg_log_isometry.len())
+            .map(|l| {
+                (
+                    l as f64,
+                    (start / c.predicted_rate.powi(l as i32 - 1)).log10(),
+                )
+            })
+            .collect();
+        series.push(Series {
+            label: format!("{name} predicted"),
+            points: predicted,
+            dashed: true,
+        });
+    }
+    plot::lines(
+        path,
+        &format!("isometry gap with layer norm, top singular value x{scale}"),
+        "layer",
+        "log10(-log I)",
+        &series,
+    )
+}
+
+fn run_parity(args: ParityArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let n = args.n.unwrap_or(if args.quick { 20 } else { 50 });
+    let config = ParityConfig {
+        n,
+        k: args.k,
+        seeds: args.seeds.unwrap_or(if args.quick { 4 } else { 8 }),
+        lr: args.lr,
+        batch: args.batch,
+        weight_decay: args.weight_decay,
+        max_steps: args
+            .max_steps
+            .unwrap_or(if args.quick { 4000 } else { 100_000 }),
+        eval_every: if args.quick { 100 } else { 500 },
+        test_size: if args.quick { 1000 } else { 2000 },
+    };
+    let widths = args.widths.clone().unwrap_or_else(|| {
+        if args.quick {
+            vec![16, 64, 256]
+        } else {
+            vec![10, 100, 1000, 10_000]
+        }
+    });
+    let sizes = args.train_sizes.clone().unwrap_or_else(|| {
+        if args.quick {
+            vec![250, 1000]
+        } else {
+            vec![250, 1000, 10_000]
+        }
+    });
+    let sparse = ParityInit::Sparse {
+        inputs: args.sparse_inputs.unwrap_or((n / 5).max(args.k + 1)),
+    };
+    let data: Vec<Option<usize>> = std::iter::once(None)
+        .chain(sizes.iter().map(|&s| Some(s)))
+        .collect();
+    let mut cells = Vec::new();
+    for &train_size in &data {
+        for init in [ParityInit::Dense, sparse] {
+            for &width in &widths {
+                cells.push(ParityCell {
+                    width,
+                    init,
+                    train_size,
+                });
+            }
+        }
+    }
+    eprintln!(
+        "sparse parity n={} k={}: {} cells of {} networks on {}",
+        config.n,
+        config.k,
+        cells.len(),
+        config.seeds,
+        gpu.summary().adapter
+    );
+    let mut results = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let start = std::time::Instant::now();
+        let r = sparse_parity::run_cell(&gpu, &config, cell, 1000 * i as u64)?;
+        eprintln!(
+            "[{}/{}] {cell:?}: success {:.2}, median steps {:?} ({:.1} s)",
+            i + 1,
+            cells.len(),
+            r.success_rate,
+            r.median_steps,
+            start.elapsed().as_secs_f64()
+        );
+        results.push(r);
+    }
+    let width_plot = PathBuf::from(format!("{}-width.svg", args.plot_prefix));
+    let frontier_plot = PathBuf::from(format!("{}-frontier.svg", args.plot_prefix));
+    plot_parity(&width_plot, &frontier_plot, &results, &widths)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "config": config, "results": results, "plots": [width_plot, frontier_plot] })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "success = test accuracy >= {} on fresh samples; steps counted every {} steps",
+        sparse_parity::SUCCESS_ACCURACY,
+        config.eval_every
+    );
+    println!(
+        "{:<18} {:>8} {:>10} {:>9} {:>13}",
+        "init", "width", "data", "success", "median steps"
+    );
+    for r in &results {
+        let init = match r.cell.init {
+            ParityInit::Dense => "dense".to_string(),
+            ParityInit::Sparse { inputs } => format!("sparse ({inputs} inputs)"),
+        };
+        let data = r
+            .cell
+            .train_size
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "online".into());
+        let steps = r
+            .median_steps
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{init:<18} {:>8} {data:>10} {:>9.2} {steps:>13}",
+            r.cell.width, r.success_rate
+        );
+    }
+    eprintln!(
+        "wrote {} and {}",
+        width_plot.display(),
+        frontier_plot.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Success rate against width (online data) for each initialisation, and the data-against-width
+/// frontier (success rate per training-set size and width, sparse initialisation) as a heat map.
+fn plot_parity(
+    width_plot: &std::path::Path,
+    frontier_plot: &std::path::Path,
+    results: &[ParityResult],
+    widths: &[usize],
+) -> Result<()> {
+    let mut series = Vec::new();
+    for init_name in ["dense", "sparse"] {
+        let points = results
+            .iter()
+            .filter(|r| {
+                r.cell.train_size.is_none()
+                    && matches!(
+                        (init_name, r.cell.init),
+                        ("dense", ParityInit::Dense) | ("sparse", ParityInit::Sparse { .. })
+                    )
+            })
+            .map(|r| ((r.cell.width as f64).log10(), r.success_rate))
+            .collect();
+        series.push(Series {
+            label: format!("{init_name} init, online"),
+            points,
+            dashed: false,
+        });
+    }
+    plot::lines(
+        width_plot,
+        "sparse parity: success rate against width",
+        "log10 width",
+        "success rate",
+        &series,
+    )?;
+    let mut sizes: Vec<usize> = results.iter().filter_map(|r| r.cell.train_size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let grid: Vec<Vec<Option<f64>>> = sizes
+        .iter()
+        .map(|&size| {
+            widths
+                .iter()
+                .map(|&w| {
+                    results
+                        .iter()
+                        .find(|r| {
+                            r.cell.train_size == Some(size)
+                                && r.cell.width == w
+                                && matches!(r.cell.init, ParityInit::Sparse { .. })
+                        })
+                        .map(|r| r.success_rate.max(0.001))
+                })
+                .collect()
+        })
+        .collect();
+    plot::heatmap(
+        frontier_plot,
+        "success rate (sparse init) by training-set size and width",
+        "width",
+        "training set",
+        widths,
+        &sizes,
+        &grid,
+        "",
+    )
+}

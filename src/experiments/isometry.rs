@@ -1,0 +1,238 @@
+//! Isometry of normalised MLPs at initialisation (Joudaki et al., 2023): how the layers
+//! X <- LN(act(X W)) of a random MLP pull a batch's Gram matrix towards a multiple of the
+//! identity. The isometry of an n x n Gram matrix G is I(G) = det(G)^(1/n) / (tr(G)/n), in
+//! (0, 1], 1 exactly for multiples of the identity; the paper predicts that with layer norm the
+//! gap -log I shrinks by a factor 2 - beta0 per layer, beta0 = E[x act(x)]^2 / Var(act(x)).
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use super::quadrature::gaussian_expectation;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::init::standard_normal;
+use crate::ops::{self, Activation, MatmulSpec};
+use crate::reference::activation_scalar;
+use crate::tensor::Tensor;
+
+/// -log I(G) of a symmetric positive semi-definite `n x n` matrix (row-major), from its
+/// Cholesky factor in f64: infinity when G is singular (I = 0).
+pub fn neg_log_isometry(gram: &[f64], n: usize) -> f64 {
+    let mut l = vec![0.0f64; n * n];
+    let mut log_det = 0.0;
+    for j in 0..n {
+        let mut diag = gram[j * n + j];
+        for k in 0..j {
+            diag -= l[j * n + k] * l[j * n + k];
+        }
+        if diag <= 1e-300 * gram[j * n + j].abs().max(1e-300) || !diag.is_finite() || diag <= 0.0 {
+            return f64::INFINITY;
+        }
+        let d = diag.sqrt();
+        l[j * n + j] = d;
+        log_det += 2.0 * d.ln();
+        for i in j + 1..n {
+            let mut s = gram[i * n + j];
+            for k in 0..j {
+                s -= l[i * n + k] * l[j * n + k];
+            }
+            l[i * n + j] = s / d;
+        }
+    }
+    let trace: f64 = (0..n).map(|i| gram[i * n + i]).sum();
+    -(log_det / n as f64) + (trace / n as f64).ln()
+}
+
+/// beta0 = E[x act(x)]^2 / Var(act(x)) for x ~ N(0, 1), by quadrature.
+pub fn beta0(act: Activation) -> f64 {
+    let f = |x: f64| activation_scalar(act, x);
+    let cross = gaussian_expectation(|x| x * f(x));
+    let mean = gaussian_expectation(f);
+    let var = gaussian_expectation(|x| f(x) * f(x)) - mean * mean;
+    cross * cross / var
+}
+
+/// The experiment's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct IsometryConfig {
+    /// Batch size n (the Gram matrix is n x n).
+    pub batch: usize,
+    /// Width d.
+    pub width: usize,
+    /// Layers.
+    pub depth: usize,
+    /// Independent networks (and inputs) averaged over, run as one batched product.
+    pub seeds: usize,
+    /// Factors the inputs' top singular value is scaled by.
+    pub input_scales: Vec<f64>,
+    /// Activations compared.
+    pub activations: Vec<Activation>,
+}
+
+impl IsometryConfig {
+    /// The paper's setting: n = 10, d = 1000, 30 layers, top singular value x10 and x100.
+    pub fn paper(seeds: usize) -> Self {
+        IsometryConfig {
+            batch: 10,
+            width: 1000,
+            depth: 30,
+            seeds,
+            input_scales: vec![10.0, 100.0],
+            activations: vec![
+                Activation::Identity,
+                Activation::Relu,
+                Activation::Tanh,
+                Activation::Gelu,
+            ],
+        }
+    }
+
+    /// A small run for CPU drivers: d = 256, 15 layers.
+    pub fn quick() -> Self {
+        IsometryConfig {
+            width: 256,
+            depth: 15,
+            seeds: 4,
+            ..Self::paper(4)
+        }
+    }
+}
+
+/// One curve: -log I after each layer (index 0 is the input), averaged over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct IsometryCurve {
+    /// The activation.
+    pub activation: Activation,
+    /// Whether each layer normalises.
+    pub layernorm: bool,
+    /// The factor on the inputs' top singular value.
+    pub input_scale: f64,
+    /// Mean -log I per depth, 0 (inputs) to `depth`.
+    pub neg_log_isometry: Vec<f64>,
+    /// Measured contraction of the gap per layer over layers 1..=5: the geometric mean of
+    /// gap[l-1] / gap[l].
+    pub measured_rate: f64,
+    /// The predicted 2 - beta0 (with layer norm; reported for both).
+    pub predicted_rate: f64,
+}
+
+/// Runs every (activation, layer norm, input scale) of `config`; the seeds of one curve run
+/// as one batched product per layer.
+pub fn run_isometry(gpu: &Gpu, config: &IsometryConfig) -> Result<Vec<IsometryCurve>> {
+    if config.batch < 2 || config.width < config.batch || config.depth == 0 || config.seeds == 0 {
+        return Err(Error::invalid(
+            "isometry",
+            format!("need 2 <= batch <= width, depth and seeds >= 1: {config:?}"),
+        ));
+    }
+    let mut curves = Vec::new();
+    for &input_scale in &config.input_scales {
+        for &activation in &config.activations {
+            for layernorm in [true, false] {
+                curves.push(curve(gpu, config, activation, layernorm, input_scale)?);
+            }
+        }
+    }
+    Ok(curves)
+}
+
+/// A Gaussian n x d batch whose top singular value is multiplied by `scale`.
+fn low_isometry_input(rng: &mut StdRng, n: usize, d: usize, scale: f64) -> Vec<f32> {
+    let g: Vec<f64> = standard_normal(rng, n * d)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    // Top right singular vector by power iteration on G^T G.
+    let mut v = vec![1.0 / (d as f64).sqrt(); d];
+    let mut u = vec![0.0; n];
+    let mut sigma = 0.0;
+    for _ in 0..200 {
+        for i in 0..n {
+            u[i] = (0..d).map(|j| g[i * d + j] * v[j]).sum();
+        }
+        sigma = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        u.iter_mut().for_each(|x| *x /= sigma);
+        for j in 0..d {
+            v[j] = (0..n).map(|i| g[i * d + j] * u[i]).sum();
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    (0..n * d)
+        .map(|t| (g[t] + (scale - 1.0) * sigma * u[t / d] * v[t % d]) as f32)
+        .collect()
+}
+
+fn curve(
+    gpu: &Gpu,
+    config: &IsometryConfig,
+    activation: Activation,
+    layernorm: bool,
+    input_scale: f64,
+) -> Result<IsometryCurve> {
+    let (n, d, s) = (config.batch, config.width, config.seeds);
+    let mut rng = StdRng::seed_from_u64(0x150 + (input_scale as u64));
+    let inputs: Vec<f32> = (0..s)
+        .flat_map(|_| low_isometry_input(&mut rng, n, d, input_scale))
+        .collect();
+    let mut x = Tensor::from_slice(gpu, &inputs, &[s, n, d])?;
+    let mut gaps = vec![gap(&x, n, s)?];
+    let std = 1.0 / (d as f32).sqrt();
+    let mut weight_rng = StdRng::seed_from_u64(0x1503);
+    for _ in 0..config.depth {
+        let w: Vec<f32> = standard_normal(&mut weight_rng, s * d * d)
+            .iter()
+            .map(|v| v * std)
+            .collect();
+        let w = Tensor::from_slice(gpu, &w, &[s, d, d])?;
+        let y = ops::matmul(
+            &x,
+            &w,
+            &MatmulSpec {
+                activation,
+                ..Default::default()
+            },
+        )?;
+        x = if layernorm {
+            ops::layernorm(&y.reshape(&[s * n, d])?, None, crate::nn::LAYERNORM_EPS)?
+                .y
+                .reshape(&[s, n, d])?
+        } else {
+            y
+        };
+        gaps.push(gap(&x, n, s)?);
+    }
+    let early: Vec<f64> = (1..=5.min(config.depth))
+        .map(|l| gaps[l - 1] / gaps[l])
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    let measured_rate =
+        (early.iter().map(|r| r.ln()).sum::<f64>() / early.len().max(1) as f64).exp();
+    Ok(IsometryCurve {
+        activation,
+        layernorm,
+        input_scale,
+        neg_log_isometry: gaps,
+        measured_rate,
+        predicted_rate: 2.0 - beta0(activation),
+    })
+}
+
+/// Mean -log I over the seeds of `x` `[seeds, n, d]`.
+fn gap(x: &Tensor, n: usize, seeds: usize) -> Result<f64> {
+    let gram = ops::matmul(
+        x,
+        x,
+        &MatmulSpec {
+            trans_b: true,
+            ..Default::default()
+        },
+    )?
+    .to_vec()?;
+    let total: f64 = gram
+        .chunks(n * n)
+        .map(|g| neg_log_isometry(&g.iter().map(|&v| v as f64).collect::<Vec<_>>(), n))
+        .sum();
+    Ok(total / seeds as f64)
+}

@@ -1,0 +1,5 @@
+//! Reproductions of papers' experiments on the engine, each a function returning a typed report.
+
+pub mod isometry;
+pub mod quadrature;
+pub mod sparse_parity;
