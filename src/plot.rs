@@ -117,7 +117,7 @@ pub fn heatmap(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0..cols as i32, 0..rows as i32)
+            .build_cartesian_2d(-0.5..cols as f64 - 0.5, -0.5..rows as f64 - 0.5)
             .map_err(|e| draw(e.to_string()))?;
         chart
             .configure_mesh()
@@ -126,18 +126,8 @@ pub fn heatmap(
             .y_desc(y_name)
             .x_labels(cols)
             .y_labels(rows)
-            .x_label_formatter(&|i| {
-                column_labels
-                    .get(*i as usize)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            })
-            .y_label_formatter(&|i| {
-                row_labels
-                    .get(*i as usize)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            })
+            .x_label_formatter(&|v| cell_label(column_labels, *v))
+            .y_label_formatter(&|v| cell_label(row_labels, *v))
             .draw()
             .map_err(|e| draw(e.to_string()))?;
         for (r, row) in values.iter().enumerate() {
@@ -149,14 +139,15 @@ pub fn heatmap(
                     (90.0 + 80.0 * (1.0 - t)) as u8,
                     (255.0 * (1.0 - t)) as u8,
                 );
-                let (x, y) = (c as i32, r as i32);
+                // Cell (c, r) is centred on the integer point where its axis labels stand.
+                let (x, y) = (c as f64, r as f64);
                 chart
-                    .draw_series([Rectangle::new([(x, y), (x + 1, y + 1)], colour.filled())])
+                    .draw_series([Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], colour.filled())])
                     .map_err(|e| draw(e.to_string()))?;
                 chart
                     .draw_series([Text::new(
                         format!("{v:.2}{unit}"),
-                        (x, y + 1),
+                        (x - 0.45, y + 0.45),
                         ("sans-serif", 14).into_font().color(&WHITE),
                     )])
                     .map_err(|e| draw(e.to_string()))?;
@@ -165,6 +156,15 @@ pub fn heatmap(
         root.present().map_err(|e| draw(e.to_string()))?;
     }
     crate::files::write_atomically(path, svg.as_bytes())
+}
+
+/// The label of the cell whose centre is at `v`, blank between cells.
+fn cell_label(labels: &[usize], v: f64) -> String {
+    let i = v.round();
+    if (v - i).abs() > 1e-6 || i < 0.0 {
+        return String::new();
+    }
+    labels.get(i as usize).map(|l| l.to_string()).unwrap_or_default()
 }
 
 /// One line of a [`lines`] plot.
