@@ -142,7 +142,10 @@ pub fn heatmap(
                 // Cell (c, r) is centred on the integer point where its axis labels stand.
                 let (x, y) = (c as f64, r as f64);
                 chart
-                    .draw_series([Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], colour.filled())])
+                    .draw_series([Rectangle::new(
+                        [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                        colour.filled(),
+                    )])
                     .map_err(|e| draw(e.to_string()))?;
                 chart
                     .draw_series([Text::new(
@@ -164,7 +167,10 @@ fn cell_label(labels: &[usize], v: f64) -> String {
     if (v - i).abs() > 1e-6 || i < 0.0 {
         return String::new();
     }
-    labels.get(i as usize).map(|l| l.to_string()).unwrap_or_default()
+    labels
+        .get(i as usize)
+        .map(|l| l.to_string())
+        .unwrap_or_default()
 }
 
 /// One line of a [`lines`] plot.
