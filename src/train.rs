@@ -473,11 +473,6 @@ pub fn evaluate_checkpoint(
     })
 }
 
-/// Where `percept train` writes by default, relative to the working directory.
-pub fn default_checkpoint() -> PathBuf {
-    PathBuf::from("percept-checkpoint.safetensors")
-}
-
 /// Files a training run writes as it goes.
 #[derive(Clone, Debug, Default)]
 pub struct Outputs {
