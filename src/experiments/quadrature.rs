@@ -1,7 +1,7 @@
 //! Expectations under the standard normal distribution by quadrature.
 
 /// E[f(x)] for x ~ N(0, 1), by the trapezoid rule on [-12, 12] with 24001 points: exponentially
-/// accurate for smooth integrands, and about 1e-9 for ones with a kink (ReLU) at a node.
+/// accurate for smooth integrands, and about 1e-7 for ones with a kink (ReLU).
 pub fn gaussian_expectation(f: impl Fn(f64) -> f64) -> f64 {
     const HALF_WIDTH: f64 = 12.0;
     const POINTS: usize = 24_001;
@@ -27,7 +27,9 @@ mod tests {
         assert!((gaussian_expectation(|_| 1.0) - 1.0).abs() < 1e-12);
         assert!((gaussian_expectation(|x| x * x) - 1.0).abs() < 1e-12);
         assert!((gaussian_expectation(|x| x.powi(4)) - 3.0).abs() < 1e-10);
+        // A kink costs the trapezoid rule its exponential accuracy: the error is then about
+        // h^2 / 12 times the jump in the derivative, 3e-8 here.
         let relu_mean = gaussian_expectation(|x| x.max(0.0));
-        assert!((relu_mean - 1.0 / (2.0 * std::f64::consts::PI).sqrt()).abs() < 1e-8);
+        assert!((relu_mean - 1.0 / (2.0 * std::f64::consts::PI).sqrt()).abs() < 1e-7);
     }
 }
