@@ -1,5 +1,5 @@
 // Batched, register-tiled matrix multiply with a fused epilogue:
-//   C[b] = act(op(A[b]) op(B[b]) + bias),  op(A) is M x K, op(B) is K x N, C is M x N row-major.
+//   C[b] = act(op(A[b]) op(B[b]) + bias + addend[b]),  op(A) is M x K, op(B) is K x N, C is M x N row-major.
 // A is stored M x K (TRANS_A false) or K x M (true); B is stored K x N (TRANS_B false) or
 // N x K (true). A batch stride of 0 broadcasts one matrix over the batch.
 //
@@ -10,7 +10,8 @@
 // dimension is a multiple of 4 and the bases are 16-byte aligned. Out-of-range elements load as
 // 0, which keeps every shape (1 x 1 x 1, sizes off the tile grid) correct.
 //
-// Constants defined by the launcher: BM, BN, BK, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ACT.
+// Constants defined by the launcher: BM, BN, BK, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ADD, ACT.
+// The addend has C's layout (a DEQ's input injection, a residual stream).
 // Concatenated after activation.wgsl.
 
 struct Params {
@@ -30,7 +31,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<storage, read> addend: array<f32>;
+@group(0) @binding(7) var<storage, read_write> c: array<f32>;
 
 const THREADS_N: u32 = BN / 8u;
 const WG_SIZE: u32 = (BM / 8u) * (BN / 8u);
@@ -177,7 +179,7 @@ fn load_b(base: u32, n0: u32, k0: u32, lid: u32) {
     }
 }
 
-// Applies bias and activation to four outputs of row m starting at column n, and stores them.
+// Applies bias, addend and activation to four outputs of row m starting at column n, and stores them.
 fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
     if (m >= params.m) {
         return;
@@ -190,7 +192,11 @@ fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
             if (BIAS) {
                 x += bias[col];
             }
-            c[base + m * params.n + col] = act_forward(ACT, x);
+            let at = base + m * params.n + col;
+            if (ADD) {
+                x += addend[at];
+            }
+            c[at] = act_forward(ACT, x);
         }
     }
 }

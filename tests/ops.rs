@@ -21,6 +21,7 @@ struct Case {
     trans_a: bool,
     trans_b: bool,
     bias: bool,
+    add: bool,
     act: Activation,
     tile: Option<Tile>,
 }
@@ -36,6 +37,7 @@ impl Case {
             trans_a: false,
             trans_b: false,
             bias: false,
+            add: false,
             act: Activation::Identity,
             tile: None,
         }
@@ -64,19 +66,22 @@ impl Case {
         let a = Tensor::from_slice(gpu, &a_host, &a_shape).unwrap();
         let b = Tensor::from_slice(gpu, &b_host, &b_shape).unwrap();
         let bias = Tensor::from_slice(gpu, &bias_host, &[self.n]).unwrap();
-        let spec = MatmulSpec {
-            trans_a: self.trans_a,
-            trans_b: self.trans_b,
-            bias: self.bias.then_some(&bias),
-            activation: self.act,
-            tile: self.tile,
-        };
-        let c = ops::matmul(&a, &b, &spec).unwrap();
         let mut want_shape = match (self.batch_a, self.batch_b) {
             (None, None) => vec![],
             _ => vec![batch],
         };
         want_shape.extend([self.m, self.n]);
+        let add_host = random(seed + 3, batch * self.m * self.n, -1.0, 1.0);
+        let add = Tensor::from_slice(gpu, &add_host, &want_shape).unwrap();
+        let spec = MatmulSpec {
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            bias: self.bias.then_some(&bias),
+            add: self.add.then_some(&add),
+            activation: self.act,
+            tile: self.tile,
+        };
+        let c = ops::matmul(&a, &b, &spec).unwrap();
         assert_eq!(c.shape(), &want_shape[..]);
         let s = MatmulShape {
             batch,
@@ -92,10 +97,11 @@ impl Case {
             a: &a_host,
             b: &b_host,
             bias: self.bias.then_some(&bias_host[..]),
+            add: self.add.then_some(&add_host[..]),
             activation: self.act,
         };
         let name = format!(
-            "matmul b{:?}/{:?} {}x{}x{} ta={} tb={} bias={} {:?} {:?} checked={}",
+            "matmul b{:?}/{:?} {}x{}x{} ta={} tb={} bias={} add={} {:?} {:?} checked={}",
             self.batch_a,
             self.batch_b,
             self.m,
@@ -104,6 +110,7 @@ impl Case {
             self.trans_a,
             self.trans_b,
             self.bias,
+            self.add,
             self.act,
             self.tile,
             gpu.checked()
@@ -176,6 +183,43 @@ fn matmul_fused_bias_and_every_activation() {
             case.run(gpu, 11);
         }
     }
+}
+
+#[test]
+fn matmul_fused_addend_batched_and_with_bias() {
+    for gpu in both() {
+        for (batch_a, bias, act) in [
+            (None, false, Activation::Tanh),
+            (Some(3), true, Activation::Identity),
+        ] {
+            for tile in [Tile::Small, Tile::Large] {
+                let case = Case {
+                    batch_a,
+                    bias,
+                    add: true,
+                    act,
+                    trans_b: true,
+                    tile: Some(tile),
+                    ..Case::plain(37, 70, 29)
+                };
+                case.run(gpu, 13);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_rejects_an_addend_of_the_wrong_shape() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
+    let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
+    let add = Tensor::from_slice(gpu, &random(3, 8, -1.0, 1.0), &[4, 2]).unwrap();
+    let spec = MatmulSpec {
+        add: Some(&add),
+        ..Default::default()
+    };
+    let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+    assert!(err.contains("addend has shape [4, 2]"), "{err}");
 }
 
 #[test]

@@ -109,6 +109,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         a: &a_host,
         b: &b_host,
         bias: case.is_mlp().then_some(&bias_host[..]),
+        add: None,
         activation: spec(None).activation,
     };
     let mut entries = vec![

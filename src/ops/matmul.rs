@@ -14,6 +14,7 @@ const BINDINGS: &[Access] = &[
     Access::Read,
     Access::Read,
     Access::Read,
+    Access::Read,
     Access::ReadWrite,
 ];
 
@@ -49,7 +50,7 @@ pub fn matmul_tile(m: usize, n: usize, batch: usize) -> Tile {
     }
 }
 
-/// What to multiply: `act(op(A) op(B) + bias)`.
+/// What to multiply: `act(op(A) op(B) + bias + add)`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MatmulSpec<'a> {
     /// Use Aᵀ: A is stored `[.., K, M]`.
@@ -58,7 +59,9 @@ pub struct MatmulSpec<'a> {
     pub trans_b: bool,
     /// A bias of shape `[N]` added to every row.
     pub bias: Option<&'a Tensor>,
-    /// Applied after the bias.
+    /// A tensor of the output's shape added with the bias (a DEQ's input injection, say).
+    pub add: Option<&'a Tensor>,
+    /// Applied after the bias and the addend.
     pub activation: Activation,
     /// Force a tile configuration; `None` chooses by shape.
     pub tile: Option<Tile>,
@@ -126,7 +129,7 @@ pub fn matmul_into(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) ->
             ),
         ));
     }
-    if [Some(a), Some(b), spec.bias]
+    if [Some(a), Some(b), spec.bias, spec.add]
         .into_iter()
         .flatten()
         .any(|t| t.shares_buffer(c))
@@ -187,10 +190,22 @@ fn output_shape(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Vec<usi
             ));
         }
     }
-    fits_u32(OP, "elements of A", a.len())?;
-    fits_u32(OP, "elements of B", b.len())?;
     let mut out_shape = batch_dims.to_vec();
     out_shape.extend([m, n]);
+    if let Some(add) = spec.add {
+        check_input(OP, a, add)?;
+        if add.shape() != out_shape {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "the addend has shape {:?}, the product {out_shape:?}",
+                    add.shape()
+                ),
+            ));
+        }
+    }
+    fits_u32(OP, "elements of A", a.len())?;
+    fits_u32(OP, "elements of B", b.len())?;
     fits_u32(OP, "elements of C", out_shape.iter().product())?;
     Ok(out_shape)
 }
@@ -220,6 +235,7 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
         .with("VEC_A", Const::Bool(vec_a))
         .with("VEC_B", Const::Bool(vec_b))
         .with("BIAS", Const::Bool(spec.bias.is_some()))
+        .with("ADD", Const::Bool(spec.add.is_some()))
         .with("ACT", Const::U32(spec.activation.code()));
     let params = Params {
         m: m as u32,
@@ -240,6 +256,7 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
         _pad1: 0,
     };
     let bias = spec.bias.unwrap_or(a);
+    let add = spec.add.unwrap_or(a);
     gpu.dispatch(
         &kernel,
         bytemuck::bytes_of(&params),
@@ -249,6 +266,7 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
             b.binding(),
             b.binding(),
             bias.binding(),
+            add.binding(),
             c.binding(),
         ],
         [

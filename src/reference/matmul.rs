@@ -30,7 +30,9 @@ pub struct MatmulInputs<'a> {
     pub b: &'a [f32],
     /// Bias of length N.
     pub bias: Option<&'a [f32]>,
-    /// Applied after the bias.
+    /// Addend of C's layout `[batch, M, N]`.
+    pub add: Option<&'a [f32]>,
+    /// Applied after the bias and the addend.
     pub activation: Activation,
 }
 
@@ -60,6 +62,9 @@ pub fn matmul_entry(
     }
     if let Some(bias) = x.bias {
         acc += bias[j] as f64;
+    }
+    if let Some(add) = x.add {
+        acc += add[(batch * s.m + i) * s.n + j] as f64;
     }
     activation_scalar(x.activation, acc)
 }
