@@ -11,6 +11,7 @@ mod layernorm;
 mod loss;
 mod matmul;
 mod optimizer;
+mod random;
 mod reduce;
 mod softmax;
 mod transpose;
@@ -27,6 +28,7 @@ pub use layernorm::{LayerNormAffineGrads, LayerNormOutput, layernorm, layernorm_
 pub use loss::{Loss, LossOutput, loss};
 pub use matmul::{MatmulSpec, Tile, matmul, matmul_into, matmul_tile};
 pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
+pub use random::{Distribution, random, random_fill, random_normal, random_uniform};
 pub use reduce::{Reduction, reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;
