@@ -103,6 +103,28 @@ pub enum Error {
         kept: String,
     },
 
+    /// A fixed-point solve left rows above the tolerance.
+    #[error(
+        "{method} did not converge: {converged} of {rows} rows reached the tolerance {tol:e} \
+         within {iterations} iterations (largest residual left {residual:e}). Raise max_iter, \
+         loosen tol, try another solver (Anderson, Broyden), make the map more contractive, or \
+         set accept_unconverged to take the lowest-residual iterates"
+    )]
+    NotConverged {
+        /// The solver.
+        method: &'static str,
+        /// Rows that reached the tolerance.
+        converged: usize,
+        /// Rows in all.
+        rows: usize,
+        /// The tolerance.
+        tol: f32,
+        /// Evaluations made.
+        iterations: usize,
+        /// The largest residual among the returned iterates.
+        residual: f32,
+    },
+
     /// An I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

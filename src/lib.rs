@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod data;
 pub mod deeppcr;
+pub mod deq;
 pub mod error;
 pub mod experiments;
 pub mod files;

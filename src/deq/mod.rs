@@ -1,0 +1,9 @@
+//! Deep equilibrium models: layers whose output is the fixed point z* = f(z*, x) of a cell,
+//! found by batched GPU solvers ([`solve`]), and differentiated implicitly or by phantom
+//! gradients.
+
+mod solver;
+
+pub use solver::{
+    FixedPointMap, MAX_MEMORY, Method, Solution, SolveStats, SolverConfig, Stop, solve,
+};

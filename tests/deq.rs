@@ -1,0 +1,341 @@
+//! DEQ solvers against their f64 twins, implicit and phantom gradients against finite
+//! differences and unrolled backpropagation, and failures reported as errors.
+
+mod common;
+
+use common::random;
+use percept::deq::{FixedPointMap, Method, SolverConfig, Stop, solve};
+use percept::ops::{self, Activation, MatmulSpec};
+use percept::reference::{self, solve_row};
+use percept::{Error, Gpu, Result, Tensor};
+
+/// z = act(z Wᵀ + inj) with a per-row injection: the Gao et al. cell after its input layer.
+struct Cell {
+    w: Tensor,
+    inj: Tensor,
+    act: Activation,
+    w_host: Vec<f32>,
+    inj_host: Vec<f32>,
+    rows: usize,
+    width: usize,
+}
+
+impl Cell {
+    /// W ~ U(-1, 1) scaled so its rows have norm about `gain`.
+    fn new(gpu: &Gpu, rows: usize, width: usize, gain: f32, act: Activation, seed: u64) -> Cell {
+        let scale = gain * (3.0 / width as f32).sqrt();
+        let w_host: Vec<f32> = random(seed, width * width, -scale, scale);
+        let inj_host = random(seed + 1, rows * width, -1.0, 1.0);
+        Cell {
+            w: Tensor::from_slice(gpu, &w_host, &[width, width]).unwrap(),
+            inj: Tensor::from_slice(gpu, &inj_host, &[rows, width]).unwrap(),
+            act,
+            w_host,
+            inj_host,
+            rows,
+            width,
+        }
+    }
+
+    /// f for one row in f64.
+    fn row_map(&self, row: usize) -> impl Fn(&[f64]) -> Vec<f64> + '_ {
+        move |z: &[f64]| {
+            (0..self.width)
+                .map(|i| {
+                    let pre = self.inj_host[row * self.width + i] as f64
+                        + (0..self.width)
+                            .map(|j| self.w_host[i * self.width + j] as f64 * z[j])
+                            .sum::<f64>();
+                    reference::activation_scalar(self.act, pre)
+                })
+                .collect()
+        }
+    }
+}
+
+impl FixedPointMap for Cell {
+    fn gpu(&self) -> &Gpu {
+        self.w.gpu()
+    }
+
+    fn shape(&self) -> [usize; 2] {
+        [self.rows, self.width]
+    }
+
+    fn apply(&self, z: &Tensor, out: &Tensor) -> Result<()> {
+        let spec = MatmulSpec {
+            trans_b: true,
+            add: Some(&self.inj),
+            activation: self.act,
+            ..Default::default()
+        };
+        ops::matmul_into(z, &self.w, &spec, out)
+    }
+}
+
+const METHODS: [Method; 4] = [
+    Method::FIXED_POINT,
+    Method::FixedPoint { damping: 0.7 },
+    Method::ANDERSON,
+    Method::Broyden { memory: 3 },
+];
+
+fn config(method: Method, tol: f32, max_iter: usize) -> SolverConfig {
+    SolverConfig {
+        method,
+        tol,
+        max_iter,
+        check_every: 4,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_solver_reaches_the_f64_fixed_point() {
+    for gpu in common::both() {
+        let cell = Cell::new(gpu, 5, 37, 0.7, Activation::Tanh, 1);
+        for method in METHODS {
+            for stop in [Stop::Absolute, Stop::Relative] {
+                let solution = solve(
+                    &cell,
+                    None,
+                    &SolverConfig {
+                        stop,
+                        ..config(method, 1e-5, 200)
+                    },
+                )
+                .unwrap();
+                let stats = &solution.stats;
+                assert!(stats.converged, "{method:?} {stop:?}: {stats:?}");
+                assert!(stats.max_residual <= 1e-5, "{stats:?}");
+                assert_eq!(stats.residuals.len(), stats.iterations);
+                let z = solution.z.to_vec().unwrap();
+                for row in 0..cell.rows {
+                    let want = solve_row(
+                        &cell.row_map(row),
+                        &vec![0.0; cell.width],
+                        &Method::FIXED_POINT,
+                        1e-13,
+                        Stop::Absolute,
+                        1000,
+                    );
+                    assert!(want.converged);
+                    common::assert_close(
+                        &format!("{method:?} {stop:?} row {row}"),
+                        &z[row * cell.width..(row + 1) * cell.width],
+                        &want.z,
+                        1e-4,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn iterates_follow_the_f64_twin_step_by_step() {
+    let gpu = common::unchecked();
+    let cell = Cell::new(gpu, 3, 70, 0.9, Activation::Tanh, 2);
+    let z0_host = random(9, cell.rows * cell.width, -0.5, 0.5);
+    let z0 = Tensor::from_slice(gpu, &z0_host, &[cell.rows, cell.width]).unwrap();
+    for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
+        for iters in [2, 5, 9] {
+            let c = SolverConfig {
+                accept_unconverged: true,
+                ..config(method, 0.0, iters)
+            };
+            let got = solve(&cell, Some(&z0), &c).unwrap();
+            assert_eq!(got.stats.iterations, iters);
+            let z = got.z.to_vec().unwrap();
+            for row in 0..cell.rows {
+                let range = row * cell.width..(row + 1) * cell.width;
+                let start: Vec<f64> = z0_host[range.clone()].iter().map(|&v| v as f64).collect();
+                let want = solve_row(
+                    &cell.row_map(row),
+                    &start,
+                    &method,
+                    0.0,
+                    Stop::Absolute,
+                    iters,
+                );
+                common::assert_close(
+                    &format!("{method:?} after {iters} row {row}"),
+                    &z[range],
+                    &want.z,
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn anderson_and_broyden_need_fewer_iterations_than_plain_iteration() {
+    let gpu = common::unchecked();
+    // The bench problem at a small size (W of variance 0.36/n, injections of variance about 1),
+    // and a slower-contracting one. A random W's spectrum fills a disk, where no Krylov-type
+    // method can beat plain iteration by much; the margin grows as contraction weakens.
+    for (gain, plain_at_least) in [(0.6, 10), (1.05, 25)] {
+        let mut cell = Cell::new(gpu, 16, 96, gain, Activation::Tanh, 3);
+        cell.inj_host.iter_mut().for_each(|v| *v *= 1.7);
+        cell.inj = Tensor::from_slice(gpu, &cell.inj_host, &[16, 96]).unwrap();
+        let iterations = |method| {
+            let c = SolverConfig {
+                stop: Stop::Relative,
+                check_every: 1,
+                ..config(method, 1e-4, 300)
+            };
+            let s = solve(&cell, None, &c).unwrap().stats;
+            assert!(s.converged && s.fallbacks == 0, "{s:?}");
+            s.iterations
+        };
+        let plain = iterations(Method::FIXED_POINT);
+        let anderson = iterations(Method::ANDERSON);
+        let broyden = iterations(Method::BROYDEN);
+        assert!(
+            plain >= plain_at_least,
+            "gain {gain}: plain iteration took only {plain}"
+        );
+        assert!(
+            anderson < plain && broyden < plain,
+            "gain {gain}: plain {plain}, Anderson {anderson}, Broyden {broyden}"
+        );
+    }
+}
+
+#[test]
+fn a_non_contractive_map_is_a_non_convergence_error_or_the_best_iterate() {
+    let gpu = common::unchecked();
+    let cell = Cell::new(gpu, 4, 40, 6.0, Activation::Tanh, 4);
+    for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
+        let err = solve(&cell, None, &config(method, 1e-6, 25)).err().unwrap();
+        assert!(matches!(err, Error::NotConverged { rows: 4, .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("did not converge") && msg.contains("accept_unconverged"),
+            "{msg}"
+        );
+        let c = SolverConfig {
+            accept_unconverged: true,
+            ..config(method, 1e-6, 25)
+        };
+        let s = solve(&cell, None, &c).unwrap();
+        assert!(!s.stats.converged && s.stats.max_residual > 1e-6);
+        assert!(s.z.to_vec().unwrap().iter().all(|v| v.is_finite()));
+        let trace_min = s
+            .stats
+            .residuals
+            .iter()
+            .fold(f32::INFINITY, |a, &b| a.min(b));
+        // Each row keeps its best iterate, so the worst of those is at most the best iteration's worst.
+        assert!(s.stats.max_residual <= trace_min);
+    }
+}
+
+#[test]
+fn nan_iterates_are_never_returned() {
+    let gpu = common::unchecked();
+    // Identity: tanh would clamp the NaN away.
+    let mut cell = Cell::new(gpu, 3, 20, 0.3, Activation::Identity, 5);
+    // Row 1's injection is NaN: every f(z) of that row is NaN.
+    cell.inj_host[20 + 7] = f32::NAN;
+    cell.inj = Tensor::from_slice(gpu, &cell.inj_host, &[3, 20]).unwrap();
+    let c = SolverConfig {
+        accept_unconverged: true,
+        ..config(Method::ANDERSON, 1e-5, 30)
+    };
+    let s = solve(&cell, None, &c).unwrap();
+    assert_eq!(s.stats.converged_rows, 2);
+    assert!(s.stats.max_residual.is_infinite(), "{:?}", s.stats);
+    let z = s.z.to_vec().unwrap();
+    assert!(z.iter().all(|v| v.is_finite()));
+    assert!(z[20..40].iter().all(|&v| v == 0.0), "row 1 keeps its start");
+    assert!(solve(&cell, None, &config(Method::ANDERSON, 1e-5, 30)).is_err());
+}
+
+#[test]
+fn singular_updates_fall_back_to_plain_steps_and_say_so() {
+    let gpu = common::unchecked();
+    // f(z) = z + c: the residual never changes, so Anderson's least-squares problem and
+    // Broyden's secant condition are both singular.
+    let width = 12;
+    let mut eye = vec![0.0f32; width * width];
+    for i in 0..width {
+        eye[i * width + i] = 1.0;
+    }
+    let cell = Cell {
+        w: Tensor::from_slice(gpu, &eye, &[width, width]).unwrap(),
+        inj: Tensor::from_slice(gpu, &random(6, 2 * width, 0.1, 0.2), &[2, width]).unwrap(),
+        act: Activation::Identity,
+        w_host: eye.clone(),
+        inj_host: vec![],
+        rows: 2,
+        width,
+    };
+    for method in [
+        Method::Anderson {
+            memory: 4,
+            lambda: 0.0,
+            beta: 1.0,
+        },
+        Method::BROYDEN,
+    ] {
+        let c = SolverConfig {
+            accept_unconverged: true,
+            ..config(method, 1e-6, 8)
+        };
+        let s = solve(&cell, None, &c).unwrap().stats;
+        assert!(!s.converged, "{method:?}: {s:?}");
+        assert!(s.fallbacks >= 2 * 6, "{method:?}: {s:?}");
+        // Plain steps from 0 by c: the residual stays ||c||.
+        let first = s.residuals[0];
+        assert!(
+            s.residuals
+                .iter()
+                .all(|r| (r - first).abs() <= 1e-5 * first),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_and_shapes_are_errors_that_name_the_problem() {
+    let gpu = common::unchecked();
+    let cell = Cell::new(gpu, 2, 8, 0.5, Activation::Tanh, 7);
+    let cases: Vec<(SolverConfig, &str)> = vec![
+        (
+            config(
+                Method::Anderson {
+                    memory: 0,
+                    lambda: 1e-4,
+                    beta: 1.0,
+                },
+                1e-3,
+                5,
+            ),
+            "memory",
+        ),
+        (
+            config(Method::Broyden { memory: 17 }, 1e-3, 5),
+            "memory in 1..=16",
+        ),
+        (
+            config(Method::FixedPoint { damping: 0.0 }, 1e-3, 5),
+            "damping",
+        ),
+        (config(Method::FIXED_POINT, f32::NAN, 5), "tol"),
+        (config(Method::FIXED_POINT, 1e-3, 0), "max_iter"),
+    ];
+    for (c, needle) in cases {
+        let err = solve(&cell, None, &c).err().unwrap().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let z0 = Tensor::zeros(gpu, &[3, 8]).unwrap();
+    let err = solve(&cell, Some(&z0), &SolverConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("z0 has shape [3, 8]"), "{err}");
+    assert!("newton".parse::<Method>().is_err());
+    assert_eq!("anderson".parse::<Method>().unwrap(), Method::ANDERSON);
+}
