@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use percept::experiments::deq_nngp::{self, DeqNngpConfig, DeqNngpReport};
 use percept::experiments::isometry::{self, IsometryConfig, IsometryCurve};
 use percept::experiments::sparse_parity::{
     self, ParityCell, ParityConfig, ParityInit, ParityResult,
@@ -17,6 +18,35 @@ pub enum Repro {
     Isometry(IsometryArgs),
     /// Sparse parity: success against width, initialisation and data (Edelman et al., 2023).
     SparseParity(ParityArgs),
+    /// Deep equilibrium models as Gaussian processes: empirical output covariance of random
+    /// DEQs against the NNGP kernel (Gao et al., 2023).
+    DeqNngp(DeqNngpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeqNngpArgs {
+    /// Widths 32 .. 256 and 400 networks (for CPU drivers); else widths 32 .. 4096 and 10,000
+    /// networks (fewer past width 1000: at most 10^10 weights per width).
+    #[arg(long)]
+    quick: bool,
+    /// Activations, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "tanh,relu")]
+    activations: Vec<percept::ops::Activation>,
+    /// Widths, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// Networks per width (before the cap on weights per width).
+    #[arg(long)]
+    networks: Option<usize>,
+    /// Seed of the inputs and of every network.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Log-log plot of the relative squared error against width (SVG).
+    #[arg(long, default_value = "deq-nngp.svg")]
+    plot: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -83,7 +113,152 @@ pub fn run_repro(repro: Repro) -> Result<ExitCode> {
     match repro {
         Repro::Isometry(args) => run_isometry(args),
         Repro::SparseParity(args) => run_parity(args),
+        Repro::DeqNngp(args) => run_deq_nngp(args),
     }
+}
+
+fn run_deq_nngp(args: DeqNngpArgs) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let mut config = if args.quick {
+        DeqNngpConfig::quick()
+    } else {
+        DeqNngpConfig::paper()
+    };
+    config.activations = args.activations.clone();
+    config.seed = args.seed;
+    if let Some(widths) = &args.widths {
+        config.widths = widths.clone();
+    }
+    if let Some(networks) = args.networks {
+        config.networks = networks;
+    }
+    eprintln!(
+        "deq-nngp: {} inputs in {} dimensions, widths {:?}, up to {} networks, sigma_w {} on {}",
+        config.points,
+        config.d_in,
+        config.widths,
+        config.networks,
+        config.sigma_w,
+        gpu.summary().adapter
+    );
+    let report = deq_nngp::run_deq_nngp(&gpu, &config, |activation, r| {
+        eprintln!(
+            "{activation:?} width {}: {} networks, rel. sq. error {:.3e}, lambda_min/sigma_w^2 {:.4}, {:.1} iterations ({:.1} s)",
+            r.width, r.networks, r.rel_sq_error, r.lambda_min, r.mean_iterations, r.seconds
+        );
+    })?;
+    plot_deq_nngp(&args.plot, &report)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "report": report, "plot": args.plot })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_deq_nngp(&report);
+    eprintln!("wrote {}", args.plot.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_deq_nngp(report: &DeqNngpReport) {
+    let opt = |v: Option<f64>, digits: usize| {
+        v.map(|v| format!("{v:.digits$}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    for a in &report.activations {
+        let name = format!("{:?}", a.activation).to_lowercase();
+        println!(
+            "{name}: kernel fixed point in {} iterations; analytic lambda_min(K)/sigma_w^2 = {:.4} (our x); paper's rel. sq. error at width 1000 over 10^4 networks: {}",
+            a.kernel.iterations,
+            a.analytic_lambda_min,
+            a.paper_rel_sq_error_1000
+                .map(|e| format!("{e:.1e}"))
+                .unwrap_or_else(|| "-".into())
+        );
+        println!(
+            "{:>6} {:>8} {:>21} {:>10} {:>17} {:>8} {:>8} {:>9} {:>6}",
+            "width",
+            "networks",
+            "rel. sq. error (se)",
+            "sampling",
+            "lambda_min (se)",
+            "per-net",
+            "paper",
+            "analytic",
+            "iters"
+        );
+        for w in &a.widths {
+            println!(
+                "{:>6} {:>8} {:>21} {:>10.2e} {:>17} {:>8.4} {:>8} {:>9.4} {:>6.1}",
+                w.width,
+                w.networks,
+                format!("{:.3e} ({:.1e})", w.rel_sq_error, w.rel_sq_error_se),
+                w.sampling_floor,
+                format!("{:.4} ({:.4})", w.lambda_min, w.lambda_min_se),
+                w.per_network_lambda_min,
+                opt(w.paper_lambda_min, 4),
+                a.analytic_lambda_min,
+                w.mean_iterations
+            );
+        }
+        println!(
+            "log-log slope of the error against width: {} (finite-width part, error - sampling: {}); paper: about -1",
+            opt(a.error_slope, 2),
+            opt(a.bias_slope, 2)
+        );
+        println!();
+    }
+}
+
+/// log10 of the relative squared error (solid) and of its sampling floor (dashed) against
+/// log10 width, with a slope -1 guide through the first error.
+fn plot_deq_nngp(path: &std::path::Path, report: &DeqNngpReport) -> Result<()> {
+    let mut series = Vec::new();
+    for a in &report.activations {
+        let name = format!("{:?}", a.activation).to_lowercase();
+        let log = |w: usize, v: f64| ((w as f64).log10(), v.log10());
+        series.push(Series {
+            label: format!("{name}: ||C - K||^2 / ||K||^2"),
+            points: a
+                .widths
+                .iter()
+                .map(|w| log(w.width, w.rel_sq_error))
+                .collect(),
+            dashed: false,
+        });
+        series.push(Series {
+            label: format!("{name}: sampling floor"),
+            points: a
+                .widths
+                .iter()
+                .map(|w| log(w.width, w.sampling_floor))
+                .collect(),
+            dashed: true,
+        });
+        if let Some(first) = a.widths.first() {
+            series.push(Series {
+                label: format!("{name}: slope -1 guide"),
+                points: a
+                    .widths
+                    .iter()
+                    .map(|w| {
+                        log(
+                            w.width,
+                            first.rel_sq_error * first.width as f64 / w.width as f64,
+                        )
+                    })
+                    .collect(),
+                dashed: true,
+            });
+        }
+    }
+    plot::lines(
+        path,
+        "DEQ output covariance against the NNGP kernel",
+        "log10 width",
+        "log10 relative squared error",
+        &series,
+    )
 }
 
 fn run_isometry(args: IsometryArgs) -> Result<ExitCode> {
