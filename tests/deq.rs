@@ -339,3 +339,271 @@ fn bad_settings_and_shapes_are_errors_that_name_the_problem() {
     assert!("newton".parse::<Method>().is_err());
     assert_eq!("anderson".parse::<Method>().unwrap(), Method::ANDERSON);
 }
+
+mod gradients {
+    use super::common::{self, random};
+    use percept::deq::{Backward, Deq, DeqConfig, Method, SolverConfig, Stop};
+    use percept::ops::Activation;
+    use percept::reference::activation_scalar;
+    use percept::{Tensor, nn::LAYERNORM_EPS};
+
+    const BATCH: usize = 4;
+
+    fn tight(tol: f32) -> SolverConfig {
+        SolverConfig {
+            method: Method::ANDERSON,
+            tol,
+            stop: Stop::Absolute,
+            max_iter: 300,
+            check_every: 10,
+            accept_unconverged: false,
+        }
+    }
+
+    fn config(
+        hidden: &[usize],
+        norm: bool,
+        activation: Activation,
+        backward: Backward,
+    ) -> DeqConfig {
+        DeqConfig {
+            hidden: hidden.to_vec(),
+            outputs: 3,
+            activation,
+            norm,
+            bias: true,
+            sigma_w: 0.5,
+            seed: 3,
+            solver: tight(1e-6),
+            backward,
+            ..DeqConfig::new(5, 7)
+        }
+    }
+
+    /// The model in f64: per row, the fixed point by plain iteration to 1e-13, then the head.
+    fn twin_output(deq: &Deq, params: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
+        let c = deq.config();
+        let infos = deq.params().infos();
+        let p = |name: &str| &params[infos.iter().position(|i| i.name == name).unwrap()];
+        let linear = |w: &[f64], b: Option<&Vec<f64>>, v: &[f64], out: usize| -> Vec<f64> {
+            (0..out)
+                .map(|i| {
+                    let s: f64 = (0..v.len()).map(|j| w[i * v.len() + j] * v[j]).sum();
+                    s + b.map_or(0.0, |b| b[i])
+                })
+                .collect()
+        };
+        let mut widths = vec![c.width];
+        widths.extend(&c.hidden);
+        widths.push(c.width);
+        let mut out = Vec::new();
+        for row in x.chunks(c.inputs) {
+            let inj = linear(p("cell.0.input"), None, row, widths[1]);
+            let cell = |z: &[f64]| -> Vec<f64> {
+                let mut v = z.to_vec();
+                for i in 0..widths.len() - 1 {
+                    let mut y = linear(
+                        p(&format!("cell.{i}.weight")),
+                        c.bias.then(|| p(&format!("cell.{i}.bias"))),
+                        &v,
+                        widths[i + 1],
+                    );
+                    if i == 0 {
+                        y.iter_mut().zip(&inj).for_each(|(a, b)| *a += b);
+                    }
+                    v = y
+                        .into_iter()
+                        .map(|t| activation_scalar(c.activation, t))
+                        .collect();
+                }
+                if c.norm {
+                    let n = v.len() as f64;
+                    let mean = v.iter().sum::<f64>() / n;
+                    let var = v.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+                    let r = 1.0 / (var + LAYERNORM_EPS as f64).sqrt();
+                    v.iter_mut().for_each(|t| *t = (*t - mean) * r);
+                }
+                v
+            };
+            let mut z = vec![0.0; c.width];
+            for _ in 0..20_000 {
+                let next = cell(&z);
+                let d: f64 = next
+                    .iter()
+                    .zip(&z)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                z = next;
+                if d < 1e-14 {
+                    break;
+                }
+            }
+            out.extend(linear(
+                p("head.weight"),
+                Some(p("head.bias")),
+                &z,
+                c.outputs,
+            ));
+        }
+        out
+    }
+
+    /// Gradients of sum(dy * output) from the GPU, and central differences of the f64 twin at
+    /// a few entries of every parameter tensor and of the input.
+    fn check(deq: &Deq, tol: f64) {
+        let gpu = common::unchecked();
+        let c = deq.config().clone();
+        // Non-zero biases, so their gradients are exercised away from the initial point.
+        let mut values = deq.params().download().unwrap();
+        for (info, v) in deq.params().infos().iter().zip(values.iter_mut()) {
+            if info.name.ends_with("bias") {
+                *v = random(11, v.len(), -0.3, 0.3);
+            }
+        }
+        deq.params().upload(&values).unwrap();
+        let x_host = random(12, BATCH * c.inputs, -1.0, 1.0);
+        let dy_host = random(13, BATCH * c.outputs, -1.0, 1.0);
+        let x = Tensor::from_slice(gpu, &x_host, &[BATCH, c.inputs]).unwrap();
+        let dy = Tensor::from_slice(gpu, &dy_host, &[BATCH, c.outputs]).unwrap();
+        let fwd = deq.forward(&x).unwrap();
+        let back = deq.backward(&fwd, &dy, true).unwrap();
+        let grads = deq.params().download_grads().unwrap();
+        let dx = back.input_grad.unwrap().to_vec().unwrap();
+
+        let params: Vec<Vec<f64>> = values
+            .iter()
+            .map(|v| v.iter().map(|&t| t as f64).collect())
+            .collect();
+        let x64: Vec<f64> = x_host.iter().map(|&t| t as f64).collect();
+        let loss = |params: &[Vec<f64>], x: &[f64]| -> f64 {
+            twin_output(deq, params, x)
+                .iter()
+                .zip(&dy_host)
+                .map(|(o, d)| o * *d as f64)
+                .sum()
+        };
+        let h = 1e-5;
+        let mut worst: f64 = 0.0;
+        let mut scale: f64 = 0.0;
+        for (t, info) in deq.params().infos().iter().enumerate() {
+            for k in [0, info.len() / 2, info.len() - 1] {
+                let mut plus = params.clone();
+                plus[t][k] += h;
+                let mut minus = params.clone();
+                minus[t][k] -= h;
+                let want = (loss(&plus, &x64) - loss(&minus, &x64)) / (2.0 * h);
+                worst = worst.max((grads[t][k] as f64 - want).abs());
+                scale = scale.max(want.abs());
+            }
+        }
+        for k in [0, 7, x64.len() - 1] {
+            let mut plus = x64.clone();
+            plus[k] += h;
+            let mut minus = x64.clone();
+            minus[k] -= h;
+            let want = (loss(&params, &plus) - loss(&params, &minus)) / (2.0 * h);
+            worst = worst.max((dx[k] as f64 - want).abs());
+            scale = scale.max(want.abs());
+        }
+        let rel = worst / scale;
+        assert!(
+            rel <= tol,
+            "{:?}: gradient error {rel:.2e} > {tol:.0e}",
+            c.backward
+        );
+    }
+
+    #[test]
+    fn implicit_gradients_match_finite_differences() {
+        let gpu = common::unchecked();
+        let implicit = Backward::Implicit {
+            solver: tight(1e-7),
+        };
+        for (hidden, norm, act) in [
+            (&[][..], false, Activation::Tanh),
+            (&[6][..], true, Activation::Tanh),
+            (&[][..], false, Activation::Gelu),
+        ] {
+            let deq = Deq::new(gpu, config(hidden, norm, act, implicit.clone())).unwrap();
+            check(&deq, 1e-3);
+        }
+    }
+
+    #[test]
+    fn phantom_gradients_approach_the_implicit_gradient() {
+        let gpu = common::unchecked();
+        let implicit = Backward::Implicit {
+            solver: tight(1e-7),
+        };
+        let grads = |backward: Backward| {
+            let deq = Deq::new(gpu, config(&[6], false, Activation::Tanh, backward)).unwrap();
+            let x =
+                Tensor::from_slice(gpu, &random(12, BATCH * 5, -1.0, 1.0), &[BATCH, 5]).unwrap();
+            let dy =
+                Tensor::from_slice(gpu, &random(13, BATCH * 3, -1.0, 1.0), &[BATCH, 3]).unwrap();
+            let fwd = deq.forward(&x).unwrap();
+            deq.backward(&fwd, &dy, false).unwrap();
+            deq.params().grads().to_vec().unwrap()
+        };
+        let want = grads(implicit);
+        let want64: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        let errors: Vec<f64> = [1, 3, 10, 40]
+            .into_iter()
+            .map(|steps| {
+                let got = grads(Backward::Phantom {
+                    steps,
+                    damping: 1.0,
+                });
+                percept::reference::max_rel_err(&got, &want64)
+            })
+            .collect();
+        assert!(errors.windows(2).all(|w| w[1] < w[0]), "{errors:?}");
+        // Forty unrolled steps back-propagate through a long iteration: the implicit gradient.
+        assert!(errors[3] < 1e-4, "{errors:?}");
+        assert!(
+            errors[0] > 1e-2,
+            "one step should be a coarse approximation: {errors:?}"
+        );
+    }
+
+    #[test]
+    fn damped_phantom_gradients_also_converge_and_bad_settings_are_errors() {
+        let gpu = common::unchecked();
+        let deq = Deq::new(
+            gpu,
+            config(
+                &[],
+                false,
+                Activation::Tanh,
+                Backward::Phantom {
+                    steps: 80,
+                    damping: 0.5,
+                },
+            ),
+        )
+        .unwrap();
+        check(&deq, 1e-3);
+        let bad = Deq::new(
+            gpu,
+            config(
+                &[],
+                false,
+                Activation::Tanh,
+                Backward::Phantom {
+                    steps: 0,
+                    damping: 0.5,
+                },
+            ),
+        )
+        .unwrap();
+        let x = Tensor::from_slice(gpu, &random(1, 10, -1.0, 1.0), &[2, 5]).unwrap();
+        let fwd = bad.forward(&x).unwrap();
+        let dy = Tensor::from_slice(gpu, &random(2, 6, -1.0, 1.0), &[2, 3]).unwrap();
+        let err = bad.backward(&fwd, &dy, false).unwrap_err().to_string();
+        assert!(err.contains("steps >= 1"), "{err}");
+        let wrong = Tensor::from_slice(gpu, &random(3, 8, -1.0, 1.0), &[2, 4]).unwrap();
+        let err = deq.forward(&wrong).err().unwrap().to_string();
+        assert!(err.contains("takes [batch, 5]"), "{err}");
+    }
+}

@@ -1,9 +1,11 @@
 //! Deep equilibrium models: layers whose output is the fixed point z* = f(z*, x) of a cell,
 //! found by batched GPU solvers ([`solve`]), and differentiated implicitly or by phantom
-//! gradients.
+//! gradients ([`Deq`]).
 
+mod model;
 mod solver;
 
+pub use model::{Backward, Deq, DeqBackward, DeqConfig, DeqForward};
 pub use solver::{
     FixedPointMap, MAX_MEMORY, Method, Solution, SolveStats, SolverConfig, Stop, solve,
 };
