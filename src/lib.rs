@@ -19,6 +19,7 @@
 //! [`reference`] (oracles), [`bench`] (the measurements behind `percept bench`).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod deeppcr;
 pub mod deq;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod experiments;
 pub mod files;
 pub mod gpu;
+pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod plot;

@@ -1,4 +1,4 @@
-//! Supervised training of an [`Mlp`] classifier on a [`Dataset`]: epochs of shuffled batches
+//! Supervised training of a classifier (an MLP or a DEQ, see [`Model`]) on a [`Dataset`]: epochs of shuffled batches
 //! (each step recorded as one submission: forward, loss, backward, optimizer), evaluation,
 //! checkpoints, and exact resumption.
 
@@ -8,10 +8,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::data::{Dataset, Splits, Standardizer};
+use crate::deq::SolveStats;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{self, Mlp, MlpConfig, Optimizer, OptimizerConfig};
+use crate::model::{Model, ModelCache, ModelConfig};
+use crate::nn::{MlpConfig, Optimizer, OptimizerConfig};
 use crate::ops::{self, Loss, Reduction};
 use crate::tensor::Tensor;
 
@@ -22,8 +25,8 @@ const EVAL_CHUNK: usize = 4096;
 /// with the same settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// The network; its first and last widths are set from the data (features, classes).
-    pub model: MlpConfig,
+    /// The model; its input and output widths are set from the data (features, classes).
+    pub model: ModelConfig,
     /// The loss (class labels are one-hot encoded for squared error, ±1 for hinge).
     pub loss: Loss,
     /// Optimizer and schedule.
@@ -45,7 +48,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            model: MlpConfig::new(&[0, 64, 0]),
+            model: ModelConfig::Mlp(MlpConfig::new(&[0, 64, 0])),
             loss: Loss::CrossEntropy,
             optimizer: OptimizerConfig::default(),
             batch_size: 64,
@@ -84,13 +87,53 @@ pub struct EpochMetrics {
     pub steps: u64,
     /// Wall time of the epoch, including evaluation.
     pub seconds: f64,
+    /// The fixed-point solves of a DEQ's training steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solver: Option<SolverMetrics>,
+}
+
+/// What a DEQ's solvers did over an epoch's training steps.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SolverMetrics {
+    /// Mean evaluations of the cell per forward solve.
+    pub forward_iterations: f64,
+    /// The most in one forward solve.
+    pub forward_iterations_max: usize,
+    /// Forward solves that left some rows above the tolerance (their lowest-residual iterates
+    /// were used).
+    pub forward_unconverged: usize,
+    /// The largest residual left by a forward solve.
+    pub forward_residual_max: f32,
+    /// Mean iterations per adjoint (backward) solve, when differentiating implicitly.
+    pub backward_iterations: Option<f64>,
+    /// Adjoint solves that missed their tolerance.
+    pub backward_unconverged: usize,
+    /// Singular Anderson or Broyden updates replaced by plain steps, both directions.
+    pub fallbacks: usize,
+}
+
+impl SolverMetrics {
+    fn add(&mut self, forward: &SolveStats, backward: Option<&SolveStats>, steps: usize) {
+        let n = steps as f64;
+        self.forward_iterations += (forward.iterations as f64 - self.forward_iterations) / n;
+        self.forward_iterations_max = self.forward_iterations_max.max(forward.iterations);
+        self.forward_unconverged += usize::from(!forward.converged);
+        self.forward_residual_max = self.forward_residual_max.max(forward.max_residual);
+        self.fallbacks += forward.fallbacks;
+        if let Some(b) = backward {
+            let mean = self.backward_iterations.unwrap_or(0.0);
+            self.backward_iterations = Some(mean + (b.iterations as f64 - mean) / n);
+            self.backward_unconverged += usize::from(!b.converged);
+            self.fallbacks += b.fallbacks;
+        }
+    }
 }
 
 /// A training run in progress.
 pub struct Trainer {
     gpu: Gpu,
     config: TrainConfig,
-    mlp: Mlp,
+    model: Model,
     optimizer: Optimizer,
     splits: Splits,
     standardizer: Option<Standardizer>,
@@ -99,7 +142,7 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Splits and standardises `data`, sizes the network to it, and initialises.
+    /// Splits and standardises `data`, sizes the model to it, and initialises.
     pub fn new(gpu: &Gpu, mut config: TrainConfig, data: &Dataset) -> Result<Trainer> {
         let classes = data.classes();
         if classes < 2 {
@@ -108,18 +151,10 @@ impl Trainer {
                 "every label is 0: a classifier needs at least two classes",
             ));
         }
-        let widths = &mut config.model.widths;
-        if widths.len() < 2 {
-            return Err(Error::invalid(
-                "Trainer::new",
-                "model widths need an input and an output entry",
-            ));
-        }
-        widths[0] = data.dim;
-        *widths.last_mut().expect("two widths") = classes;
-        let mlp = Mlp::new(gpu, config.model.clone())?;
-        let optimizer = Optimizer::new(mlp.params(), config.optimizer.clone())?;
-        Self::assemble(gpu, config, data, mlp, optimizer, 0)
+        config.model.fit_to(data.dim, classes)?;
+        let model = Model::new(gpu, config.model.clone())?;
+        let optimizer = Optimizer::new(model.params(), config.optimizer.clone())?;
+        Self::assemble(gpu, config, data, model, optimizer, 0)
     }
 
     /// Continues the run saved in `checkpoint` (written by [`Trainer::save`]) on the same data:
@@ -132,7 +167,7 @@ impl Trainer {
         epochs: Option<usize>,
     ) -> Result<Trainer> {
         let file = checkpoint.display();
-        let saved = nn::load_checkpoint(checkpoint)?;
+        let saved = load_checkpoint(checkpoint)?;
         let mut config: TrainConfig = saved
             .metadata
             .get("train")
@@ -160,40 +195,38 @@ impl Trainer {
                 "the `train` metadata and the saved model disagree",
             ));
         }
-        if data.dim != config.model.widths[0]
-            || data.classes() > *config.model.widths.last().expect("widths")
-        {
+        if data.dim != config.model.inputs() || data.classes() > config.model.outputs() {
             return Err(Error::data(
                 &data.source,
                 format!(
-                    "does not fit the checkpoint's network {:?} ({} features, {} classes)",
-                    config.model.widths,
+                    "does not fit the checkpoint's {} ({} features, {} classes)",
+                    config.model.describe(),
                     data.dim,
                     data.classes()
                 ),
             ));
         }
-        let mlp = Mlp::from_checkpoint(gpu, &saved)?;
+        let model = Model::from_checkpoint(gpu, &saved)?;
         let state = saved
             .optimizer
             .as_ref()
             .ok_or_else(|| Error::data(&file, "no optimizer state to resume from"))?;
-        let optimizer = Optimizer::from_checkpoint(mlp.params(), state)?;
-        Self::assemble(gpu, config, data, mlp, optimizer, epoch)
+        let optimizer = Optimizer::from_checkpoint(model.params(), state)?;
+        Self::assemble(gpu, config, data, model, optimizer, epoch)
     }
 
     fn assemble(
         gpu: &Gpu,
         config: TrainConfig,
         data: &Dataset,
-        mlp: Mlp,
+        model: Model,
         optimizer: Optimizer,
         epoch: usize,
     ) -> Result<Trainer> {
         if config.batch_size == 0 {
             return Err(Error::invalid("Trainer", "batch size must be at least 1"));
         }
-        let classes = *config.model.widths.last().expect("widths");
+        let classes = config.model.outputs();
         data.check_labels(classes)?;
         let mut splits = data.split(config.validation, config.test, config.seed)?;
         let standardizer = config.standardize.then(|| Standardizer::fit(&splits.train));
@@ -205,7 +238,7 @@ impl Trainer {
         Ok(Trainer {
             gpu: gpu.clone(),
             config,
-            mlp,
+            model,
             optimizer,
             splits,
             standardizer,
@@ -214,9 +247,9 @@ impl Trainer {
         })
     }
 
-    /// The network.
-    pub fn mlp(&self) -> &Mlp {
-        &self.mlp
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// The settings.
@@ -255,14 +288,22 @@ impl Trainer {
         let start = Instant::now();
         let train = &self.splits.train;
         let epoch_loss = Tensor::zeros(&self.gpu, &[1])?;
+        let mut solver: Option<SolverMetrics> = None;
+        let mut steps = 0;
         for rows in train.batches(self.config.batch_size, self.config.seed, self.epoch as u64) {
             let (features, labels) = train.gather(&rows);
             let x = Tensor::from_slice(&self.gpu, &features, &[rows.len(), train.dim])?;
             let target = self.targets(&labels)?;
-            let (logits, cache) = self.mlp.forward(&x)?;
+            let (logits, cache) = self.model.forward(&x)?;
             let out = ops::loss(&logits, &target, self.config.loss, Reduction::Mean)?;
-            self.mlp.backward(&cache, &out.grad, false)?;
-            self.optimizer.step(self.mlp.params())?;
+            let adjoint = self.model.backward(&cache, &out.grad)?;
+            steps += 1;
+            if let ModelCache::Deq(f) = &cache {
+                solver
+                    .get_or_insert_default()
+                    .add(&f.stats, adjoint.as_ref(), steps);
+            }
+            self.optimizer.step(self.model.params())?;
             ops::axpy(
                 rows.len() as f32 / train.len() as f32,
                 &out.loss,
@@ -296,18 +337,19 @@ impl Trainer {
                 .lr(self.config.optimizer.lr, self.optimizer.steps()),
             steps: self.optimizer.steps(),
             seconds: start.elapsed().as_secs_f64(),
+            solver,
         })
     }
 
     /// Loss and accuracy of the current network on `data` (already standardised like the
     /// training split: the splits are).
     pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
-        evaluate(&self.mlp, self.config.loss, data, |labels| {
+        evaluate(&self.model, self.config.loss, data, |labels| {
             self.targets(labels)
         })
     }
 
-    /// Writes the run (network, optimizer, settings, epoch, standardisation) to `path`.
+    /// Writes the run (model, optimizer, settings, epoch, standardisation) to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut metadata = BTreeMap::new();
         metadata.insert(
@@ -324,7 +366,7 @@ impl Trainer {
             extra.insert("data.mean".to_string(), s.mean.clone());
             extra.insert("data.std".to_string(), s.std.clone());
         }
-        nn::save_checkpoint(path, &self.mlp, Some(&self.optimizer), &extra, &metadata)
+        save_checkpoint(path, &self.model, Some(&self.optimizer), &extra, &metadata)
     }
 }
 
@@ -345,24 +387,24 @@ fn targets(gpu: &Gpu, loss: Loss, labels: &[f32], classes: usize) -> Result<Tens
     Tensor::from_slice(gpu, &encoded, &[labels.len(), classes])
 }
 
-/// Loss and accuracy of `mlp` on `data`, in chunks; `targets` encodes labels for the loss.
+/// Loss and accuracy of `model` on `data`, in chunks; `targets` encodes labels for the loss.
 fn evaluate(
-    mlp: &Mlp,
+    model: &Model,
     loss: Loss,
     data: &Dataset,
     targets: impl Fn(&[f32]) -> Result<Tensor>,
 ) -> Result<Evaluation> {
-    let gpu = mlp.params().weights().gpu();
+    let gpu = model.params().weights().gpu();
     let (mut total, mut correct) = (0.0f64, 0usize);
     let rows: Vec<usize> = (0..data.len()).collect();
     for chunk in rows.chunks(EVAL_CHUNK) {
         let (features, labels) = data.gather(chunk);
         let x = Tensor::from_slice(gpu, &features, &[chunk.len(), data.dim])?;
-        let (logits, _) = mlp.forward(&x)?;
+        let (logits, _) = model.forward(&x)?;
         let out = ops::loss(&logits, &targets(&labels)?, loss, Reduction::Sum)?;
         let values = logits.to_vec()?;
         total += out.loss.to_vec()?[0] as f64;
-        for (row, &label) in values.chunks(mlp.outputs()).zip(&labels) {
+        for (row, &label) in values.chunks(model.outputs()).zip(&labels) {
             let best = row
                 .iter()
                 .enumerate()
@@ -375,7 +417,7 @@ fn evaluate(
     let per_row = if loss.takes_class_indices() {
         n
     } else {
-        n * mlp.outputs()
+        n * model.outputs()
     };
     Ok(Evaluation {
         loss: (total / per_row as f64) as f32,
@@ -414,7 +456,7 @@ impl std::str::FromStr for Part {
     }
 }
 
-/// Evaluates a saved network on `part` of `data`, applying the standardisation stored with it.
+/// Evaluates a saved model on `part` of `data`, applying the standardisation stored with it.
 pub fn evaluate_checkpoint(
     gpu: &Gpu,
     checkpoint: &Path,
@@ -422,7 +464,7 @@ pub fn evaluate_checkpoint(
     part: Part,
 ) -> Result<Evaluation> {
     let file = checkpoint.display();
-    let saved = nn::load_checkpoint(checkpoint)?;
+    let saved = load_checkpoint(checkpoint)?;
     let data = match part {
         Part::All => data.clone(),
         _ => {
@@ -452,14 +494,15 @@ pub fn evaluate_checkpoint(
             .map_err(|e| Error::data(&file, format!("malformed `loss` metadata: {e}")))?,
         None => Loss::CrossEntropy,
     };
-    let mlp = Mlp::from_checkpoint(gpu, &saved)?;
-    if data.dim != mlp.inputs() {
+    let model = Model::from_checkpoint(gpu, &saved)?;
+    let inputs = saved.config.inputs();
+    if data.dim != inputs {
         return Err(Error::data(
             &data.source,
-            format!("{} features, the network takes {}", data.dim, mlp.inputs()),
+            format!("{} features, the model takes {inputs}", data.dim),
         ));
     }
-    data.check_labels(mlp.outputs())?;
+    data.check_labels(model.outputs())?;
     let mut data = data;
     if let (Some(mean), Some(std)) = (saved.extra.get("data.mean"), saved.extra.get("data.std")) {
         Standardizer {
@@ -468,8 +511,8 @@ pub fn evaluate_checkpoint(
         }
         .apply(&mut data);
     }
-    evaluate(&mlp, loss, &data, |labels| {
-        targets(gpu, loss, labels, mlp.outputs())
+    evaluate(&model, loss, &data, |labels| {
+        targets(gpu, loss, labels, model.outputs())
     })
 }
 

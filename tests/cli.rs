@@ -76,6 +76,47 @@ fn train_on_the_shipped_digits_reaches_95_percent_within_a_minute() {
 }
 
 #[test]
+fn train_a_deq_logs_its_solver_and_its_checkpoint_evaluates_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("percept-cli-deq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("deq.safetensors");
+    let path = checkpoint.to_str().unwrap();
+    let common = [
+        "train",
+        "--model",
+        "deq",
+        "--width",
+        "32",
+        "--json",
+        "--checkpoint",
+        path,
+    ];
+    let (ok, stdout, stderr) =
+        percept(&[&common[..], &["--epochs", "1", "--solver", "broyden"]].concat());
+    assert!(ok, "{stderr}");
+    let epoch: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let forward = epoch["solver"]["forward_iterations"].as_f64().unwrap();
+    assert!(forward >= 2.0, "{stdout}");
+    assert!(
+        epoch["solver"]["backward_iterations"].as_f64().unwrap() >= 1.0,
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = percept(&["eval", "--json", "--checkpoint", path]);
+    assert!(ok, "{stderr}");
+    let eval: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(eval["accuracy"].as_f64().unwrap() > 0.5, "{stdout}");
+    let (ok, stdout, stderr) = percept(&[&common[..], &["--epochs", "2", "--resume"]].concat());
+    assert!(ok, "{stderr}");
+    let resumed: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(resumed["epoch"].as_u64(), Some(2), "{stdout}");
+    let (ok, _, stderr) = percept(&["train", "--model", "deq", "--solver", "newton"]);
+    assert!(
+        !ok && stderr.contains("fixed-point, anderson or broyden"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_input_fails_with_a_message_not_a_panic() {
     let (ok, _, stderr) = percept(&["train", "--data", "/no/such/file.csv"]);
     assert!(!ok);

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use common::unchecked;
 use percept::Error;
+use percept::checkpoint::{load_checkpoint, save_checkpoint};
 use percept::data::{self, Dataset, LabelColumn, Source};
+use percept::model::{Model, ModelConfig};
 use percept::nn::{self, OptimizerChoice, OptimizerConfig};
 use percept::train::{self, Outputs, TrainConfig, Trainer};
 
@@ -57,13 +59,54 @@ fn digits_reach_95_percent_test_accuracy() {
 }
 
 #[test]
+fn a_deq_reaches_95_percent_test_accuracy_on_digits() {
+    use percept::deq::{Backward, DeqConfig, Method, SolverConfig, Stop};
+    let gpu = unchecked();
+    let data = digits();
+    let solver = SolverConfig {
+        method: Method::ANDERSON,
+        tol: 1e-3,
+        stop: Stop::Relative,
+        max_iter: 40,
+        check_every: 5,
+        accept_unconverged: true,
+    };
+    let mut config = digits_config(12);
+    // Layer norm on the cell's output: 0.969 where the plain cell reaches 0.958.
+    config.model = ModelConfig::Deq(DeqConfig {
+        bias: true,
+        norm: true,
+        backward: Backward::Implicit {
+            solver: solver.clone(),
+        },
+        solver,
+        ..DeqConfig::new(0, 64)
+    });
+    let start = Instant::now();
+    let mut trainer = Trainer::new(gpu, config, &data).unwrap();
+    let history = train::fit(&mut trainer, &Outputs::default(), || {}, |_| {}).unwrap();
+    let test = trainer.evaluate(&trainer.splits().test).unwrap();
+    let last = history.last().unwrap();
+    let solver = last.solver.as_ref().expect("a DEQ logs its solves");
+    eprintln!(
+        "digits DEQ: {} epochs in {:.1} s, test accuracy {:.4}, solver {solver:?}",
+        history.len(),
+        start.elapsed().as_secs_f64(),
+        test.accuracy
+    );
+    assert!(test.accuracy >= 0.95, "test accuracy {}", test.accuracy);
+    assert!(solver.forward_iterations >= 2.0 && solver.backward_iterations.unwrap() >= 2.0);
+    assert!(last.train_loss < history[0].train_loss);
+}
+
+#[test]
 fn same_seed_gives_bit_identical_runs() {
     let gpu = unchecked();
     let data = digits();
     let run = || {
         let mut trainer = Trainer::new(gpu, digits_config(2), &data).unwrap();
         train::fit(&mut trainer, &Outputs::default(), || {}, |_| {}).unwrap();
-        trainer.mlp().params().download().unwrap()
+        trainer.model().params().download().unwrap()
     };
     assert_eq!(run(), run());
 }
@@ -104,8 +147,8 @@ fn resumed_training_equals_uninterrupted() {
     assert_eq!(resumed.epoch(), 1);
     train::fit(&mut resumed, &outputs, || {}, |_| {}).unwrap();
     assert_eq!(
-        resumed.mlp().params().download().unwrap(),
-        straight.mlp().params().download().unwrap()
+        resumed.model().params().download().unwrap(),
+        straight.model().params().download().unwrap()
     );
 }
 
@@ -121,8 +164,8 @@ fn checkpoints_round_trip_and_report_mismatches() {
         plot: Some(tmp("p.svg")),
     };
     train::fit(&mut trainer, &outputs, || {}, |_| {}).unwrap();
-    let saved = nn::load_checkpoint(&path).unwrap();
-    assert_eq!(saved.params, trainer.mlp().params().download().unwrap());
+    let saved = load_checkpoint(&path).unwrap();
+    assert_eq!(saved.params, trainer.model().params().download().unwrap());
     assert_eq!(saved.metadata.get("epoch").map(String::as_str), Some("1"));
     assert!(saved.extra.contains_key("data.mean"));
     let eval = train::evaluate_checkpoint(gpu, &path, &data, train::Part::Test).unwrap();
@@ -136,11 +179,13 @@ fn checkpoints_round_trip_and_report_mismatches() {
     );
 
     // A tensor of the wrong shape is named.
-    let mut config = saved.config.clone();
+    let ModelConfig::Mlp(mut config) = saved.config.clone() else {
+        panic!("an MLP was saved")
+    };
     config.widths[1] = 32;
-    let bad = percept::nn::Mlp::new(gpu, config).unwrap();
+    let bad = Model::new(gpu, ModelConfig::Mlp(config)).unwrap();
     let bad_path = tmp("bad.safetensors");
-    nn::save_checkpoint(
+    save_checkpoint(
         &bad_path,
         &bad,
         None,
@@ -158,16 +203,16 @@ fn checkpoints_round_trip_and_report_mismatches() {
         .expect("widths in the header");
     bytes[at..at + to.len()].copy_from_slice(to);
     std::fs::write(&bad_path, bytes).unwrap();
-    let err = nn::load_checkpoint(&bad_path).unwrap_err().to_string();
+    let err = load_checkpoint(&bad_path).unwrap_err().to_string();
     assert!(
         err.contains("tensor `0.weight` has shape [32, 64], expected [64, 64]"),
         "{err}"
     );
 
-    let missing = nn::load_checkpoint(&tmp("no-such-file.safetensors")).unwrap_err();
+    let missing = load_checkpoint(&tmp("no-such-file.safetensors")).unwrap_err();
     assert!(matches!(missing, Error::Io { .. }), "{missing}");
     std::fs::write(tmp("garbage.safetensors"), b"not a checkpoint").unwrap();
-    let garbage = nn::load_checkpoint(&tmp("garbage.safetensors")).unwrap_err();
+    let garbage = load_checkpoint(&tmp("garbage.safetensors")).unwrap_err();
     assert!(matches!(garbage, Error::Data { .. }), "{garbage}");
 }
 

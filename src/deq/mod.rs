@@ -5,6 +5,7 @@
 mod model;
 mod solver;
 
+pub(crate) use model::layout;
 pub use model::{Backward, Deq, DeqBackward, DeqConfig, DeqForward};
 pub use solver::{
     FixedPointMap, MAX_MEMORY, Method, Solution, SolveStats, SolverConfig, Stop, solve,

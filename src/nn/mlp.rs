@@ -138,13 +138,6 @@ impl Mlp {
         })
     }
 
-    /// Rebuilds a network from a checkpoint's configuration and parameters.
-    pub fn from_checkpoint(gpu: &Gpu, checkpoint: &super::Checkpoint) -> Result<Mlp> {
-        let mlp = Mlp::new(gpu, checkpoint.config.clone())?;
-        mlp.params.upload(&checkpoint.params)?;
-        Ok(mlp)
-    }
-
     /// The architecture.
     pub fn config(&self) -> &MlpConfig {
         &self.config

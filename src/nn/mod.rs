@@ -1,14 +1,14 @@
 //! Neural-network building blocks with explicit forward and backward passes, no tape: MLPs,
-//! losses (in [`crate::ops::loss`]), optimizers, initialisers and checkpoints.
+//! losses (in [`crate::ops::loss`]), optimizers and initialisers.
 
-mod checkpoint;
 pub mod init;
 mod mlp;
 mod optim;
 mod params;
 
-pub use checkpoint::{Checkpoint, OptimizerState, load_checkpoint, save_checkpoint};
 pub use init::Init;
+pub(crate) use mlp::layout as mlp_layout;
 pub use mlp::{ForwardCache, LAYERNORM_EPS, Mlp, MlpConfig, Norm};
-pub use optim::{Optimizer, OptimizerChoice, OptimizerConfig, Schedule};
+pub use optim::{Optimizer, OptimizerChoice, OptimizerConfig, OptimizerState, Schedule};
+pub(crate) use params::split;
 pub use params::{ParamInfo, Parameters};

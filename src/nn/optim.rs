@@ -122,6 +122,17 @@ impl Default for OptimizerConfig {
     }
 }
 
+/// Optimizer state as a checkpoint holds it.
+#[derive(Clone, Debug)]
+pub struct OptimizerState {
+    /// Settings.
+    pub config: OptimizerConfig,
+    /// Steps taken.
+    pub step: u64,
+    /// State per kind (see [`Optimizer::state_names`]), then per parameter tensor.
+    pub state: Vec<Vec<Vec<f32>>>,
+}
+
 /// An optimizer with its state, for one [`Parameters`].
 pub struct Optimizer {
     config: OptimizerConfig,
@@ -242,10 +253,7 @@ impl Optimizer {
     }
 
     /// An optimizer for `params` with the settings, step count and state of a checkpoint.
-    pub fn from_checkpoint(
-        params: &Parameters,
-        saved: &super::checkpoint::OptimizerState,
-    ) -> Result<Self> {
+    pub fn from_checkpoint(params: &Parameters, saved: &OptimizerState) -> Result<Self> {
         let optimizer = Optimizer::new(params, saved.config.clone())?;
         let tensors = optimizer.state();
         if saved.state.len() != tensors.len() {

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use percept::data::{self, Format, LabelColumn, Source};
+use percept::deq::{Backward, DeqConfig, Method, SolverConfig, Stop};
+use percept::model::ModelConfig;
 use percept::nn::{Init, MlpConfig, Norm, OptimizerChoice, OptimizerConfig, Schedule};
 use percept::ops::{Activation, Loss};
 use percept::train::{self, EpochMetrics, Outputs, Part, TrainConfig, Trainer};
@@ -53,15 +55,50 @@ impl DataArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Hidden widths, comma-separated (input and output widths come from the data).
+    /// The model: `mlp`, or `deq` (a deep equilibrium layer z* = act(W z + U x + b), or a
+    /// deeper cell with --cell-hidden, then a linear head).
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "deq"])]
+    model: String,
+    /// MLP hidden widths, comma-separated (input and output widths come from the data).
     #[arg(long, value_delimiter = ',', default_value = "64")]
     hidden: Vec<usize>,
-    /// Activation of hidden layers: identity, relu, gelu, tanh, sigmoid, elu, softplus.
-    #[arg(long, default_value = "relu")]
-    activation: Activation,
-    /// Layer norm in hidden layers: none, before or after the activation.
+    /// Activation of hidden layers (a DEQ's cell): identity, relu, gelu, tanh, sigmoid, elu,
+    /// softplus [default: relu for an MLP, tanh for a DEQ].
+    #[arg(long)]
+    activation: Option<Activation>,
+    /// Layer norm in hidden layers: none, before or after the activation (a DEQ: any value but
+    /// none normalises the cell's output, without gain and bias).
     #[arg(long, default_value = "none")]
     norm: Norm,
+    /// DEQ: width of the equilibrium state z.
+    #[arg(long, default_value_t = 64)]
+    width: usize,
+    /// DEQ: hidden widths inside the cell, comma-separated (none: the one-layer cell).
+    #[arg(long, value_delimiter = ',')]
+    cell_hidden: Vec<usize>,
+    /// DEQ: cell weights ~ N(0, sigma_w^2 / fan_in) (the input injection takes 1 / inputs).
+    #[arg(long, default_value_t = 0.6)]
+    sigma_w: f32,
+    /// DEQ: the fixed-point solver, forward and (implicit) backward: fixed-point, anderson,
+    /// broyden.
+    #[arg(long, default_value = "anderson")]
+    solver: Method,
+    /// DEQ: relative residual ||f(z) - z|| / ||f(z)|| at which a sample stops.
+    #[arg(long, default_value_t = 1e-3)]
+    tol: f32,
+    /// DEQ: most cell evaluations per solve (samples still above --tol then keep their
+    /// lowest-residual iterate, and the epoch's log counts them).
+    #[arg(long, default_value_t = 40)]
+    max_iter: usize,
+    /// DEQ: gradients by `implicit` differentiation or the `phantom` gradient.
+    #[arg(long, default_value = "implicit", value_parser = ["implicit", "phantom"])]
+    backward: String,
+    /// DEQ: unrolled steps of the phantom gradient.
+    #[arg(long, default_value_t = 5)]
+    phantom_steps: usize,
+    /// DEQ: damping of the phantom gradient's steps.
+    #[arg(long, default_value_t = 0.5)]
+    phantom_damping: f32,
     /// Layer norms without learnable gain and bias.
     #[arg(long)]
     no_norm_affine: bool,
@@ -142,10 +179,52 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self, steps_per_epoch: u64) -> TrainConfig {
+    fn model(&self) -> ModelConfig {
+        if self.model == "deq" {
+            let solver = SolverConfig {
+                method: self.solver,
+                tol: self.tol,
+                stop: Stop::Relative,
+                max_iter: self.max_iter,
+                check_every: 5,
+                accept_unconverged: true,
+            };
+            let backward = match self.backward.as_str() {
+                "phantom" => Backward::Phantom {
+                    steps: self.phantom_steps,
+                    damping: self.phantom_damping,
+                },
+                _ => Backward::Implicit {
+                    solver: solver.clone(),
+                },
+            };
+            return ModelConfig::Deq(DeqConfig {
+                hidden: self.cell_hidden.clone(),
+                activation: self.activation.unwrap_or(Activation::Tanh),
+                norm: self.norm != Norm::None,
+                bias: !self.no_bias,
+                sigma_w: self.sigma_w,
+                seed: self.seed,
+                solver,
+                backward,
+                ..DeqConfig::new(0, self.width)
+            });
+        }
         let mut widths = vec![0];
         widths.extend(&self.hidden);
         widths.push(0);
+        ModelConfig::Mlp(MlpConfig {
+            widths,
+            activation: self.activation.unwrap_or(Activation::Relu),
+            norm: self.norm,
+            norm_affine: !self.no_norm_affine,
+            bias: !self.no_bias,
+            init: self.init,
+            seed: self.seed,
+        })
+    }
+
+    fn config(&self, steps_per_epoch: u64) -> TrainConfig {
         let schedule = match self.schedule.as_str() {
             "step" => Schedule::Step {
                 every: self.step_epochs as u64 * steps_per_epoch,
@@ -158,15 +237,7 @@ impl TrainArgs {
             _ => Schedule::Constant,
         };
         TrainConfig {
-            model: MlpConfig {
-                widths,
-                activation: self.activation,
-                norm: self.norm,
-                norm_affine: !self.no_norm_affine,
-                bias: !self.no_bias,
-                init: self.init,
-                seed: self.seed,
-            },
+            model: self.model(),
             loss: self.loss,
             optimizer: OptimizerConfig {
                 kind: self.optimizer,
@@ -197,8 +268,22 @@ fn print_epoch(m: &EpochMetrics, json: bool) {
         .validation
         .map(|v| format!("  val loss {:.4}  val acc {:.4}", v.loss, v.accuracy))
         .unwrap_or_default();
+    let solver = m
+        .solver
+        .as_ref()
+        .map(|s| {
+            let backward = s
+                .backward_iterations
+                .map(|b| format!(", backward {b:.1}"))
+                .unwrap_or_default();
+            format!(
+                "  solver: forward {:.1} it (max {}, {} unconverged){backward}",
+                s.forward_iterations, s.forward_iterations_max, s.forward_unconverged
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "epoch {:>3}  loss {:.4}  train acc {:.4}{validation}  lr {:.2e}  {:.2} s",
+        "epoch {:>3}  loss {:.4}  train acc {:.4}{validation}  lr {:.2e}  {:.2} s{solver}",
         m.epoch, m.train_loss, m.train_accuracy, m.lr, m.seconds
     );
 }
@@ -217,8 +302,8 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
     };
     if !args.json {
         eprintln!(
-            "training {:?} on {} ({} rows: {} train, {} validation, {} test) with {} on {}",
-            trainer.config().model.widths,
+            "training {} on {} ({} rows: {} train, {} validation, {} test) with {} on {}",
+            trainer.config().model.describe(),
             data.source,
             data.len(),
             trainer.splits().train.len(),

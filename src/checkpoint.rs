@@ -1,5 +1,5 @@
-//! Checkpoints in safetensors: parameters named as PyTorch's `nn.Sequential` names them
-//! (`0.weight`, `0.bias`, ...), optimizer state as `optimizer.<state>.<parameter>`, extra 1-D
+//! Checkpoints in safetensors: parameters under their model's names (an MLP's as PyTorch's
+//! `nn.Sequential` names them, `0.weight`, `0.bias`, ...; a DEQ's `cell.0.weight`, ...), optimizer state as `optimizer.<state>.<parameter>`, extra 1-D
 //! tensors (e.g. the input standardisation), and the configuration as JSON metadata. Written to
 //! a temporary file and renamed, so a crash never leaves half a checkpoint.
 
@@ -8,29 +8,17 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::mlp::{Mlp, MlpConfig};
-use super::optim::{Optimizer, OptimizerConfig};
-use super::params::split;
 use crate::error::{Error, Result};
+use crate::model::{Model, ModelConfig};
+use crate::nn::{Optimizer, OptimizerConfig, OptimizerState, split};
 
 const FORMAT: &str = "percept.mlp.v1";
-
-/// Optimizer state as saved.
-#[derive(Clone, Debug)]
-pub struct OptimizerState {
-    /// Settings.
-    pub config: OptimizerConfig,
-    /// Steps taken.
-    pub step: u64,
-    /// State per kind (see [`Optimizer::state_names`]), then per parameter tensor.
-    pub state: Vec<Vec<Vec<f32>>>,
-}
 
 /// Everything a checkpoint holds.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// The architecture.
-    pub config: MlpConfig,
+    pub config: ModelConfig,
     /// Parameter values, one per tensor in the network's order.
     pub params: Vec<Vec<f32>>,
     /// Optimizer state, when saved.
@@ -45,16 +33,16 @@ fn bytes(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-/// Writes `mlp` (and `optimizer`, `extra`, `metadata`) to `path` atomically.
+/// Writes `model` (and `optimizer`, `extra`, `metadata`) to `path` atomically.
 pub fn save_checkpoint(
     path: &Path,
-    mlp: &Mlp,
+    model: &Model,
     optimizer: Option<&Optimizer>,
     extra: &BTreeMap<String, Vec<f32>>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let infos = mlp.params().infos();
-    let params = mlp.params().download()?;
+    let infos = model.params().infos();
+    let params = model.params().download()?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = infos
         .iter()
         .zip(params)
@@ -64,7 +52,7 @@ pub fn save_checkpoint(
     meta.insert("format".into(), FORMAT.into());
     meta.insert(
         "model".into(),
-        serde_json::to_string(mlp.config()).expect("config serialises"),
+        serde_json::to_string(&model.config()).expect("config serialises"),
     );
     if let Some(opt) = optimizer {
         meta.insert(
@@ -115,7 +103,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         meta.get(key)
             .ok_or_else(|| Error::data(&file, format!("metadata lacks `{key}`")))
     };
-    let config: MlpConfig = serde_json::from_str(json("model")?)
+    let config: ModelConfig = serde_json::from_str(json("model")?)
         .map_err(|e| Error::data(&file, format!("malformed model metadata: {e}")))?;
     let st = SafeTensors::deserialize(&data)
         .map_err(|e| Error::data(&file, format!("malformed: {e}")))?;
@@ -141,7 +129,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         Ok(bytemuck::pod_collect_to_vec(t.data()))
     };
     // The layout the configuration implies, from a network built on no device.
-    let layout = super::mlp::layout(&config)?;
+    let layout = config.layout()?;
     let params = layout
         .iter()
         .map(|(n, s)| take(n, s))
