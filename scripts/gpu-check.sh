@@ -5,20 +5,25 @@
 # then call the device tool with carry [".gpu"], timeout_s 600 and the command
 #   bash scripts/gpu-check.sh
 # It writes at most eight files to $OUT (the tool's limit): run.log (adapter and progress),
-# one JSON array per family, the DeepPCR heat map, and torch.txt (PyTorch from the same call).
+# one JSON array per family (pcr and deq share pcr-deq.json, one array per line), the DeepPCR
+# heat map, and torch.txt (PyTorch from the same call).
 set -u
 out="${OUT:-/tmp/percept-gpu}"
 mkdir -p "$out"
 percept() { bash .gpu/on-device.sh .gpu/percept "$@"; }
 
 percept info >> "$out/run.log" 2>&1
-for family in matmul fft mlp-step pcr deeppcr; do
+for family in matmul fft mlp-step pcr deeppcr deq; do
     extra=()
     [ "$family" = deeppcr ] && extra=(--heatmap "$out/deeppcr.svg")
+    file="$family.json"
+    case "$family" in pcr | deq) file=pcr-deq.json ;; esac
     start=$(date +%s)
-    timeout 150 bash .gpu/on-device.sh .gpu/percept bench "$family" --json "${extra[@]}" \
-        > "$out/$family.json" 2>> "$out/run.log"
-    echo "bench $family: exit $? after $(( $(date +%s) - start )) s" >> "$out/run.log"
+    timeout 120 bash .gpu/on-device.sh .gpu/percept bench "$family" --json "${extra[@]}" \
+        2>> "$out/run.log" | tr -d '\n' >> "$out/$file"
+    status=${PIPESTATUS[0]}
+    echo >> "$out/$file"
+    echo "bench $family: exit $status after $(( $(date +%s) - start )) s" >> "$out/run.log"
 done
 {
     timeout 90 python3 .gpu/torch_anchor.py

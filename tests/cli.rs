@@ -46,6 +46,33 @@ fn bench_matmul_quick_json_passes_its_oracle_checks() {
 }
 
 #[test]
+fn bench_deq_quick_json_reports_the_fixed_count_case_and_each_solver() {
+    let (ok, stdout, stderr) = percept(&["bench", "deq", "--quick", "--json"]);
+    assert!(ok, "{stderr}");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let fixed = &records[0];
+    assert_eq!(fixed["name"], "deq/fixed-point-30");
+    assert!(fixed["ok"].as_bool().unwrap(), "{fixed}");
+    assert!(fixed["baseline"]["rate"].as_f64().unwrap() > 0.0);
+    let solvers: Vec<&str> = records[1..]
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        solvers,
+        [
+            "fixed-point iteration",
+            "Anderson acceleration",
+            "Broyden's method"
+        ]
+    );
+    for r in &records[1..] {
+        assert!(r["converged"].as_bool().unwrap(), "{r}");
+        assert!(r["max_residual"].as_f64().unwrap() <= 1e-4, "{r}");
+    }
+}
+
+#[test]
 fn train_on_the_shipped_digits_reaches_95_percent_within_a_minute() {
     let dir = std::env::temp_dir().join(format!("percept-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

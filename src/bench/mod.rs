@@ -2,6 +2,7 @@
 //! median and a derived rate, and checks its result against the [`crate::reference`] oracle.
 
 mod deeppcr;
+mod deq;
 mod fft;
 mod matmul;
 mod mlp;
@@ -10,6 +11,7 @@ mod pcr;
 use serde::Serialize;
 
 pub use deeppcr::{DeepPcrCase, DeepPcrRecord, deeppcr_cases, run_deeppcr};
+pub use deq::{DeqCase, DeqSolveRecord, deq_cases, run_deq};
 pub use fft::{FftCase, fft_cases, run_fft};
 pub use matmul::{MatmulCase, matmul_cases, run_matmul};
 pub use mlp::{MlpStepCase, mlp_step_cases, run_mlp_step};

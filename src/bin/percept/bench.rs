@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use percept::bench::{self, BenchConfig, BenchRecord, DeepPcrRecord};
+use percept::bench::{self, BenchConfig, BenchRecord, DeepPcrRecord, DeqSolveRecord};
 use percept::{Gpu, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -15,6 +15,7 @@ pub enum Family {
     MlpStep,
     Pcr,
     Deeppcr,
+    Deq,
 }
 
 /// `percept bench`.
@@ -119,6 +120,15 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
             eprintln!("wrote {}", path.display());
         }
     }
+    let mut deq = Vec::new();
+    if args.wants(Family::Deq) {
+        for (record, solves) in run_cases("deq", &bench::deq_cases(quick), |c| {
+            bench::run_deq(&gpu, c, &config)
+        })? {
+            records.push(record);
+            deq.extend(solves);
+        }
+    }
     if args.json {
         let mut all: Vec<serde_json::Value> = records
             .iter()
@@ -129,6 +139,10 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|r| serde_json::to_value(r).expect("serialises")),
         );
+        all.extend(
+            deq.iter()
+                .map(|r| serde_json::to_value(r).expect("serialises")),
+        );
         println!(
             "{}",
             serde_json::to_string_pretty(&all).expect("records serialise")
@@ -136,6 +150,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         print_table(&gpu, &records);
         print_deeppcr(&deeppcr);
+        print_deq(&deq);
     }
     let mut failed = 0;
     for r in records.iter().filter(|r| !r.ok) {
@@ -264,6 +279,36 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
             r.sequential_steps,
             r.sequential_steps_baseline,
             r.max_rel_err
+        );
+    }
+}
+
+fn print_deq(records: &[DeqSolveRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    println!(
+        "{:<24} {:>12} {:>6} {:>10} {:>12} {:>10} {:>12} {:>8}",
+        "solver to rel 1e-4",
+        "shape",
+        "iters",
+        "converged",
+        "residual",
+        "fallbacks",
+        "median ms",
+        "vs fp"
+    );
+    for r in records {
+        println!(
+            "{:<24} {:>12} {:>6} {:>10} {:>12.2e} {:>10} {:>12.3} {:>8.2}",
+            r.method,
+            format!("{:?}", r.shape),
+            r.iterations,
+            r.converged,
+            r.max_residual,
+            r.fallbacks,
+            r.median_ms,
+            r.speedup_vs_fixed_point
         );
     }
 }

@@ -1,0 +1,206 @@
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
+use crate::deq::{FixedPointMap, Method, SolverConfig, Stop, solve};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::nn::init::standard_normal;
+use crate::ops::{self, Activation, MatmulSpec};
+use crate::reference;
+use crate::tensor::Tensor;
+
+/// Iterations of the fixed-count case (PyTorch's anchor runs 30).
+const ITERATIONS: usize = 30;
+/// Rows checked against the f64 oracle.
+const CHECKED_ROWS: usize = 4;
+/// The relative residual the convergence cases solve to.
+const TOL: f32 = 1e-4;
+
+/// One DEQ benchmark: z = tanh(z W + x U) with `batch` samples of `width`, W ~ N(0, 0.36 /
+/// width), U ~ N(0, 1 / width), x ~ N(0, 1), as in `shared/gpu/torch_anchor.py`.
+#[derive(Clone, Debug)]
+pub struct DeqCase {
+    /// Samples.
+    pub batch: usize,
+    /// Width of z (and of x).
+    pub width: usize,
+}
+
+/// The cases of `percept bench deq`: the anchor's 1024 x 1024, or 256 x 256 with `quick`.
+pub fn deq_cases(quick: bool) -> Vec<DeqCase> {
+    let n = if quick { 256 } else { 1024 };
+    vec![DeqCase { batch: n, width: n }]
+}
+
+/// Iterations and time for one solver to reach the relative residual [`TOL`].
+#[derive(Clone, Debug, Serialize)]
+pub struct DeqSolveRecord {
+    /// The solver.
+    pub method: String,
+    /// `[batch, width]`.
+    pub shape: Vec<usize>,
+    /// Evaluations of the cell until every sample reached the tolerance.
+    pub iterations: usize,
+    /// Whether every sample did (within 100 evaluations).
+    pub converged: bool,
+    /// The largest relative residual returned.
+    pub max_residual: f32,
+    /// Singular updates replaced by plain steps.
+    pub fallbacks: usize,
+    /// Median time of the whole solve, in milliseconds.
+    pub median_ms: f64,
+    /// Plain fixed-point iteration's time divided by this solver's.
+    pub speedup_vs_fixed_point: f64,
+    /// Adapter name.
+    pub adapter: String,
+}
+
+/// z -> tanh(z W + inj), PyTorch's form of the anchor (W not transposed).
+struct Anchor {
+    w: Tensor,
+    injection: Tensor,
+}
+
+impl FixedPointMap for Anchor {
+    fn gpu(&self) -> &Gpu {
+        self.w.gpu()
+    }
+
+    fn shape(&self) -> [usize; 2] {
+        [self.injection.shape()[0], self.injection.shape()[1]]
+    }
+
+    fn apply(&self, z: &Tensor, out: &Tensor) -> Result<()> {
+        let spec = MatmulSpec {
+            add: Some(&self.injection),
+            activation: Activation::Tanh,
+            ..Default::default()
+        };
+        ops::matmul_into(z, &self.w, &spec, out)
+    }
+}
+
+/// Times 30 iterations through [`solve`] (tolerance 0, one readback at the end) against the
+/// bare loop of fused matmuls, checks sampled rows against an f64 twin, then solves to a
+/// relative residual of 1e-4 with each solver.
+pub fn run_deq(
+    gpu: &Gpu,
+    case: &DeqCase,
+    config: &BenchConfig,
+) -> Result<(BenchRecord, Vec<DeqSolveRecord>)> {
+    let (b, n) = (case.batch, case.width);
+    let mut rng = StdRng::seed_from_u64((b * n) as u64);
+    let scaled = |v: Vec<f32>, s: f32| -> Vec<f32> { v.into_iter().map(|x| x * s).collect() };
+    let w_host = scaled(standard_normal(&mut rng, n * n), 0.6 / (n as f32).sqrt());
+    let u_host = scaled(standard_normal(&mut rng, n * n), 1.0 / (n as f32).sqrt());
+    let x_host = standard_normal(&mut rng, b * n);
+    let w = Tensor::from_slice(gpu, &w_host, &[n, n])?;
+    let u = Tensor::from_slice(gpu, &u_host, &[n, n])?;
+    let x = Tensor::from_slice(gpu, &x_host, &[b, n])?;
+    let anchor = Anchor {
+        injection: ops::matmul(&x, &u, &MatmulSpec::default())?,
+        w,
+    };
+    let fixed = |method, tol, max_iter, check_every| SolverConfig {
+        method,
+        tol,
+        stop: Stop::Relative,
+        max_iter,
+        check_every,
+        accept_unconverged: true,
+    };
+    let thirty = fixed(Method::FIXED_POINT, 0.0, ITERATIONS, ITERATIONS);
+
+    let z = solve(&anchor, None, &thirty)?.z.to_vec()?;
+    let rows = CHECKED_ROWS.min(b);
+    let want = oracle(&w_host, &u_host, &x_host[..rows * n], n);
+    let max_rel_err = reference::max_rel_err(&z[..rows * n], &want);
+
+    let solver = measure(gpu, config, || solve(&anchor, None, &thirty).map(drop))?;
+    let (ping, pong) = (Tensor::zeros(gpu, &[b, n])?, Tensor::zeros(gpu, &[b, n])?);
+    let bare = measure(gpu, config, || {
+        for i in 0..ITERATIONS {
+            let (from, to) = if i % 2 == 0 {
+                (&ping, &pong)
+            } else {
+                (&pong, &ping)
+            };
+            anchor.apply(from, to)?;
+        }
+        Ok(())
+    })?;
+    let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
+    let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
+    let summary = gpu.summary();
+    let record = BenchRecord {
+        name: "deq/fixed-point-30".to_string(),
+        shape: vec![b, n, ITERATIONS],
+        median_ms: solver.median_ms,
+        rate: tflops(solver.median_ms),
+        unit: "TFLOP/s".to_string(),
+        max_rel_err,
+        ok: max_rel_err <= MAX_REL_ERR,
+        baseline: Some(Baseline {
+            name: "bare fused-matmul loop".to_string(),
+            rate: tflops(bare.median_ms),
+            speedup: bare.median_ms / solver.median_ms,
+        }),
+        variant: "deq::solve, fixed point, tol 0".to_string(),
+        samples: solver.samples,
+        runs_per_sample: solver.runs_per_sample,
+        timing: solver.timing,
+        checked: gpu.checked(),
+        adapter: summary.adapter.clone(),
+        backend: summary.backend.clone(),
+    };
+
+    let mut solves: Vec<DeqSolveRecord> = Vec::new();
+    for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
+        let c = fixed(method, TOL, 100, 5);
+        let stats = solve(&anchor, None, &c)?.stats;
+        let time = measure(gpu, config, || solve(&anchor, None, &c).map(drop))?;
+        let baseline_ms = solves.first().map_or(time.median_ms, |r| r.median_ms);
+        solves.push(DeqSolveRecord {
+            method: method.name().to_string(),
+            shape: vec![b, n],
+            iterations: stats.iterations,
+            converged: stats.converged,
+            max_residual: stats.max_residual,
+            fallbacks: stats.fallbacks,
+            median_ms: time.median_ms,
+            speedup_vs_fixed_point: baseline_ms / time.median_ms,
+            adapter: summary.adapter.clone(),
+        });
+    }
+    Ok((record, solves))
+}
+
+/// Thirty iterations of z = tanh(z W + x U) from zero in f64, for the given rows of x.
+fn oracle(w: &[f32], u: &[f32], x: &[f32], n: usize) -> Vec<f64> {
+    let times = |v: &[f64], m: &[f32]| -> Vec<f64> {
+        let mut out = vec![0.0; n];
+        for (k, &vk) in v.iter().enumerate() {
+            for (o, &mkj) in out.iter_mut().zip(&m[k * n..(k + 1) * n]) {
+                *o += vk * mkj as f64;
+            }
+        }
+        out
+    };
+    let mut all = Vec::with_capacity(x.len());
+    for row in x.chunks(n) {
+        let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        let injection = times(&row, u);
+        let mut z = vec![0.0; n];
+        for _ in 0..ITERATIONS {
+            z = times(&z, w)
+                .iter()
+                .zip(&injection)
+                .map(|(a, b)| (a + b).tanh())
+                .collect();
+        }
+        all.extend(z);
+    }
+    all
+}
