@@ -27,11 +27,8 @@ fn in_ring(i: u32, terms: u32, next: u32) -> bool {
 @compute @workgroup_size(WG)
 fn broyden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let row = row_index(wg, nwg);
-    if (row >= params.rows) {
-        return;
-    }
-    if (!measure(row, lid)) {
+    let row = stepping_row(wg, nwg, lid);
+    if (row == NO_ROW) {
         return;
     }
     let w = params.width;

@@ -112,6 +112,13 @@ fn measure(row: u32, lid: u32) -> bool {
     return (flags & 2u) == 0u;
 }
 
-fn row_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.x + wg.y * nwg.x;
+// The workgroup's row (on the 2-D grid), when it exists and takes a step this iteration.
+fn stepping_row(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= params.rows || !measure(row, lid)) {
+        return NO_ROW;
+    }
+    return row;
 }
+
+const NO_ROW: u32 = 0xffffffffu;

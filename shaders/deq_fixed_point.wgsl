@@ -4,11 +4,8 @@
 @compute @workgroup_size(WG)
 fn fixed_point(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let row = row_index(wg, nwg);
-    if (row >= params.rows) {
-        return;
-    }
-    if (!measure(row, lid)) {
+    let row = stepping_row(wg, nwg, lid);
+    if (row == NO_ROW) {
         return;
     }
     let base = row * params.width;

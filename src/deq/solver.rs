@@ -21,25 +21,8 @@ const FIXED_POINT_SOURCES: &[&str] = &[
 ];
 const ANDERSON_SOURCES: &[&str] = &[COMMON_WGSL, include_str!("../../shaders/deq_anderson.wgsl")];
 const BROYDEN_SOURCES: &[&str] = &[COMMON_WGSL, include_str!("../../shaders/deq_broyden.wgsl")];
-const COMMON_BINDINGS: [Access; 5] = [
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
-const FIXED_POINT_BINDINGS: &[Access] = &COMMON_BINDINGS;
-const HISTORY_BINDINGS: &[Access] = &[
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
-const BROYDEN_BINDINGS: &[Access] = &[
+/// fz, then z, best, state and stats, then up to four history buffers, all written.
+const BINDINGS: [Access; 9] = [
     Access::Read,
     Access::ReadWrite,
     Access::ReadWrite,
@@ -393,7 +376,7 @@ impl Step {
                 "deq_fixed_point",
                 FIXED_POINT_SOURCES,
                 "fixed_point",
-                FIXED_POINT_BINDINGS,
+                &BINDINGS[..5],
             )
             .with("NV", Const::U32(2))
             .with("M", Const::U32(1)),
@@ -401,28 +384,23 @@ impl Step {
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, m, m])?);
-                KernelSpec::new(
-                    "deq_anderson",
-                    ANDERSON_SOURCES,
-                    "anderson",
-                    HISTORY_BINDINGS,
-                )
-                .with("NV", Const::U32(m.max(2) as u32))
-                .with("M", Const::U32(m as u32))
+                KernelSpec::new("deq_anderson", ANDERSON_SOURCES, "anderson", &BINDINGS[..8])
+                    .with("NV", Const::U32(m.max(2) as u32))
+                    .with("M", Const::U32(m as u32))
             }
             Method::Broyden { memory: m } => {
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, width])?);
                 buffers.push(history(&[rows, width])?);
-                KernelSpec::new("deq_broyden", BROYDEN_SOURCES, "broyden", BROYDEN_BINDINGS)
+                KernelSpec::new("deq_broyden", BROYDEN_SOURCES, "broyden", &BINDINGS[..9])
                     .with("NV", Const::U32(3 * m as u32 + 4))
                     .with("M", Const::U32(m as u32))
             }
         };
         let params = Params {
-            rows: ops_u32(OP, "rows", rows)?,
-            width: ops_u32(OP, "elements", rows * width).map(|_| width as u32)?,
+            rows: ops::fits_u32(OP, "rows", rows)?,
+            width: ops::fits_u32(OP, "elements", rows * width).map(|_| width as u32)?,
             iter: 0,
             relative: (config.stop == Stop::Relative) as u32,
             tol: config.tol,
@@ -431,7 +409,7 @@ impl Step {
             _pad: 0,
         };
         for t in &buffers {
-            ops_u32(OP, "history elements", t.len())?;
+            ops::fits_u32(OP, "history elements", t.len())?;
         }
         Ok(Step {
             kernel,
@@ -455,13 +433,4 @@ impl Step {
             gpu.grid(self.rows as u64)?,
         )
     }
-}
-
-fn ops_u32(op: &'static str, what: &str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| {
-        Error::invalid(
-            op,
-            format!("{what} = {n} is past the 2^32 elements kernels index"),
-        )
-    })
 }

@@ -125,7 +125,7 @@ fn rows_cols(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
 }
 
 /// Checks that a count fits the u32 indexing of the kernels.
-fn fits_u32(op: &'static str, what: &str, n: usize) -> Result<u32> {
+pub(crate) fn fits_u32(op: &'static str, what: &str, n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| {
         Error::invalid(
             op,
