@@ -105,12 +105,14 @@ pub enum Error {
 
     /// A fixed-point solve left rows above the tolerance.
     #[error(
-        "{method} did not converge: {converged} of {rows} rows reached the tolerance {tol:e} \
+        "{stage} ({method}) did not converge: {converged} of {rows} rows reached the tolerance {tol:e} \
          within {iterations} iterations (largest residual left {residual:e}). Raise max_iter, \
          loosen tol, try another solver (Anderson, Broyden), make the map more contractive, or \
          set accept_unconverged to take the lowest-residual iterates"
     )]
     NotConverged {
+        /// Which solve: `the fixed-point solve`, or a DEQ's forward or adjoint solve.
+        stage: &'static str,
         /// The solver.
         method: &'static str,
         /// Rows that reached the tolerance.

@@ -602,6 +602,27 @@ mod gradients {
         let dy = Tensor::from_slice(gpu, &random(2, 6, -1.0, 1.0), &[2, 3]).unwrap();
         let err = bad.backward(&fwd, &dy, false).unwrap_err().to_string();
         assert!(err.contains("steps >= 1"), "{err}");
+        let strict = Deq::new(
+            gpu,
+            config(
+                &[],
+                false,
+                Activation::Tanh,
+                Backward::Implicit {
+                    solver: SolverConfig {
+                        max_iter: 2,
+                        ..tight(1e-9)
+                    },
+                },
+            ),
+        )
+        .unwrap();
+        let fwd = strict.forward(&x).unwrap();
+        let err = strict.backward(&fwd, &dy, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the DEQ's adjoint (backward) solve"),
+            "{err}"
+        );
         let wrong = Tensor::from_slice(gpu, &random(3, 8, -1.0, 1.0), &[2, 4]).unwrap();
         let err = deq.forward(&wrong).err().unwrap().to_string();
         assert!(err.contains("takes [batch, 5]"), "{err}");

@@ -264,7 +264,8 @@ impl Deq {
             injection: &injection,
             rows: x.shape()[0],
         };
-        let solution = solve(&map, None, &self.config.solver)?;
+        let solution = solve(&map, None, &self.config.solver)
+            .map_err(|e| at_stage(e, "the DEQ's forward solve"))?;
         let output = match self.head {
             Some((w, b)) => ops::matmul(
                 &solution.z,
@@ -317,7 +318,8 @@ impl Deq {
                     trace: &trace,
                     dz: &dz,
                 };
-                let g = solve(&adjoint, Some(&dz), solver)?;
+                let g = solve(&adjoint, Some(&dz), solver)
+                    .map_err(|e| at_stage(e, "the DEQ's adjoint (backward) solve"))?;
                 let scratch = Tensor::zeros(gpu, dz.shape())?;
                 let d_inj = self.cell_backward(&trace, &g.z, None, &scratch, Some(&forward.x))?;
                 (d_inj, Some(g.stats))
@@ -488,6 +490,30 @@ impl Deq {
             g = ops::matmul(&delta, weight, &MatmulSpec::default())?;
         }
         unreachable!("a cell has at least one layer")
+    }
+}
+
+/// Names the solve a non-convergence error comes from.
+fn at_stage(e: Error, name: &'static str) -> Error {
+    match e {
+        Error::NotConverged {
+            stage: _,
+            method,
+            converged,
+            rows,
+            tol,
+            iterations,
+            residual,
+        } => Error::NotConverged {
+            stage: name,
+            method,
+            converged,
+            rows,
+            tol,
+            iterations,
+            residual,
+        },
+        other => other,
     }
 }
 

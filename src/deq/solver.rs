@@ -340,6 +340,7 @@ pub fn solve(
     };
     if !stats.converged && !config.accept_unconverged {
         return Err(Error::NotConverged {
+            stage: "the fixed-point solve",
             method: stats.method,
             converged: stats.converged_rows,
             rows,
