@@ -346,6 +346,37 @@ fn plans_are_reusable_and_write_into_given_outputs() {
 }
 
 #[test]
+fn plans_compile_every_kernel_they_run_when_built() {
+    // A device of its own, so that other tests' compilations do not move the count.
+    let gpu = Gpu::with_options(percept::GpuOptions::default()).unwrap();
+    let cases: &[(FftKind, &[usize], usize)] = &[
+        (FftKind::Forward, &[3, 1000], 1),        // one Stockham pass
+        (FftKind::Inverse, &[2, 1 << 15], 1),     // two passes
+        (FftKind::Forward, &[2, 1009], 1),        // Bluestein, fused
+        (FftKind::Forward, &[1, 40009], 1),       // Bluestein through a multi-pass FFT
+        (FftKind::RealForward, &[4, 512], 1),     // real, fused
+        (FftKind::RealInverse, &[6, 8], 0),       // real along a strided axis
+        (FftKind::RealForward, &[3, 9], 1),       // real of odd length
+        (FftKind::RealInverse, &[1, 1 << 17], 1), // real through a multi-pass core
+    ];
+    for &(kind, shape, axis) in cases {
+        let plan = FftPlan::new(&gpu, kind, shape, axis, FftNorm::Ortho).unwrap();
+        let compiled = gpu.cached_pipelines();
+        let input = plan.input_shape();
+        let x = Input::random(3, plan.input_dtype(), &input).upload(&gpu, &input);
+        let y = plan.execute(&x).unwrap();
+        plan.adjoint(&y).unwrap();
+        gpu.synchronize().unwrap();
+        assert_eq!(
+            gpu.cached_pipelines(),
+            compiled,
+            "{kind:?} {shape:?} axis {axis} ({}) compiled at execute time",
+            plan.algorithm()
+        );
+    }
+}
+
+#[test]
 fn bad_input_is_an_error() {
     let gpu = common::unchecked();
     let plan =

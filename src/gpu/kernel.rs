@@ -94,6 +94,11 @@ impl PipelineCache {
         }
     }
 
+    /// Pipelines compiled so far.
+    pub(crate) fn len(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+
     pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Arc<Compiled>> {
         let key = spec.key();
         if let Some(found) = self.pipelines.lock().unwrap().get(&key) {

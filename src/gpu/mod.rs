@@ -337,6 +337,21 @@ impl Gpu {
         Ok(())
     }
 
+    /// Kernel variants compiled so far on this device (each is compiled once, then cached;
+    /// plans such as [`crate::ops::FftPlan`] compile theirs when they are built).
+    pub fn cached_pipelines(&self) -> usize {
+        self.inner.pipelines.len()
+    }
+
+    /// Compiles `kernel`'s pipeline now (plans call this so that their first run does not
+    /// stall on compilation, and a kernel that fails to compile fails the plan).
+    pub(crate) fn prepare(&self, kernel: &kernel::KernelSpec) -> Result<()> {
+        self.inner
+            .pipelines
+            .get(&self.inner.device, kernel)
+            .map(drop)
+    }
+
     /// Splits `groups` workgroups over x and y so neither passes the per-dimension limit.
     /// Kernels launched this way recover their linear index as `wg.x + wg.y * num_wg.x`.
     pub(crate) fn grid(&self, groups: u64) -> Result<[u32; 3]> {

@@ -135,11 +135,24 @@ impl Bluestein {
         format!("bluestein via {} ({}{fused})", self.m, self.fft.describe())
     }
 
+    fn spec(&self, entry: &'static str) -> KernelSpec {
+        KernelSpec::new("fft_bluestein", SOURCES, entry, BINDINGS)
+            .with("N", Const::U32(self.layout.n as u32))
+            .with("M", Const::U32(self.m as u32))
+            .with("INNER", Const::U32(self.layout.inner as u32))
+    }
+
+    /// Every kernel variant the plan's records can dispatch.
+    pub(crate) fn kernels(&self) -> Vec<KernelSpec> {
+        let mut out = self.fft.kernels();
+        if !self.fft.fuses_bluestein() {
+            out.extend(["chirp_pre", "pointwise", "chirp_post"].map(|e| self.spec(e)));
+        }
+        out
+    }
+
     fn launch(&self, entry: &'static str, params: Params, bindings: &[Binding<'_>]) -> Result<()> {
-        let spec = KernelSpec::new("fft_bluestein", SOURCES, entry, BINDINGS)
-            .with("N", Const::U32(params.n))
-            .with("M", Const::U32(params.m))
-            .with("INNER", Const::U32(params.inner));
+        let spec = self.spec(entry);
         let groups = self
             .gpu
             .grid(params.total.div_ceil(WORKGROUP as u32) as u64)?;

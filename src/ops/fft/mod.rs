@@ -33,6 +33,7 @@ use stockham::Stockham;
 
 use super::fits_u32;
 use crate::error::{Error, Result};
+use crate::gpu::kernel::KernelSpec;
 use crate::gpu::{Binding, Gpu, PooledBuffer};
 use crate::tensor::{DType, Tensor};
 
@@ -206,6 +207,14 @@ impl ComplexFft {
             ComplexFft::Bluestein(b) => b.describe(),
         }
     }
+
+    /// Every kernel variant its records can dispatch.
+    pub(crate) fn kernels(&self) -> Vec<KernelSpec> {
+        match self {
+            ComplexFft::Stockham(s) => s.kernels(),
+            ComplexFft::Bluestein(b) => b.kernels(),
+        }
+    }
 }
 
 enum Engine {
@@ -353,6 +362,13 @@ impl FftPlan {
         } else {
             Engine::Complex(ComplexFft::new(gpu, OP, layout)?)
         };
+        let kernels = match &engine {
+            Engine::Real(r) => r.kernels(),
+            Engine::Complex(c) => c.kernels(),
+        };
+        for kernel in &kernels {
+            gpu.prepare(kernel)?;
+        }
         Ok(FftPlan {
             gpu: gpu.clone(),
             kind,

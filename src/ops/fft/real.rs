@@ -100,6 +100,28 @@ impl RealFft {
         }
     }
 
+    fn spec(&self, entry: &'static str) -> KernelSpec {
+        let l = self.layout;
+        KernelSpec::new("fft_real", SOURCES, entry, BINDINGS)
+            .with("NREAL", Const::U32(l.n as u32))
+            .with("HALF", Const::U32((l.n / 2) as u32))
+            .with("INNER", Const::U32(l.inner as u32))
+    }
+
+    /// Every kernel variant the plan's records can dispatch.
+    pub(crate) fn kernels(&self) -> Vec<KernelSpec> {
+        let mut out = self.core.kernels();
+        if self.fused().is_none() {
+            let entries: &[&'static str] = match (self.even(), self.layout.inner == 1) {
+                (true, true) => &["r2c_post", "c2r_pre"],
+                (true, false) => &["pack_real", "r2c_post", "c2r_pre", "unpack_real"],
+                (false, _) => &["promote_real", "r2c_post_odd", "c2r_pre_odd", "real_part"],
+            };
+            out.extend(entries.iter().map(|&e| self.spec(e)));
+        }
+        out
+    }
+
     fn even(&self) -> bool {
         self.layout.n.is_multiple_of(2)
     }
@@ -125,10 +147,7 @@ impl RealFft {
             weight,
             _pad: 0,
         };
-        let spec = KernelSpec::new("fft_real", SOURCES, entry, BINDINGS)
-            .with("NREAL", Const::U32(l.n as u32))
-            .with("HALF", Const::U32((l.n / 2) as u32))
-            .with("INNER", Const::U32(l.inner as u32));
+        let spec = self.spec(entry);
         let table = binding_of(&self.table.0, self.table.1);
         let groups = self.gpu.grid((total as u32).div_ceil(WORKGROUP) as u64)?;
         self.gpu.dispatch(

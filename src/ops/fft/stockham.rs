@@ -492,6 +492,21 @@ impl Stockham {
         )
     }
 
+    /// Every kernel variant the plan's records can dispatch.
+    pub(crate) fn kernels(&self) -> Vec<KernelSpec> {
+        let fused = self
+            .real
+            .iter()
+            .chain(&self.bluestein)
+            .flat_map(|v| v.iter());
+        self.passes
+            .iter()
+            .map(|p| &p.spec)
+            .chain(fused)
+            .cloned()
+            .collect()
+    }
+
     /// Whether [`Stockham::record_real`] can run.
     pub(crate) fn fuses_real(&self) -> bool {
         self.real.is_some()
