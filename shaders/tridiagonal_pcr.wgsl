@@ -1,11 +1,20 @@
-// Batched tridiagonal solves by parallel cyclic reduction, one workgroup per system, the whole
-// system in workgroup memory. Equation i of a system reads
+// Batched tridiagonal solves by cyclic reduction and parallel cyclic reduction (CR+PCR), one
+// workgroup per system, the whole system in workgroup memory. Equation i of a system reads
 //   a[i] x[i-1] + b[i] x[i] + c[i] x[i+1] = d[i]    (a[0] and c[n-1] are ignored).
-// Each of the ceil(log2 n) steps eliminates the neighbours at distance s from every equation at
-// once, doubling s; afterwards every equation stands alone and x[i] = d[i] / b[i]. Out-of-range
-// neighbours act as the identity equation (0, 1, 0 | 0). No pivoting: the systems must be
-// diagonally dominant or otherwise safe for Gaussian elimination without pivoting.
-// Each invocation owns EQ equations (EQ is defined by the launcher, with 256 * EQ >= n).
+// Eliminating the neighbours at distance s from equation i (using equations i - s and i + s)
+// leaves it coupled to i - 2s and i + 2s; out-of-range neighbours act as the identity equation
+// (0, 1, 0 | 0). The kernel
+//   1. halves the system CR_STEPS times by cyclic reduction: at stride s = 1, 2, 4, ... only the
+//      equations i = 2s - 1 (mod 2s) eliminate their neighbours, in place (O(n) work in all);
+//   2. solves what is left, the equations i = RS - 1 (mod RS), RS = 2^CR_STEPS, at most 256 of
+//      them, by PCR: every one of them eliminates its neighbours at distance RS, 2 RS, 4 RS, ...
+//      at once until each stands alone, x[i] = d[i] / b[i];
+//   3. substitutes back, stride by stride: x[i] = (d[i] - a[i] x[i-s] - c[i] x[i+s]) / b[i] for
+//      the equations i = s - 1 (mod 2s) that step 1 set aside at stride s.
+// PCR alone does O(n log n) work; CR alone has only one active equation in 2^k at its deeper
+// levels. No pivoting: the systems must be diagonally dominant or otherwise safe for Gaussian
+// elimination without pivoting. Each invocation stages EQ equations (256 * EQ >= n).
+// Constants defined by the launcher: EQ, CR_STEPS.
 
 struct Params {
     n: u32,
@@ -46,43 +55,83 @@ fn tridiagonal_pcr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         }
     }
     workgroupBarrier();
-    for (var s = 1u; s < n; s = s * 2u) {
-        var na: array<f32, EQ>;
-        var nb: array<f32, EQ>;
-        var nc: array<f32, EQ>;
-        var nd: array<f32, EQ>;
-        for (var e = 0u; e < EQ; e++) {
-            let i = lid + e * WG;
-            if (i < n) {
-                var am = 0.0; var bm = 1.0; var cm = 0.0; var dm = 0.0;
-                if (i >= s) {
-                    am = sa[i - s]; bm = sb[i - s]; cm = sc[i - s]; dm = sd[i - s];
-                }
-                var ap = 0.0; var bp = 1.0; var cp = 0.0; var dp = 0.0;
-                if (i + s < n) {
-                    ap = sa[i + s]; bp = sb[i + s]; cp = sc[i + s]; dp = sd[i + s];
-                }
-                let k1 = sa[i] / bm;
-                let k2 = sc[i] / bp;
-                na[e] = -am * k1;
-                nc[e] = -cp * k2;
-                nb[e] = sb[i] - cm * k1 - ap * k2;
-                nd[e] = sd[i] - dm * k1 - dp * k2;
-            }
+
+    // 1. Cyclic reduction: equations i = 2s - 1 (mod 2s) eliminate i - s and i + s, which no
+    // equation writes at this stride, so the update is in place.
+    for (var level = 0u; level < CR_STEPS; level++) {
+        let s = 1u << level;
+        for (var i = lid * 2u * s + 2u * s - 1u; i < n; i += WG * 2u * s) {
+            eliminate_in_place(i, s, n);
         }
         workgroupBarrier();
-        for (var e = 0u; e < EQ; e++) {
-            let i = lid + e * WG;
-            if (i < n) {
-                sa[i] = na[e]; sb[i] = nb[e]; sc[i] = nc[e]; sd[i] = nd[e];
+    }
+
+    // 2. PCR on the equations i = RS - 1 (mod RS), one per invocation.
+    let rs = 1u << CR_STEPS;
+    let i = lid * rs + rs - 1u;
+    let mine = i < n;
+    for (var s = rs; s < n; s = s * 2u) {
+        var e = Equation(0.0, 1.0, 0.0, 0.0);
+        if (mine) {
+            e = eliminated(i, s, n);
+        }
+        workgroupBarrier();
+        if (mine) {
+            sa[i] = e.a; sb[i] = e.b; sc[i] = e.c; sd[i] = e.d;
+        }
+        workgroupBarrier();
+    }
+    if (mine) {
+        sd[i] = sd[i] / sb[i];
+    }
+    workgroupBarrier();
+
+    // 3. Back substitution; sd holds x for every equation solved so far.
+    for (var level = CR_STEPS; level > 0u; level--) {
+        let s = 1u << (level - 1u);
+        for (var j = lid * 2u * s + s - 1u; j < n; j += WG * 2u * s) {
+            var v = sd[j];
+            if (j >= s) {
+                v -= sa[j] * sd[j - s];
             }
+            if (j + s < n) {
+                v -= sc[j] * sd[j + s];
+            }
+            sd[j] = v / sb[j];
         }
         workgroupBarrier();
     }
     for (var e = 0u; e < EQ; e++) {
         let i = lid + e * WG;
         if (i < n) {
-            x[base + i] = sd[i] / sb[i];
+            x[base + i] = sd[i];
         }
     }
+}
+
+struct Equation {
+    a: f32,
+    b: f32,
+    c: f32,
+    d: f32,
+}
+
+// Equation i with its neighbours at distance s eliminated.
+fn eliminated(i: u32, s: u32, n: u32) -> Equation {
+    var am = 0.0; var bm = 1.0; var cm = 0.0; var dm = 0.0;
+    if (i >= s) {
+        am = sa[i - s]; bm = sb[i - s]; cm = sc[i - s]; dm = sd[i - s];
+    }
+    var ap = 0.0; var bp = 1.0; var cp = 0.0; var dp = 0.0;
+    if (i + s < n) {
+        ap = sa[i + s]; bp = sb[i + s]; cp = sc[i + s]; dp = sd[i + s];
+    }
+    let k1 = sa[i] / bm;
+    let k2 = sc[i] / bp;
+    return Equation(-am * k1, sb[i] - cm * k1 - ap * k2, -cp * k2, sd[i] - dm * k1 - dp * k2);
+}
+
+fn eliminate_in_place(i: u32, s: u32, n: u32) {
+    let e = eliminated(i, s, n);
+    sa[i] = e.a; sb[i] = e.b; sc[i] = e.c; sd[i] = e.d;
 }

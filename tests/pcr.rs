@@ -29,7 +29,16 @@ fn system(seed: u64, systems: usize, n: usize, dominant: bool) -> [Vec<f32>; 4] 
 #[test]
 fn tridiagonal_both_methods_match_thomas_in_f64() {
     for gpu in both() {
-        for &(systems, n) in &[(1, 1), (3, 2), (5, 37), (2, 1000), (7, 256), (1, 1500)] {
+        for &(systems, n) in &[
+            (1, 1),
+            (3, 2),
+            (5, 37),
+            (3, 129),
+            (2, 1000),
+            (7, 256),
+            (1, 1500),
+            (1, 2048),
+        ] {
             for dominant in [true, false] {
                 let host = system(n as u64, systems, n, dominant);
                 let t: Vec<Tensor> = host

@@ -83,7 +83,7 @@ pub fn run_tridiagonal(
             speedup: copy.median_ms / solve.median_ms,
         }),
         variant: match method {
-            TridiagonalMethod::Pcr => "pcr in workgroup memory".to_string(),
+            TridiagonalMethod::Pcr => "cr+pcr in workgroup memory".to_string(),
             TridiagonalMethod::Thomas => "thomas, one invocation per system".to_string(),
         },
         samples: solve.samples,

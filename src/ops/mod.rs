@@ -33,7 +33,7 @@ pub use reduce::{Reduction, reduce_all, reduce_rows};
 pub use softmax::{log_softmax, softmax};
 pub use transpose::transpose;
 pub use tridiagonal::{
-    TridiagonalMethod, tridiagonal_method, tridiagonal_solve, tridiagonal_solve_unchecked,
+    PCR_SIZE, TridiagonalMethod, tridiagonal_method, tridiagonal_solve, tridiagonal_solve_unchecked,
 };
 
 use crate::error::{Error, Result};

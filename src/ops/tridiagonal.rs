@@ -1,6 +1,7 @@
 //! Batched tridiagonal solves (`shaders/tridiagonal_pcr.wgsl`, `shaders/tridiagonal_thomas.wgsl`):
-//! parallel cyclic reduction in workgroup memory, or one invocation per system (Thomas) for many
-//! short systems or systems too long for workgroup memory.
+//! cyclic reduction down to at most [`PCR_SIZE`] equations, then parallel cyclic reduction, in
+//! workgroup memory (CR+PCR); or one invocation per system (Thomas) for many short systems or
+//! systems too long for workgroup memory.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -36,7 +37,7 @@ const THOMAS_MAX_SHORT: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TridiagonalMethod {
-    /// Parallel cyclic reduction, one workgroup per system.
+    /// Cyclic reduction then parallel cyclic reduction (CR+PCR), one workgroup per system.
     Pcr,
     /// The Thomas algorithm, one invocation per system.
     Thomas,
@@ -48,6 +49,20 @@ struct Params {
     n: u32,
     systems: u32,
     _pad: [u32; 2],
+}
+
+/// The largest system the CR+PCR kernel hands from cyclic to parallel cyclic reduction: CR
+/// halves the system with O(n) work until at most this many equations are left, which PCR
+/// solves in log2 of that many steps with every equation active.
+pub const PCR_SIZE: usize = 128;
+
+/// Cyclic-reduction steps that bring `n` equations down to at most [`PCR_SIZE`].
+fn cr_steps(n: usize) -> u32 {
+    let mut steps = 0;
+    while n >> steps > PCR_SIZE {
+        steps += 1;
+    }
+    steps
 }
 
 /// Equations one invocation owns in the PCR kernel, or `None` when a system of `n` does not
@@ -160,7 +175,8 @@ pub fn tridiagonal_solve_unchecked(
                 "tridiagonal_pcr",
                 PCR_BINDINGS,
             )
-            .with("EQ", Const::U32(eq as u32));
+            .with("EQ", Const::U32(eq as u32))
+            .with("CR_STEPS", Const::U32(cr_steps(n)));
             gpu.dispatch(
                 &spec,
                 bytemuck::bytes_of(&params),
