@@ -17,9 +17,12 @@
 @group(0) @binding(9) var<storage, read_write> prev_g: array<f32>;  // [rows, width]
 
 // a_i = dx . u_i, b_i = v_i . dg, c_i = v_i . g, then denominator, c of the new term, ok.
+// a and b run over the terms the new one joins (the ring less its oldest when full); c over
+// every stored term, since a skipped update leaves B as it was.
 var<workgroup> coef: array<f32, 3u * M + 3u>;
 var<workgroup> ring: u32;
 
+// Whether stored term i stays beside a new one (the oldest makes room when the ring is full).
 fn in_ring(i: u32, terms: u32, next: u32) -> bool {
     return i < terms && !(terms == M && i == next);
 }
@@ -73,12 +76,14 @@ fn broyden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         dg_dg += dg * dg;
         g_g += g * g;
         for (var i = 0u; i < M; i++) {
-            if (in_ring(i, terms, next)) {
+            if (i < terms) {
                 let u = us[hist + i * w + j];
                 let v = vs[hist + i * w + j];
-                a[i] += dx * u;
-                b[i] += v * dg;
                 c[i] += v * g;
+                if (in_ring(i, terms, next)) {
+                    a[i] += dx * u;
+                    b[i] += v * dg;
+                }
             }
         }
     }
@@ -144,6 +149,9 @@ fn broyden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
             us[hist + next * w + j] = u_new;
             vs[hist + next * w + j] = v_new;
             step -= c_new * u_new;
+        } else if (terms == M) {
+            // No update: B keeps its oldest term too.
+            step -= coef[2u * M + next] * us[hist + next * w + j];
         }
         prev_dx[base + j] = step;
         prev_g[base + j] = g;

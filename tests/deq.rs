@@ -138,7 +138,18 @@ fn iterates_follow_the_f64_twin_step_by_step() {
     let cell = Cell::new(gpu, 3, 70, 0.9, Activation::Tanh, 2);
     let z0_host = random(9, cell.rows * cell.width, -0.5, 0.5);
     let z0 = Tensor::from_slice(gpu, &z0_host, &[cell.rows, cell.width]).unwrap();
-    for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
+    let small_rings = [
+        Method::Anderson {
+            memory: 2,
+            lambda: 1e-4,
+            beta: 0.8,
+        },
+        Method::Broyden { memory: 2 },
+    ];
+    for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN]
+        .into_iter()
+        .chain(small_rings)
+    {
         for iters in [2, 5, 9] {
             let c = SolverConfig {
                 accept_unconverged: true,
