@@ -8,7 +8,7 @@
 // torchdeq adds it unscaled, which turns late steps into plain averages) by Gaussian
 // elimination with partial pivoting in one invocation, and mixes
 //     z <- sum_i alpha_i (x_i + beta g_i).
-// With one pair stored this is the step z <- x + beta g. A pivot below the elimination's
+// With one pair stored, and for the first `warmup` iterations, this is the step z <- x + beta g. A pivot below the elimination's
 // rounding level, or weights that are not finite, make it a plain step instead, counted in
 // stats[STAT_FALLBACKS]. Concatenated after deq_common.wgsl.
 
@@ -126,11 +126,12 @@ fn anderson(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             gram[gbase + slot * M + i] = red[i];
             gram[gbase + i * M + slot] = red[i];
         }
-        if (!solve_weights(gbase, count)) {
+        let warming = params.iter < params.warmup;
+        if (warming || !solve_weights(gbase, count)) {
             for (var i = 0u; i < M; i++) {
                 alpha[i] = select(0.0, 1.0, i == slot);
             }
-            if (count > 1u) {
+            if (count > 1u && !warming) {
                 atomicAdd(&stats[STAT_FALLBACKS], 1u);
             }
         }

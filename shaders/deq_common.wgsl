@@ -4,8 +4,8 @@
 // residual in `best`, raises the iteration's entry of the residual trace to it, and freezes the
 // row once it reaches the tolerance; only rows still running go on to the method's update.
 //
-// stats holds, as u32: [0] rows done, [1] fallbacks (singular Anderson or Broyden updates
-// replaced by plain steps), [2 + k] the bits of the largest residual measured at iteration k
+// stats holds, as u32: [0] rows done, [1] fallbacks (singular Anderson mixings replaced by
+// plain steps, Broyden updates skipped), [2 + k] the bits of the largest residual measured at iteration k
 // (residuals are non-negative, so their bits order as the values do; NaN orders above +inf).
 //
 // Constants defined by the launcher: NV (values reduced at once), M (memory).
@@ -18,9 +18,9 @@ struct Params {
     tol: f32,
     // Damping of the fixed-point step, or Anderson's beta.
     mix: f32,
-    // Anderson's regulariser.
+    // Anderson's regulariser and warm-up (plain steps before mixing).
     lambda: f32,
-    _pad: u32,
+    warmup: u32,
 }
 
 struct RowState {

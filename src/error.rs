@@ -105,10 +105,11 @@ pub enum Error {
 
     /// A fixed-point solve left rows above the tolerance.
     #[error(
-        "{stage} ({method}) did not converge: {converged} of {rows} rows reached the tolerance {tol:e} \
-         within {iterations} iterations (largest residual left {residual:e}). Raise max_iter, \
-         loosen tol, try another solver (Anderson, Broyden), make the map more contractive, or \
-         set accept_unconverged to take the lowest-residual iterates"
+        "{stage} ({method}) did not converge: {converged} of {rows} rows reached the tolerance \
+         {tol:e} within {iterations} iterations (largest residual left {residual:e}; {non_finite} \
+         rows were NaN or infinite at every iterate: check the inputs and the map). Raise \
+         max_iter, loosen tol, try another solver (Anderson, Broyden), make the map more \
+         contractive, or set accept_unconverged to take the lowest-residual iterates"
     )]
     NotConverged {
         /// Which solve: `the fixed-point solve`, or a DEQ's forward or adjoint solve.
@@ -125,6 +126,8 @@ pub enum Error {
         iterations: usize,
         /// The largest residual among the returned iterates.
         residual: f32,
+        /// Rows with no finite residual at any iterate.
+        non_finite: usize,
     },
 
     /// An I/O error, with the path it concerns.

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::solver::{FixedPointMap, SolveStats, SolverConfig, solve};
+use super::solver::{FixedPointMap, SolveStats, SolverConfig, Stop, solve};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{Init, LAYERNORM_EPS, Parameters, init};
@@ -35,10 +35,15 @@ pub enum Backward {
 }
 
 impl Default for Backward {
-    /// Implicit differentiation with the forward solver's defaults.
+    /// Implicit differentiation to a relative residual of 1e-4: an absolute tolerance would
+    /// accept dL/dz* itself whenever the loss's gradient is small (large batches, mean losses).
     fn default() -> Self {
         Backward::Implicit {
-            solver: SolverConfig::default(),
+            solver: SolverConfig {
+                stop: Stop::Relative,
+                tol: 1e-4,
+                ..SolverConfig::default()
+            },
         }
     }
 }
@@ -57,8 +62,8 @@ pub struct DeqConfig {
     pub outputs: usize,
     /// After every layer of the cell.
     pub activation: Activation,
-    /// A layer norm without gain or bias on the cell's output (bounds z, keeping f contractive
-    /// during training).
+    /// A layer norm without gain or bias on the cell's output: it bounds z whatever the weights
+    /// become in training (it does not by itself make f contractive).
     pub norm: bool,
     /// Whether the cell's layers have biases.
     pub bias: bool,
@@ -206,11 +211,22 @@ impl Deq {
     /// Builds the model and draws its parameters.
     pub fn new(gpu: &Gpu, config: DeqConfig) -> Result<Deq> {
         let tensors = layout(&config)?;
-        let mut rng = init::rng(config.seed);
-        let values = tensors
-            .iter()
-            .map(|(name, shape)| draw(&config, name, shape, &mut rng))
-            .collect::<Result<Vec<_>>>()?;
+        config.solver.validate()?;
+        match &config.backward {
+            Backward::Implicit { solver } => solver.validate()?,
+            &Backward::Phantom { steps, damping } => {
+                if steps == 0 || !(damping > 0.0 && damping <= 1.0) {
+                    return Err(Error::invalid(
+                        "Deq::new",
+                        format!(
+                            "the phantom gradient needs steps >= 1 and damping in (0, 1], got \
+                             {steps} and {damping}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let values = draw(&config, &tensors)?;
         let params = Parameters::new(gpu, tensors.clone(), &values)?;
         let index = |name: &str| tensors.iter().position(|(n, _)| n == name);
         let layers = (0..config.layers().len())
@@ -309,7 +325,6 @@ impl Deq {
             Some((w, _)) => ops::matmul(dy, self.params.weight(w), &MatmulSpec::default())?,
             None => dy.clone(),
         };
-        let gpu = dy.gpu();
         let (d_injection, stats) = match &self.config.backward {
             Backward::Implicit { solver } => {
                 let trace = self.trace(&forward.z, &forward.injection)?;
@@ -320,8 +335,7 @@ impl Deq {
                 };
                 let g = solve(&adjoint, Some(&dz), solver)
                     .map_err(|e| at_stage(e, "the DEQ's adjoint (backward) solve"))?;
-                let scratch = Tensor::zeros(gpu, dz.shape())?;
-                let d_inj = self.cell_backward(&trace, &g.z, None, &scratch, Some(&forward.x))?;
+                let d_inj = self.cell_backward(&trace, &g.z, None, None, Some(&forward.x))?;
                 (d_inj, Some(g.stats))
             }
             Backward::Phantom { steps, damping } => {
@@ -350,15 +364,6 @@ impl Deq {
 
     /// The k-step phantom gradient; returns d loss / d injection summed over the steps.
     fn phantom(&self, fwd: &DeqForward, dz: &Tensor, steps: usize, damping: f32) -> Result<Tensor> {
-        if steps == 0 || !(damping > 0.0 && damping <= 1.0) {
-            return Err(Error::invalid(
-                "Deq::backward",
-                format!(
-                    "the phantom gradient needs steps >= 1 and damping in (0, 1], got {steps} \
-                     and {damping}"
-                ),
-            ));
-        }
         let gpu = dz.gpu();
         let mut traces = Vec::with_capacity(steps);
         let mut z = fwd.z.clone();
@@ -376,7 +381,8 @@ impl Deq {
             let keep = ops::scale(&v, 1.0 - damping)?;
             let pushed = ops::scale(&v, damping)?;
             let next = Tensor::zeros(gpu, v.shape())?;
-            let d_inj = self.cell_backward(trace, &pushed, Some(&keep), &next, Some(&fwd.x))?;
+            let d_inj =
+                self.cell_backward(trace, &pushed, Some(&keep), Some(&next), Some(&fwd.x))?;
             ops::axpy(1.0, self.params.grads(), &sum)?;
             ops::axpy(1.0, &d_inj, &d_injection)?;
             v = next;
@@ -423,7 +429,7 @@ impl Deq {
     /// Writes f(z) into `out`, in one fused matmul for a one-layer cell.
     fn apply_cell(&self, z: &Tensor, injection: &Tensor, out: &Tensor) -> Result<()> {
         let act = self.config.activation;
-        if self.layers.len() == 1 && !self.config.norm && act.derivative_from_output() {
+        if self.layers.len() == 1 && !self.config.norm {
             let layer = self.layers[0];
             let spec = MatmulSpec {
                 trans_b: true,
@@ -438,14 +444,14 @@ impl Deq {
     }
 
     /// Back-propagates `g` (d loss / d f) through the cell at `trace`: writes J_z^T g (plus `add`)
-    /// into `dz`, the cell's parameter gradients when `x` is given, and returns d loss / d
-    /// injection.
+    /// into `dz` when given, the cell's parameter gradients when `x` is given, and returns
+    /// d loss / d injection.
     fn cell_backward(
         &self,
         trace: &Trace,
         g: &Tensor,
         add: Option<&Tensor>,
-        dz: &Tensor,
+        dz: Option<&Tensor>,
         x: Option<&Tensor>,
     ) -> Result<Tensor> {
         let act = self.config.activation;
@@ -480,11 +486,13 @@ impl Deq {
             }
             let weight = self.params.weight(layer.weight);
             if i == 0 {
-                let spec = MatmulSpec {
-                    add,
-                    ..Default::default()
-                };
-                ops::matmul_into(&delta, weight, &spec, dz)?;
+                if let Some(dz) = dz {
+                    let spec = MatmulSpec {
+                        add,
+                        ..Default::default()
+                    };
+                    ops::matmul_into(&delta, weight, &spec, dz)?;
+                }
                 return Ok(delta);
             }
             g = ops::matmul(&delta, weight, &MatmulSpec::default())?;
@@ -494,34 +502,17 @@ impl Deq {
 }
 
 /// Names the solve a non-convergence error comes from.
-fn at_stage(e: Error, name: &'static str) -> Error {
-    match e {
-        Error::NotConverged {
-            stage: _,
-            method,
-            converged,
-            rows,
-            tol,
-            iterations,
-            residual,
-        } => Error::NotConverged {
-            stage: name,
-            method,
-            converged,
-            rows,
-            tol,
-            iterations,
-            residual,
-        },
-        other => other,
+fn at_stage(mut e: Error, name: &'static str) -> Error {
+    if let Error::NotConverged { stage, .. } = &mut e {
+        *stage = name;
     }
+    e
 }
 
-/// Initial values of one parameter tensor.
-fn draw(config: &DeqConfig, name: &str, shape: &[usize], rng: &mut StdRng) -> Result<Vec<f32>> {
-    let n: usize = shape.iter().product();
-    let fan_in = *shape.last().expect("non-empty shape") as f32;
-    let normal = |rng: &mut StdRng, std: f32| -> Result<Vec<f32>> {
+/// Initial values of every parameter tensor of `tensors` (the layout), in order.
+fn draw(config: &DeqConfig, tensors: &[(String, Vec<usize>)]) -> Result<Vec<Vec<f32>>> {
+    let mut rng = init::rng(config.seed);
+    let normal = |rng: &mut StdRng, n: usize, std: f32| -> Result<Vec<f32>> {
         let d = Normal::new(0.0, std).map_err(|_| {
             Error::invalid(
                 "Deq::new",
@@ -530,22 +521,29 @@ fn draw(config: &DeqConfig, name: &str, shape: &[usize], rng: &mut StdRng) -> Re
         })?;
         Ok((0..n).map(|_| d.sample(rng)).collect())
     };
-    if name.starts_with("head.") {
+    let mut values = Vec::with_capacity(tensors.len());
+    for (name, shape) in tensors {
+        let n: usize = shape.iter().product();
+        let fan_in = *shape.last().expect("non-empty shape") as f32;
+        values.push(match name.rsplit('.').next() {
+            _ if name.starts_with("head.") => continue,
+            Some("input") => normal(&mut rng, n, config.sigma_u / (config.inputs as f32).sqrt())?,
+            Some("weight") => normal(&mut rng, n, config.sigma_w / fan_in.sqrt())?,
+            _ => vec![0.0; n],
+        });
+    }
+    if config.outputs > 0 {
         let (w, b) = init::linear(
             Init::PyTorch,
             1,
             config.width,
             config.outputs,
             Activation::Identity,
-            rng,
+            &mut rng,
         );
-        return Ok(if name == "head.weight" { w } else { b });
+        values.extend([w, b]);
     }
-    match name.rsplit('.').next() {
-        Some("input") => normal(rng, config.sigma_u / (config.inputs as f32).sqrt()),
-        Some("weight") => normal(rng, config.sigma_w / fan_in.sqrt()),
-        _ => Ok(vec![0.0; n]),
-    }
+    Ok(values)
 }
 
 /// z -> f(z, x) for a fixed injection.
@@ -587,7 +585,7 @@ impl FixedPointMap for AdjointMap<'_> {
 
     fn apply(&self, g: &Tensor, out: &Tensor) -> Result<()> {
         self.deq
-            .cell_backward(self.trace, g, Some(self.dz), out, None)
+            .cell_backward(self.trace, g, Some(self.dz), Some(out), None)
             .map(|_| ())
     }
 }

@@ -59,8 +59,8 @@ pub enum Method {
         /// In (0, 1].
         damping: f32,
     },
-    /// Anderson acceleration over the last `memory` iterates (torchdeq's defaults: memory 6,
-    /// lambda 1e-4, beta 1).
+    /// Anderson acceleration over the last `memory` iterates (torchdeq's memory 6, lambda 1e-4
+    /// and beta 1 by default, lambda relative here).
     Anderson {
         /// Iterates mixed, 1 to [`MAX_MEMORY`].
         memory: usize,
@@ -70,6 +70,10 @@ pub enum Method {
         lambda: f32,
         /// Mixing: 1 takes f of the mixed iterates, 0 the mixed iterates themselves.
         beta: f32,
+        /// Plain steps (z <- z + beta (f(z) - z)) before mixing starts; their iterates still
+        /// enter the memory.
+        #[serde(default)]
+        warmup: usize,
     },
     /// Broyden's method with an inverse-Jacobian estimate of at most `memory` rank-one terms.
     Broyden {
@@ -84,6 +88,7 @@ impl Method {
         memory: 6,
         lambda: 1e-4,
         beta: 1.0,
+        warmup: 0,
     };
     /// Broyden keeping 8 terms.
     pub const BROYDEN: Method = Method::Broyden { memory: 8 };
@@ -163,7 +168,7 @@ impl Default for SolverConfig {
 }
 
 impl SolverConfig {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |detail: String| Err(Error::invalid("deq::solve", detail));
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return bad(format!("tol must be finite and >= 0, got {}", self.tol));
@@ -179,6 +184,7 @@ impl SolverConfig {
                 memory,
                 lambda,
                 beta,
+                ..
             } if memory == 0
                 || memory > MAX_MEMORY
                 || !(lambda.is_finite() && lambda >= 0.0)
@@ -214,7 +220,8 @@ pub struct SolveStats {
     pub rows: usize,
     /// The largest residual of the returned iterates.
     pub max_residual: f32,
-    /// Anderson or Broyden updates that were singular and replaced by plain steps.
+    /// Anderson mixings whose least-squares problem was singular (a plain step was taken), and
+    /// Broyden updates skipped for a vanishing secant (the step used the estimate as it was).
     pub fallbacks: usize,
 }
 
@@ -236,7 +243,7 @@ struct Params {
     tol: f32,
     mix: f32,
     lambda: f32,
-    _pad: u32,
+    warmup: u32,
 }
 
 /// Solves z = f(z) row by row, from `z0` (zeros when `None`).
@@ -299,12 +306,16 @@ pub fn solve(
     };
     let fz = Tensor::uninit(gpu, &[rows, width], DType::F32)?;
     let best = ops::copy(&z)?;
-    let mut init = vec![0.0f32; rows * STATE_WORDS];
-    for row in init.chunks_mut(STATE_WORDS) {
+    // The counters and trace, then the rows' states, in one buffer read back once at the end.
+    let align = (gpu.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let stats_words = (STAT_TRACE + config.max_iter).next_multiple_of(align);
+    let mut init = vec![0.0f32; stats_words + rows * STATE_WORDS];
+    for row in init[stats_words..].chunks_mut(STATE_WORDS) {
         row[0] = f32::INFINITY;
     }
-    let state = Tensor::from_slice(gpu, &init, &[rows, STATE_WORDS])?;
-    let stats = Tensor::zeros(gpu, &[STAT_TRACE + config.max_iter])?;
+    let bookkeeping = Tensor::from_slice(gpu, &init, &[init.len()])?;
+    let stats = bookkeeping.view(0, &[stats_words])?;
+    let state = bookkeeping.view(stats_words, &[rows, STATE_WORDS])?;
     let step = Step::new(config, rows, width, [&fz, &z, &best, &state, &stats])?;
     for k in 0..config.max_iter {
         map.apply(&z, &fz)?;
@@ -317,8 +328,8 @@ pub fn solve(
             }
         }
     }
-    let counters = stats.to_vec()?;
-    let rows_state = state.to_vec()?;
+    let all = bookkeeping.to_vec()?;
+    let (counters, rows_state) = all.split_at(stats_words);
     let iterations = rows_state
         .chunks(STATE_WORDS)
         .map(|r| r[2].to_bits() as usize)
@@ -347,6 +358,10 @@ pub fn solve(
             tol: config.tol,
             iterations: stats.iterations,
             residual: stats.max_residual,
+            non_finite: rows_state
+                .chunks(STATE_WORDS)
+                .filter(|r| !r[0].is_finite())
+                .count(),
         });
     }
     Ok(Solution { z: best, stats })
@@ -366,10 +381,15 @@ impl Step {
         const OP: &str = "deq::solve";
         let gpu = common[0].gpu();
         let history = |shape: &[usize]| Tensor::uninit(gpu, shape, DType::F32);
-        let (mix, lambda) = match config.method {
-            Method::FixedPoint { damping } => (damping, 0.0),
-            Method::Anderson { lambda, beta, .. } => (beta, lambda),
-            Method::Broyden { .. } => (1.0, 0.0),
+        let (mix, lambda, warmup) = match config.method {
+            Method::FixedPoint { damping } => (damping, 0.0, 0),
+            Method::Anderson {
+                lambda,
+                beta,
+                warmup,
+                ..
+            } => (beta, lambda, warmup.min(u32::MAX as usize) as u32),
+            Method::Broyden { .. } => (1.0, 0.0, 0),
         };
         let mut buffers: Vec<Tensor> = common.into_iter().cloned().collect();
         let kernel = match config.method {
@@ -401,13 +421,14 @@ impl Step {
         };
         let params = Params {
             rows: ops::fits_u32(OP, "rows", rows)?,
-            width: ops::fits_u32(OP, "elements", rows * width).map(|_| width as u32)?,
+            width: width as u32, // rows * width is checked below with the state's buffers
+
             iter: 0,
             relative: (config.stop == Stop::Relative) as u32,
             tol: config.tol,
             mix,
             lambda,
-            _pad: 0,
+            warmup,
         };
         for t in &buffers {
             ops::fits_u32(OP, "history elements", t.len())?;

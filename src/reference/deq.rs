@@ -63,6 +63,7 @@ pub fn solve_row(
                 memory,
                 lambda,
                 beta,
+                warmup,
             } => {
                 let slot = k % memory;
                 if xs.len() < memory {
@@ -73,11 +74,15 @@ pub fn solve_row(
                     gs[slot] = g.clone();
                 }
                 let m = xs.len();
-                let alpha = anderson_weights(&gs, lambda as f64).unwrap_or_else(|| {
+                let plain = || {
                     let mut e = vec![0.0; m];
                     e[slot] = 1.0;
                     e
-                });
+                };
+                let alpha = match k < warmup {
+                    true => plain(),
+                    false => anderson_weights(&gs, lambda as f64).unwrap_or_else(plain),
+                };
                 for (j, zj) in z.iter_mut().enumerate() {
                     *zj = (0..m)
                         .map(|i| alpha[i] * (xs[i][j] + beta as f64 * gs[i][j]))
