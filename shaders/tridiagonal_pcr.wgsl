@@ -6,8 +6,8 @@
 // (0, 1, 0 | 0). The kernel
 //   1. halves the system CR_STEPS times by cyclic reduction: at stride s = 1, 2, 4, ... only the
 //      equations i = 2s - 1 (mod 2s) eliminate their neighbours, in place (O(n) work in all);
-//   2. solves what is left, the equations i = RS - 1 (mod RS), RS = 2^CR_STEPS, at most 256 of
-//      them, by PCR: every one of them eliminates its neighbours at distance RS, 2 RS, 4 RS, ...
+//   2. solves what is left, the equations i = RS - 1 (mod RS), RS = 2^CR_STEPS, by PCR (the
+//      launcher picks CR_STEPS so that at most ops::PCR_SIZE = 128 are left, one per invocation): every one of them eliminates its neighbours at distance RS, 2 RS, 4 RS, ...
 //      at once until each stands alone, x[i] = d[i] / b[i];
 //   3. substitutes back, stride by stride: x[i] = (d[i] - a[i] x[i-s] - c[i] x[i+s]) / b[i] for
 //      the equations i = s - 1 (mod 2s) that step 1 set aside at stride s.

@@ -1,7 +1,8 @@
 //! Checkpoints in safetensors: parameters under their model's names (an MLP's as PyTorch's
-//! `nn.Sequential` names them, `0.weight`, `0.bias`, ...; a DEQ's `cell.0.weight`, ...), optimizer state as `optimizer.<state>.<parameter>`, extra 1-D
-//! tensors (e.g. the input standardisation), and the configuration as JSON metadata. Written to
-//! a temporary file and renamed, so a crash never leaves half a checkpoint.
+//! `nn.Sequential` names them, `0.weight`, `0.bias`, ...; a DEQ's `cell.0.weight`, ...),
+//! optimizer state as `optimizer.<state>.<parameter>`, extra 1-D tensors (e.g. the input
+//! standardisation), and the configuration as JSON metadata. Written to a temporary file and
+//! renamed, so a crash never leaves half a checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};
 use crate::nn::{Optimizer, OptimizerConfig, OptimizerState, split};
 
+/// The format's name predates DEQs (it holds any [`Model`] now); kept so earlier files load.
 const FORMAT: &str = "percept.mlp.v1";
 
 /// Everything a checkpoint holds.

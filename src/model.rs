@@ -11,14 +11,30 @@ use crate::nn::{self, ForwardCache, Mlp, MlpConfig, Parameters};
 use crate::tensor::Tensor;
 
 /// A model's architecture. Serialised as the inner configuration itself, so checkpoints of
-/// MLPs read the same as before DEQs existed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// MLPs read the same as before DEQs existed; an MLP's has `widths`, a DEQ's does not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ModelConfig {
     /// A multi-layer perceptron.
     Mlp(MlpConfig),
     /// A deep equilibrium model.
     Deq(DeqConfig),
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    /// Reads whichever configuration the `widths` key says it is, so that a malformed one
+    /// reports its own error rather than "no variant matched".
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let config = match value.get("widths") {
+            Some(_) => serde_json::from_value(value).map(ModelConfig::Mlp),
+            None => serde_json::from_value(value).map(ModelConfig::Deq),
+        };
+        config.map_err(D::Error::custom)
+    }
 }
 
 impl ModelConfig {
@@ -30,10 +46,11 @@ impl ModelConfig {
         }
     }
 
-    /// Outputs.
+    /// Output width (a DEQ without a head outputs z*).
     pub fn outputs(&self) -> usize {
         match self {
             ModelConfig::Mlp(c) => c.widths.last().copied().unwrap_or(0),
+            ModelConfig::Deq(c) if c.outputs == 0 => c.width,
             ModelConfig::Deq(c) => c.outputs,
         }
     }
@@ -67,7 +84,8 @@ impl ModelConfig {
         }
     }
 
-    /// A short description for logs, e.g. `mlp [64, 64, 10]` or `deq 64 -> [128] -> 10`.
+    /// A short description for logs, e.g. `mlp [64, 64, 10]` or
+    /// `deq 64 -> z[64] (cell hidden []) -> 10`.
     pub fn describe(&self) -> String {
         match self {
             ModelConfig::Mlp(c) => format!("mlp {:?}", c.widths),

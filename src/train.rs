@@ -1,6 +1,6 @@
-//! Supervised training of a classifier (an MLP or a DEQ, see [`Model`]) on a [`Dataset`]: epochs of shuffled batches
-//! (each step recorded as one submission: forward, loss, backward, optimizer), evaluation,
-//! checkpoints, and exact resumption.
+//! Supervised training of a classifier (an MLP or a DEQ, see [`Model`]) on a [`Dataset`]:
+//! epochs of shuffled batches (each step recorded back to back: forward, loss, backward,
+//! optimizer), evaluation, checkpoints, and exact resumption.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

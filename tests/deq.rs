@@ -604,6 +604,10 @@ mod gradients {
         )
         .unwrap();
         check(&deq, 1e-3);
+        // A second backward overwrites, whatever the flat gradient buffer held.
+        let first = deq.params().grads().to_vec().unwrap();
+        check(&deq, 1e-3);
+        assert_eq!(deq.params().grads().to_vec().unwrap(), first);
         let bad = Deq::new(
             gpu,
             config(

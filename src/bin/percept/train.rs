@@ -59,9 +59,10 @@ pub struct TrainArgs {
     /// deeper cell with --cell-hidden, then a linear head).
     #[arg(long, default_value = "mlp", value_parser = ["mlp", "deq"])]
     model: String,
-    /// MLP hidden widths, comma-separated (input and output widths come from the data).
-    #[arg(long, value_delimiter = ',', default_value = "64")]
-    hidden: Vec<usize>,
+    /// MLP: hidden widths, comma-separated (input and output widths come from the data)
+    /// [default: 64].
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
     /// Activation of hidden layers (a DEQ's cell): identity, relu, gelu, tanh, sigmoid, elu,
     /// softplus [default: relu for an MLP, tanh for a DEQ].
     #[arg(long)]
@@ -70,45 +71,47 @@ pub struct TrainArgs {
     /// none normalises the cell's output, without gain and bias).
     #[arg(long, default_value = "none")]
     norm: Norm,
-    /// DEQ: width of the equilibrium state z.
-    #[arg(long, default_value_t = 64)]
-    width: usize,
-    /// DEQ: hidden widths inside the cell, comma-separated (none: the one-layer cell).
+    /// DEQ: width of the equilibrium state z [default: 64].
+    #[arg(long)]
+    width: Option<usize>,
+    /// DEQ: hidden widths inside the cell, comma-separated [default: none, the one-layer cell].
     #[arg(long, value_delimiter = ',')]
-    cell_hidden: Vec<usize>,
-    /// DEQ: cell weights ~ N(0, sigma_w^2 / fan_in) (the input injection takes 1 / inputs).
-    #[arg(long, default_value_t = 0.6)]
-    sigma_w: f32,
+    cell_hidden: Option<Vec<usize>>,
+    /// DEQ: cell weights ~ N(0, sigma_w^2 / fan_in); the input injection takes 1 / inputs
+    /// [default: 0.6].
+    #[arg(long)]
+    sigma_w: Option<f32>,
     /// DEQ: the fixed-point solver, forward and (implicit) backward: fixed-point, anderson,
-    /// broyden.
-    #[arg(long, default_value = "anderson")]
-    solver: Method,
-    /// DEQ: relative residual ||f(z) - z|| / ||f(z)|| at which a sample stops.
-    #[arg(long, default_value_t = 1e-3)]
-    tol: f32,
-    /// DEQ: most cell evaluations per solve (samples still above --tol then keep their
-    /// lowest-residual iterate, and the epoch's log counts them).
-    #[arg(long, default_value_t = 40)]
-    max_iter: usize,
-    /// DEQ: gradients by `implicit` differentiation or the `phantom` gradient.
-    #[arg(long, default_value = "implicit", value_parser = ["implicit", "phantom"])]
-    backward: String,
-    /// DEQ: unrolled steps of the phantom gradient.
-    #[arg(long, default_value_t = 5)]
-    phantom_steps: usize,
-    /// DEQ: damping of the phantom gradient's steps.
-    #[arg(long, default_value_t = 0.5)]
-    phantom_damping: f32,
-    /// Layer norms without learnable gain and bias.
+    /// broyden [default: anderson].
+    #[arg(long)]
+    solver: Option<Method>,
+    /// DEQ: relative residual ||f(z) - z|| / ||f(z)|| at which a sample stops [default: 1e-3].
+    #[arg(long)]
+    tol: Option<f32>,
+    /// DEQ: most cell evaluations per solve; samples still above --tol then keep their
+    /// lowest-residual iterate, and the epoch's log counts them [default: 40].
+    #[arg(long)]
+    max_iter: Option<usize>,
+    /// DEQ: gradients by `implicit` differentiation or the `phantom` gradient [default:
+    /// implicit].
+    #[arg(long, value_parser = ["implicit", "phantom"])]
+    backward: Option<String>,
+    /// DEQ: unrolled steps of the phantom gradient [default: 5].
+    #[arg(long)]
+    phantom_steps: Option<usize>,
+    /// DEQ: damping of the phantom gradient's steps [default: 0.5].
+    #[arg(long)]
+    phantom_damping: Option<f32>,
+    /// MLP: layer norms without learnable gain and bias.
     #[arg(long)]
     no_norm_affine: bool,
     /// Linear layers without bias.
     #[arg(long)]
     no_bias: bool,
-    /// Weight initialisation: pytorch, kaiming-normal, kaiming-uniform, xavier-normal,
-    /// xavier-uniform, normal:STD, sparse:INPUTS.
-    #[arg(long, default_value = "pytorch")]
-    init: Init,
+    /// MLP: weight initialisation: pytorch, kaiming-normal, kaiming-uniform, xavier-normal,
+    /// xavier-uniform, normal:STD, sparse:INPUTS [default: pytorch].
+    #[arg(long)]
+    init: Option<Init>,
     /// Loss: cross-entropy, mse, hinge, multi-margin.
     #[arg(long, default_value = "cross-entropy")]
     loss: Loss,
@@ -179,52 +182,83 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn model(&self) -> ModelConfig {
-        if self.model == "deq" {
+    /// The model the flags describe; flags of the other kind of model are an error, not
+    /// silently ignored.
+    fn model(&self) -> Result<ModelConfig> {
+        let deq = self.model == "deq";
+        let (mlp_only, deq_only) = (
+            [
+                ("--hidden", self.hidden.is_some()),
+                ("--init", self.init.is_some()),
+                ("--no-norm-affine", self.no_norm_affine),
+            ],
+            [
+                ("--width", self.width.is_some()),
+                ("--cell-hidden", self.cell_hidden.is_some()),
+                ("--sigma-w", self.sigma_w.is_some()),
+                ("--solver", self.solver.is_some()),
+                ("--tol", self.tol.is_some()),
+                ("--max-iter", self.max_iter.is_some()),
+                ("--backward", self.backward.is_some()),
+                ("--phantom-steps", self.phantom_steps.is_some()),
+                ("--phantom-damping", self.phantom_damping.is_some()),
+            ],
+        );
+        let (foreign, kind, hint): (&[(&str, bool)], _, _) = match deq {
+            true => (&mlp_only, "an MLP's", "a DEQ's cell takes --cell-hidden"),
+            false => (&deq_only, "a DEQ's", "add --model deq"),
+        };
+        if let Some((flag, _)) = foreign.iter().find(|(_, given)| *given) {
+            return Err(percept::Error::InvalidArgument {
+                op: "train",
+                detail: format!("{flag} is {kind} setting ({hint})"),
+            });
+        }
+        if deq {
             let solver = SolverConfig {
-                method: self.solver,
-                tol: self.tol,
+                method: self.solver.unwrap_or(Method::ANDERSON),
+                tol: self.tol.unwrap_or(1e-3),
                 stop: Stop::Relative,
-                max_iter: self.max_iter,
+                max_iter: self.max_iter.unwrap_or(40),
                 check_every: 5,
                 accept_unconverged: true,
             };
-            let backward = match self.backward.as_str() {
-                "phantom" => Backward::Phantom {
-                    steps: self.phantom_steps,
-                    damping: self.phantom_damping,
+            let backward = match self.backward.as_deref() {
+                Some("phantom") => Backward::Phantom {
+                    steps: self.phantom_steps.unwrap_or(5),
+                    damping: self.phantom_damping.unwrap_or(0.5),
                 },
                 _ => Backward::Implicit {
                     solver: solver.clone(),
                 },
             };
-            return ModelConfig::Deq(DeqConfig {
-                hidden: self.cell_hidden.clone(),
+            return Ok(ModelConfig::Deq(DeqConfig {
+                hidden: self.cell_hidden.clone().unwrap_or_default(),
                 activation: self.activation.unwrap_or(Activation::Tanh),
                 norm: self.norm != Norm::None,
                 bias: !self.no_bias,
-                sigma_w: self.sigma_w,
+                sigma_w: self.sigma_w.unwrap_or(0.6),
                 seed: self.seed,
                 solver,
                 backward,
-                ..DeqConfig::new(0, self.width)
-            });
+                ..DeqConfig::new(0, self.width.unwrap_or(64))
+            }));
         }
         let mut widths = vec![0];
-        widths.extend(&self.hidden);
+        widths.extend(self.hidden.as_deref().unwrap_or(&[64]));
         widths.push(0);
-        ModelConfig::Mlp(MlpConfig {
+        Ok(ModelConfig::Mlp(MlpConfig {
             widths,
             activation: self.activation.unwrap_or(Activation::Relu),
             norm: self.norm,
             norm_affine: !self.no_norm_affine,
             bias: !self.no_bias,
-            init: self.init,
+            init: self.init.unwrap_or(Init::PyTorch),
             seed: self.seed,
-        })
+        }))
     }
 
-    fn config(&self, steps_per_epoch: u64) -> TrainConfig {
+    fn config(&self, steps_per_epoch: u64) -> Result<TrainConfig> {
         let schedule = match self.schedule.as_str() {
             "step" => Schedule::Step {
                 every: self.step_epochs as u64 * steps_per_epoch,
@@ -236,8 +270,8 @@ impl TrainArgs {
             },
             _ => Schedule::Constant,
         };
-        TrainConfig {
-            model: self.model(),
+        Ok(TrainConfig {
+            model: self.model()?,
             loss: self.loss,
             optimizer: OptimizerConfig {
                 kind: self.optimizer,
@@ -255,7 +289,7 @@ impl TrainArgs {
             validation: self.validation,
             test: self.test,
             standardize: !self.no_standardize,
-        }
+        })
     }
 }
 
@@ -298,7 +332,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
             .round()
             .max(1.0) as u64;
         let steps = train_rows.div_ceil(args.batch_size.max(1) as u64);
-        Trainer::new(&gpu, args.config(steps), &data)?
+        Trainer::new(&gpu, args.config(steps)?, &data)?
     };
     if !args.json {
         eprintln!(
