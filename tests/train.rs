@@ -72,10 +72,8 @@ fn a_deq_reaches_95_percent_test_accuracy_on_digits() {
         accept_unconverged: true,
     };
     let mut config = digits_config(12);
-    // Layer norm on the cell's output: 0.969 where the plain cell reaches 0.958.
     config.model = ModelConfig::Deq(DeqConfig {
         bias: true,
-        norm: true,
         backward: Backward::Implicit {
             solver: solver.clone(),
         },
