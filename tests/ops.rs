@@ -137,7 +137,7 @@ fn matmul_odd_shapes_every_transpose_and_tile() {
         for (i, &(m, n, k)) in shapes.iter().enumerate() {
             for trans_a in [false, true] {
                 for trans_b in [false, true] {
-                    for tile in [Tile::Small, Tile::Large] {
+                    for tile in Tile::ALL {
                         let case = Case {
                             trans_a,
                             trans_b,
@@ -192,7 +192,7 @@ fn matmul_fused_addend_batched_and_with_bias() {
             (None, false, Activation::Tanh),
             (Some(3), true, Activation::Identity),
         ] {
-            for tile in [Tile::Small, Tile::Large] {
+            for tile in Tile::ALL {
                 let case = Case {
                     batch_a,
                     bias,

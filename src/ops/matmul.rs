@@ -23,6 +23,8 @@ const BINDINGS: &[Access] = &[
 const LARGE_TILE_MIN_BLOCKS: usize = 96;
 
 /// Block sizes of the register-tiled kernel; every invocation computes 8 x 8 outputs.
+/// [`matmul_tile`] chooses between `Large` and `Small`; `Tall` and `Wide` exist to be measured
+/// (`percept bench matmul` times every tile) and forced through [`MatmulSpec::tile`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tile {
@@ -30,13 +32,22 @@ pub enum Tile {
     Large,
     /// 64 x 64 outputs per workgroup of 64 invocations, K-slices of 8.
     Small,
+    /// 128 x 64 outputs per workgroup of 128 invocations, K-slices of 8.
+    Tall,
+    /// 64 x 128 outputs per workgroup of 128 invocations, K-slices of 8.
+    Wide,
 }
 
 impl Tile {
+    /// Every tile.
+    pub const ALL: [Tile; 4] = [Tile::Large, Tile::Small, Tile::Tall, Tile::Wide];
+
     fn dims(self) -> (usize, usize, usize) {
         match self {
             Tile::Large => (128, 128, 8),
             Tile::Small => (64, 64, 8),
+            Tile::Tall => (128, 64, 8),
+            Tile::Wide => (64, 128, 8),
         }
     }
 }
