@@ -442,20 +442,31 @@ impl DeqNngpConfig {
         let bad = |what: String| Err(Error::invalid("deq_nngp", what));
         if self.points == 0 || self.d_in == 0 || self.widths.contains(&0) {
             return bad(format!(
-                "points, d_in and widths must be positive: {self:?}"
+                "points, d_in and every width must be at least 1, got {} points, d_in {} and \
+                 widths {:?}",
+                self.points, self.d_in, self.widths
             ));
         }
         if self.groups < 2 || self.networks < self.groups {
             return bad(format!(
-                "need at least 2 groups and as many networks as groups: groups {}, networks {}",
-                self.groups, self.networks
+                "the jackknife needs at least 2 groups and a network per group: groups {}, \
+                 networks {} (give --networks {} or more)",
+                self.groups,
+                self.networks,
+                self.groups.max(2)
             ));
         }
         if self.tol.is_nan() || self.tol <= 0.0 || self.max_iter == 0 || self.check_every == 0 {
-            return bad("tol, max_iter and check_every must be positive".into());
+            return bad(format!(
+                "tol, max_iter and check_every must be positive, got {}, {} and {}",
+                self.tol, self.max_iter, self.check_every
+            ));
         }
         if !(self.sigma_w > 0.0 && self.sigma_u > 0.0) {
-            return bad("sigma_w and sigma_u must be positive".into());
+            return bad(format!(
+                "sigma_w and sigma_u must be positive, got {} and {}",
+                self.sigma_w, self.sigma_u
+            ));
         }
         Ok(())
     }

@@ -69,6 +69,17 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
             gpu.summary().adapter
         );
     }
+    if args.sizes.is_some() && !args.wants(Family::Matmul) {
+        return Err(percept::Error::InvalidArgument {
+            op: "bench",
+            detail: format!(
+                "--sizes sets matmul's sizes; the {:?} family has fixed cases (use --quick for \
+                 smaller ones)",
+                args.family
+            )
+            .to_lowercase(),
+        });
+    }
     let config = if quick {
         BenchConfig::quick()
     } else {
