@@ -1,7 +1,9 @@
 //! Plots written as SVG with plotters.
 
+use std::ops::Range;
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -9,73 +11,71 @@ use crate::train::EpochMetrics;
 
 /// Training loss and train/validation accuracy against epoch, side by side.
 pub fn training_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let line = |label: &str, points: Vec<(f64, f64)>| Series {
+        label: label.to_string(),
+        points,
+        dashed: false,
+    };
+    let loss = [line(
+        "train",
+        history
+            .iter()
+            .map(|m| (m.epoch as f64, m.train_loss as f64))
+            .collect(),
+    )];
+    let accuracy = [
+        line(
+            "train",
+            history
+                .iter()
+                .map(|m| (m.epoch as f64, m.train_accuracy as f64))
+                .collect(),
+        ),
+        line(
+            "validation",
+            history
+                .iter()
+                .filter_map(|m| m.validation.map(|v| (m.epoch as f64, v.accuracy as f64)))
+                .collect(),
+        ),
+    ];
+    let max_loss = history
+        .iter()
+        .map(|m| m.train_loss as f64)
+        .filter(|l| l.is_finite())
+        .fold(1e-6, f64::max);
+    svg(path, (960, 400), |root, draw| {
+        let (left, right) = root.split_horizontally(480);
+        let loss_axes = Axes {
+            title: "training loss",
+            x_name: "epoch",
+            y_name: "",
+            y_range: Some(0.0..max_loss * 1.05),
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        panel(&left, &loss_axes, &loss, draw)?;
+        let accuracy_axes = Axes {
+            title: "accuracy",
+            y_range: Some(0.0..1.0),
+            legend: SeriesLabelPosition::LowerRight,
+            ..loss_axes
+        };
+        panel(&right, &accuracy_axes, &accuracy, draw)
+    })
+}
+
+/// Draws an SVG of `size` with `paint`, then writes it to `path` atomically.
+fn svg(
+    path: &Path,
+    size: (u32, u32),
+    paint: impl FnOnce(&DrawingArea<SVGBackend, Shift>, &dyn Fn(String) -> Error) -> Result<()>,
+) -> Result<()> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (960, 400)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         let draw = |e: String| Error::data(path.display(), format!("cannot draw the plot: {e}"));
         root.fill(&WHITE).map_err(|e| draw(e.to_string()))?;
-        let (left, right) = root.split_horizontally(480);
-        let epochs = history.len().max(1) as f32;
-        let max_loss = history
-            .iter()
-            .map(|m| m.train_loss)
-            .fold(0.0f32, f32::max)
-            .max(1e-6);
-        let mut chart = ChartBuilder::on(&left)
-            .caption("training loss", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(1f32..epochs.max(2.0), 0f32..max_loss * 1.05)
-            .map_err(|e| draw(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .draw()
-            .map_err(|e| draw(e.to_string()))?;
-        chart
-            .draw_series(LineSeries::new(
-                history.iter().map(|m| (m.epoch as f32, m.train_loss)),
-                &BLUE,
-            ))
-            .map_err(|e| draw(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&right)
-            .caption("accuracy", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(1f32..epochs.max(2.0), 0f32..1f32)
-            .map_err(|e| draw(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .draw()
-            .map_err(|e| draw(e.to_string()))?;
-        chart
-            .draw_series(LineSeries::new(
-                history.iter().map(|m| (m.epoch as f32, m.train_accuracy)),
-                &BLUE,
-            ))
-            .map_err(|e| draw(e.to_string()))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(
-                history
-                    .iter()
-                    .filter_map(|m| m.validation.map(|v| (m.epoch as f32, v.accuracy))),
-                &RED,
-            ))
-            .map_err(|e| draw(e.to_string()))?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| draw(e.to_string()))?;
+        paint(&root, &draw)?;
         root.present().map_err(|e| draw(e.to_string()))?;
     }
     crate::files::write_atomically(path, svg.as_bytes())
@@ -95,13 +95,8 @@ pub fn heatmap(
     unit: &str,
 ) -> Result<()> {
     let (cols, rows) = (column_labels.len().max(1), row_labels.len().max(1));
-    let mut svg = String::new();
-    {
-        let root =
-            SVGBackend::with_string(&mut svg, (140 + 110 * cols as u32, 120 + 60 * rows as u32))
-                .into_drawing_area();
-        let draw = |e: String| Error::data(path.display(), format!("cannot draw the plot: {e}"));
-        root.fill(&WHITE).map_err(|e| draw(e.to_string()))?;
+    let size = (140 + 110 * cols as u32, 120 + 60 * rows as u32);
+    svg(path, size, |root, draw| {
         let logs: Vec<f64> = values
             .iter()
             .flatten()
@@ -112,7 +107,7 @@ pub fn heatmap(
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let span = (hi - lo).max(1e-9);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
@@ -156,9 +151,8 @@ pub fn heatmap(
                     .map_err(|e| draw(e.to_string()))?;
             }
         }
-        root.present().map_err(|e| draw(e.to_string()))?;
-    }
-    crate::files::write_atomically(path, svg.as_bytes())
+        Ok(())
+    })
 }
 
 /// The label of the cell whose centre is at `v`, blank between cells.
@@ -191,67 +185,91 @@ pub fn lines(
     y_name: &str,
     series: &[Series],
 ) -> Result<()> {
-    let finite = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    let axes = Axes {
+        title,
+        x_name,
+        y_name,
+        y_range: None,
+        legend: SeriesLabelPosition::UpperRight,
     };
-    let (x0, x1) = finite().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
+    svg(path, (900, 560), |root, draw| {
+        panel(root, &axes, series, draw)
+    })
+}
+
+/// Titles, the y range (the data's, padded, when `None`) and the legend's place of a panel.
+struct Axes<'a> {
+    title: &'a str,
+    x_name: &'a str,
+    y_name: &'a str,
+    y_range: Option<Range<f64>>,
+    legend: SeriesLabelPosition,
+}
+
+/// Draws `series` on `area` (non-finite points left out). A dashed series takes the colour of
+/// the solid one before it (a prediction or guide beside its measurement).
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    axes: &Axes<'_>,
+    series: &[Series],
+    draw: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    let finite = |s: &Series| -> Vec<(f64, f64)> {
+        s.points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let points: Vec<Vec<(f64, f64)>> = series.iter().map(finite).collect();
+    let all = || points.iter().flatten();
+    let (x0, x1) = all().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
         (a.min(*x), b.max(*x))
     });
-    let (y0, y1) = finite().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| {
+    let (y0, y1) = all().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| {
         (a.min(*y), b.max(*y))
     });
     if x0 > x1 {
-        return Err(Error::data(path.display(), "nothing finite to plot"));
+        return Err(draw("nothing finite to plot".to_string()));
     }
     let pad = ((y1 - y0) * 0.05).max(1e-9);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-        let draw = |e: String| Error::data(path.display(), format!("cannot draw the plot: {e}"));
-        root.fill(&WHITE).map_err(|e| draw(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-            .map_err(|e| draw(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_name)
-            .y_desc(y_name)
-            .draw()
-            .map_err(|e| draw(e.to_string()))?;
-        for (i, s) in series.iter().enumerate() {
-            let colour = Palette99::pick(i / 2 * 2).to_rgba();
-            let style = if s.dashed {
-                colour.mix(0.5).stroke_width(1)
-            } else {
-                colour.stroke_width(2)
-            };
-            let points: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(|e| draw(e.to_string()))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+    let y_range = axes.y_range.clone().unwrap_or((y0 - pad)..(y1 + pad));
+    let mut chart = ChartBuilder::on(area)
+        .caption(axes.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x0..if x1 > x0 { x1 } else { x0 + 1.0 }, y_range)
+        .map_err(|e| draw(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_name)
+        .y_desc(axes.y_name)
+        .draw()
+        .map_err(|e| draw(e.to_string()))?;
+    let mut colour_index = 0;
+    for (i, (s, points)) in series.iter().zip(points).enumerate() {
+        if !s.dashed && i > 0 {
+            colour_index += 1;
         }
+        let colour = Palette99::pick(colour_index).to_rgba();
+        let style = if s.dashed {
+            colour.mix(0.5).stroke_width(1)
+        } else {
+            colour.stroke_width(2)
+        };
         chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| draw(e.to_string()))?;
-        root.present().map_err(|e| draw(e.to_string()))?;
+            .draw_series(LineSeries::new(points, style))
+            .map_err(|e| draw(e.to_string()))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
     }
-    crate::files::write_atomically(path, svg.as_bytes())
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(axes.legend.clone())
+        .draw()
+        .map_err(|e| draw(e.to_string()))?;
+    Ok(())
 }
