@@ -4,13 +4,15 @@
 // N x K (true). A batch stride of 0 broadcasts one matrix over the batch.
 //
 // Each workgroup computes a BM x BN block of C from K-slices of BK staged in workgroup memory;
-// each invocation computes 8 x 8 outputs held in registers, as two 4-row by two 4-column
-// quarters spaced BM/2 and BN/2 apart so that its workgroup-memory reads are conflict-free vec4s.
+// each invocation computes PER x PER outputs held in registers. With PER = 8 they are two 4-row
+// by two 4-column quarters spaced BM/2 and BN/2 apart, so that its workgroup-memory reads are
+// conflict-free vec4s; PER = 4 (one quarter) trades register reuse for four times the
+// invocations, for outputs too small to fill a large GPU with 8 x 8 per invocation.
 // VEC_A / VEC_B load global memory as vec4 when the launcher has checked that the contiguous
 // dimension is a multiple of 4 and the bases are 16-byte aligned. Out-of-range elements load as
 // 0, which keeps every shape (1 x 1 x 1, sizes off the tile grid) correct.
 //
-// Constants defined by the launcher: BM, BN, BK, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ADD, ACT.
+// Constants defined by the launcher: BM, BN, BK, PER, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ADD, ACT.
 // The addend has C's layout (a DEQ's input injection, a residual stream).
 // Concatenated after activation.wgsl.
 
@@ -34,8 +36,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read> addend: array<f32>;
 @group(0) @binding(7) var<storage, read_write> c: array<f32>;
 
-const THREADS_N: u32 = BN / 8u;
-const WG_SIZE: u32 = (BM / 8u) * (BN / 8u);
+const THREADS_N: u32 = BN / PER;
+const WG_SIZE: u32 = (BM / PER) * (BN / PER);
 
 // K-major tiles: as_[kk * BM/4 + m/4] holds op(A)[m0 + m .. m0 + m + 4, k0 + kk].
 var<workgroup> as_: array<vec4<f32>, BK * BM / 4u>;
@@ -211,8 +213,9 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     let base_a = batch * params.stride_a;
     let base_b = batch * params.stride_b;
 
-    // acc[2r + h]: row r of the invocation's 8 (r < 4: ty*4 + r; else BM/2 + ty*4 + r - 4),
-    // columns of quarter h (h = 0: tx*4..; h = 1: BN/2 + tx*4..).
+    // PER = 8: acc[2r + h]: row r of the invocation's 8 (r < 4: ty*4 + r; else BM/2 + ty*4 + r - 4),
+    // columns of quarter h (h = 0: tx*4..; h = 1: BN/2 + tx*4..). PER = 4: acc[r]: row ty*4 + r,
+    // columns tx*4 ...
     var acc: array<vec4<f32>, 16>;
     for (var i = 0u; i < 16u; i++) {
         acc[i] = vec4<f32>(0.0);
@@ -223,31 +226,46 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         load_b(base_b, n0, k0, lid);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let a0 = as_[kk * (BM / 4u) + ty];
-            let a1 = as_[kk * (BM / 4u) + ty + BM / 8u];
-            let b0 = bs_[kk * (BN / 4u) + tx];
-            let b1 = bs_[kk * (BN / 4u) + tx + BN / 8u];
-            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-            acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
-            acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
-            acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
-            acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
-            acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
-            acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
-            acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
-            acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
-            acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
-            acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
-            acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
-            acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
-            acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
-            acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
-            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+            if (PER == 4u) {
+                let a0 = as_[kk * (BM / 4u) + ty];
+                let b0 = bs_[kk * (BN / 4u) + tx];
+                acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+                acc[1] = fma(vec4<f32>(a0.y), b0, acc[1]);
+                acc[2] = fma(vec4<f32>(a0.z), b0, acc[2]);
+                acc[3] = fma(vec4<f32>(a0.w), b0, acc[3]);
+            } else {
+                let a0 = as_[kk * (BM / 4u) + ty];
+                let a1 = as_[kk * (BM / 4u) + ty + BM / 8u];
+                let b0 = bs_[kk * (BN / 4u) + tx];
+                let b1 = bs_[kk * (BN / 4u) + tx + BN / 8u];
+                acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+                acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+                acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+                acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+                acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+                acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+                acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+                acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+                acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+                acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+                acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+                acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+                acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+                acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+                acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+                acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+            }
         }
         workgroupBarrier();
     }
 
     let base_c = batch * params.stride_c;
+    if (PER == 4u) {
+        for (var r = 0u; r < 4u; r++) {
+            store4(base_c, m0 + ty * 4u + r, n0 + tx * 4u, acc[r]);
+        }
+        return;
+    }
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + select(BM / 2u + ty * 4u + r - 4u, ty * 4u + r, r < 4u);
         store4(base_c, m, n0 + tx * 4u, acc[2u * r]);

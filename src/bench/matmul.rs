@@ -60,8 +60,8 @@ fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// Runs one case: the kernel as chosen by shape, and every other tile, the fastest of which is
-/// the baseline (the data a tile heuristic or autotuner needs).
+/// Runs one case: the tile [`ops::matmul`] chooses (tuned on this adapter unless tuning is off),
+/// and every other tile, the fastest of which is the baseline.
 pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
     let mut rng = StdRng::seed_from_u64(0x5eed ^ (case.m * 31 + case.n * 7 + case.k) as u64);
     let a_host = random(&mut rng, case.m * case.k);
@@ -87,7 +87,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         tile,
         ..Default::default()
     };
-    let chosen = ops::matmul_tile(case.m, case.n, 1);
+    let chosen = ops::matmul_tile(&a, &b, &spec(None))?;
 
     let result = ops::matmul(&a, &b, &spec(Some(chosen)))?;
     let got = result.to_vec()?;
@@ -140,7 +140,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         .iter()
         .copied()
         .min_by(|x, y| x.1.total_cmp(&y.1))
-        .expect("four tiles");
+        .expect("several tiles");
     let times: Vec<String> = others
         .iter()
         .map(|(t, ms)| format!("{t:?} {ms:.3} ms"))
@@ -160,7 +160,12 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
             speedup: other_ms / main.median_ms,
         }),
         variant: format!(
-            "tile {chosen:?}{} (others: {})",
+            "tile {chosen:?} ({}){} (others: {})",
+            if gpu.tuning() {
+                "matmul's choice, tuning on"
+            } else {
+                "matmul's choice, tuning off"
+            },
             if case.is_mlp() {
                 ", Bᵀ + bias + relu"
             } else {

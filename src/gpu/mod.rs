@@ -12,16 +12,19 @@ pub(crate) mod kernel;
 mod pool;
 mod submit;
 mod timer;
+mod tuning;
 
 use std::sync::{Arc, Mutex};
 
 pub use capabilities::{AdapterSummary, Capabilities};
 pub use timer::{Timing, TimingSource};
+pub use tuning::Tuning;
 
 use crate::error::{Error, Result};
 use kernel::PipelineCache;
 use pool::BufferPool;
 use submit::Pending;
+use tuning::TuningTable;
 
 /// Dispatches recorded before the pending encoder is submitted on its own.
 pub const MAX_DISPATCHES_PER_SUBMIT: usize = 128;
@@ -38,6 +41,10 @@ pub struct GpuOptions {
     /// Only adapters whose name contains this (case-insensitive). `None` reads
     /// `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
+    /// Whether and where kernel variants are chosen by measurement. `None` reads
+    /// `PERCEPT_TUNING` (see [`Tuning::from_env`]); the default keeps a file per adapter in the
+    /// user's cache directory.
+    pub tuning: Option<Tuning>,
 }
 
 /// A device and queue with percept's caches. Cheap to clone: clones share everything.
@@ -60,6 +67,7 @@ struct Inner {
     limits: wgpu::Limits,
     checked: bool,
     pipelines: PipelineCache,
+    tuning: Option<TuningTable>,
     pool: BufferPool,
     pending: Mutex<Pending>,
     /// The first error wgpu reported outside percept's own validation, or a device loss.
@@ -129,9 +137,12 @@ impl Gpu {
         });
 
         let pending = Pending::new(&device, &limits);
+        let summary = AdapterSummary::new(&info);
+        let tuning = options.tuning.unwrap_or_else(|| Tuning::from_env(&summary));
         Ok(Gpu {
             inner: Arc::new(Inner {
-                summary: AdapterSummary::new(&info),
+                tuning: TuningTable::open(&tuning, &summary),
+                summary,
                 capabilities: Capabilities::new(&info, device.features(), &limits),
                 limits,
                 checked,
@@ -163,6 +174,37 @@ impl Gpu {
     /// Whether shader modules carry runtime bounds checks.
     pub fn checked(&self) -> bool {
         self.inner.checked
+    }
+
+    /// Whether ops measure their kernel variants on this device ([`GpuOptions::tuning`]).
+    pub fn tuning(&self) -> bool {
+        self.inner.tuning.is_some()
+    }
+
+    /// The file that keeps tuned choices across processes, if any.
+    pub fn tuning_file(&self) -> Option<&std::path::Path> {
+        self.inner.tuning.as_ref().and_then(TuningTable::file)
+    }
+
+    /// The variants measured so far (or loaded from the tuning file), by shape-bucket key.
+    pub fn tuned_choices(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner
+            .tuning
+            .as_ref()
+            .map(TuningTable::choices)
+            .unwrap_or_default()
+    }
+
+    /// The variant tuned for `key`, if tuning is on and it has been measured.
+    pub(crate) fn tuned(&self, key: &str) -> Option<String> {
+        self.inner.tuning.as_ref()?.get(key)
+    }
+
+    /// Records the variant measured fastest for `key` (a no-op when tuning is off).
+    pub(crate) fn remember_tuned(&self, key: String, choice: String) {
+        if let Some(table) = &self.inner.tuning {
+            table.insert(key, choice);
+        }
     }
 
     /// The underlying wgpu device, for interoperation.

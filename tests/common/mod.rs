@@ -5,16 +5,22 @@
 
 use std::sync::OnceLock;
 
-use percept::{Gpu, GpuOptions};
+use percept::{Gpu, GpuOptions, Tuning};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn open(checked: bool) -> Gpu {
-    Gpu::with_options(GpuOptions {
+    open_with(GpuOptions {
         checked: Some(checked),
+        // Every tile gives the same bits; tests/tuning.rs covers choosing one by measurement.
+        tuning: Some(Tuning::Off),
         ..Default::default()
     })
-    .unwrap_or_else(|e| {
+}
+
+/// A device of the test's own, with `options`.
+pub fn open_with(options: GpuOptions) -> Gpu {
+    Gpu::with_options(options).unwrap_or_else(|e| {
         panic!(
             "the tests need a GPU adapter and found none: {e}\n\
              (on a machine without a GPU: `apt-get install -y mesa-vulkan-drivers` and run with \

@@ -77,6 +77,11 @@ fn info(json: bool) -> Result<ExitCode> {
         object["capabilities"] = serde_json::to_value(gpu.capabilities()).expect("serialises");
         object["limits"] = serde_json::to_value(gpu.limits()).expect("limits serialise");
         object["checked"] = serde_json::json!(gpu.checked());
+        object["tuning"] = serde_json::json!({
+            "on": gpu.tuning(),
+            "file": gpu.tuning_file(),
+            "choices": gpu.tuned_choices(),
+        });
         println!("{}", serde_json::to_string_pretty(&object).expect("json"));
         return Ok(ExitCode::SUCCESS);
     }
@@ -114,5 +119,13 @@ fn info(json: bool) -> Result<ExitCode> {
         "  max_storage_buffers_per_stage      {}",
         c.max_storage_buffers_per_stage
     );
+    match (gpu.tuning(), gpu.tuning_file()) {
+        (false, _) => println!("tuning       off (PERCEPT_TUNING=off)"),
+        (true, None) => println!("tuning       in memory"),
+        (true, Some(file)) => println!("tuning       {}", file.display()),
+    }
+    for (bucket, choice) in gpu.tuned_choices() {
+        println!("  {bucket:<48} {choice}");
+    }
     Ok(ExitCode::SUCCESS)
 }

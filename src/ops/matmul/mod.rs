@@ -7,7 +7,12 @@ use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
-const SOURCES: &[&str] = &[ACTIVATION_WGSL, include_str!("../../shaders/matmul.wgsl")];
+mod tune;
+
+const SOURCES: &[&str] = &[
+    ACTIVATION_WGSL,
+    include_str!("../../../shaders/matmul.wgsl"),
+];
 const BINDINGS: &[Access] = &[
     Access::Read,
     Access::Read,
@@ -18,42 +23,64 @@ const BINDINGS: &[Access] = &[
     Access::ReadWrite,
 ];
 
-/// Output blocks below which the small tile is chosen: fewer large blocks than this would leave
-/// most of a big GPU's compute units idle.
+/// Output blocks below which the untuned rule picks the small tile: fewer large blocks than this
+/// would leave most of a big GPU's compute units idle.
 const LARGE_TILE_MIN_BLOCKS: usize = 96;
 
-/// Block sizes of the register-tiled kernel; every invocation computes 8 x 8 outputs.
-/// [`matmul_tile`] chooses between `Large` and `Small`; `Tall` and `Wide` exist to be measured
-/// (`percept bench matmul` times every tile) and forced through [`MatmulSpec::tile`].
+/// Block shapes of the register-tiled kernel. Without tuning, [`matmul`] picks `Large` or
+/// `Small` by a fixed rule of the shape; with tuning (the default, see [`crate::Tuning`]) it
+/// times every tile once per shape bucket on the adapter and keeps the fastest. Any tile can be
+/// forced through [`MatmulSpec::tile`]; all give bit-identical results (each output sums over K
+/// in the same order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tile {
-    /// 128 x 128 outputs per workgroup of 256 invocations, K-slices of 8.
+    /// 128 x 128 outputs per workgroup of 256 invocations (8 x 8 each), K-slices of 8.
     Large,
-    /// 64 x 64 outputs per workgroup of 64 invocations, K-slices of 8.
+    /// 64 x 64 outputs per workgroup of 64 invocations (8 x 8 each), K-slices of 8.
     Small,
-    /// 128 x 64 outputs per workgroup of 128 invocations, K-slices of 8.
+    /// 128 x 64 outputs per workgroup of 128 invocations (8 x 8 each), K-slices of 8.
     Tall,
-    /// 64 x 128 outputs per workgroup of 128 invocations, K-slices of 8.
+    /// 64 x 128 outputs per workgroup of 128 invocations (8 x 8 each), K-slices of 8.
     Wide,
+    /// 64 x 64 outputs per workgroup of 256 invocations (4 x 4 each), K-slices of 16: four
+    /// times the invocations of `Small` for mid-sized products on large GPUs.
+    Fine,
 }
 
 impl Tile {
     /// Every tile.
-    pub const ALL: [Tile; 4] = [Tile::Large, Tile::Small, Tile::Tall, Tile::Wide];
+    pub const ALL: [Tile; 5] = [Tile::Large, Tile::Small, Tile::Tall, Tile::Wide, Tile::Fine];
 
-    fn dims(self) -> (usize, usize, usize) {
+    /// Block rows, block columns, K-slice, and outputs per invocation along each axis.
+    fn dims(self) -> (usize, usize, usize, usize) {
         match self {
-            Tile::Large => (128, 128, 8),
-            Tile::Small => (64, 64, 8),
-            Tile::Tall => (128, 64, 8),
-            Tile::Wide => (64, 128, 8),
+            Tile::Large => (128, 128, 8, 8),
+            Tile::Small => (64, 64, 8, 8),
+            Tile::Tall => (128, 64, 8, 8),
+            Tile::Wide => (64, 128, 8, 8),
+            Tile::Fine => (64, 64, 16, 4),
         }
+    }
+
+    /// The tile's name in tuning files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tile::Large => "large",
+            Tile::Small => "small",
+            Tile::Tall => "tall",
+            Tile::Wide => "wide",
+            Tile::Fine => "fine",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Tile> {
+        Tile::ALL.into_iter().find(|t| t.name() == name)
     }
 }
 
-/// The tile [`matmul`] chooses for `batch` products of `m x n` outputs.
-pub fn matmul_tile(m: usize, n: usize, batch: usize) -> Tile {
+/// The untuned rule: the large tile when it makes enough blocks, else the small one.
+fn rule_tile(m: usize, n: usize, batch: usize) -> Tile {
     if m.div_ceil(128) * n.div_ceil(128) * batch >= LARGE_TILE_MIN_BLOCKS {
         Tile::Large
     } else {
@@ -74,7 +101,7 @@ pub struct MatmulSpec<'a> {
     pub add: Option<&'a Tensor>,
     /// Applied after the bias and the addend.
     pub activation: Activation,
-    /// Force a tile configuration; `None` chooses by shape.
+    /// Force a tile; `None` takes the tuned choice for the shape (see [`Tile`]).
     pub tile: Option<Tile>,
 }
 
@@ -221,54 +248,103 @@ fn output_shape(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Vec<usi
     Ok(out_shape)
 }
 
-/// Records the product of validated operands into `c`.
-fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
-    const OP: &str = "matmul";
-    let (batch_a, ar, ac) = matrix_dims("A", a)?;
-    let (batch_b, _, _) = matrix_dims("B", b)?;
-    let (m, k) = if spec.trans_a { (ac, ar) } else { (ar, ac) };
-    let n = c.shape()[c.shape().len() - 1];
-    let batch: usize = c.shape()[..c.shape().len() - 2].iter().product();
-    let gpu = a.gpu();
+/// The sizes and memory layout a launch depends on, from validated operands.
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+    broadcast_a: bool,
+    broadcast_b: bool,
+    /// Whether A and B can be read as vec4s (contiguous dimension a multiple of 4, 16-byte
+    /// aligned base).
+    vec_a: bool,
+    vec_b: bool,
+}
 
-    let tile = spec.tile.unwrap_or_else(|| matmul_tile(m, n, batch));
-    let (bm, bn, bk) = tile.dims();
-    let a_contiguous = if spec.trans_a { m } else { k };
-    let b_contiguous = if spec.trans_b { k } else { n };
-    let vec_a = a_contiguous % 4 == 0 && a.binding().offset.is_multiple_of(16);
-    let vec_b = b_contiguous % 4 == 0 && b.binding().offset.is_multiple_of(16);
+impl Problem {
+    fn new(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<Problem> {
+        let (batch_a, ar, ac) = matrix_dims("A", a)?;
+        let (batch_b, _, _) = matrix_dims("B", b)?;
+        let (m, k) = if spec.trans_a { (ac, ar) } else { (ar, ac) };
+        let n = c.shape()[c.shape().len() - 1];
+        let a_contiguous = if spec.trans_a { m } else { k };
+        let b_contiguous = if spec.trans_b { k } else { n };
+        Ok(Problem {
+            m,
+            n,
+            k,
+            batch: c.shape()[..c.shape().len() - 2].iter().product(),
+            broadcast_a: batch_a.is_empty(),
+            broadcast_b: batch_b.is_empty(),
+            vec_a: a_contiguous % 4 == 0 && a.binding().offset.is_multiple_of(16),
+            vec_b: b_contiguous % 4 == 0 && b.binding().offset.is_multiple_of(16),
+        })
+    }
+
+    fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batch as f64
+    }
+}
+
+/// Records the product of validated operands into `c`, with the tile forced, tuned or ruled.
+fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
+    let problem = Problem::new(a, b, spec, c)?;
+    let tile = match spec.tile {
+        Some(tile) => tile,
+        None => tune::choose(a, b, spec, c, &problem)?,
+    };
+    record(a, b, spec, c, &problem, tile)
+}
+
+/// The tile [`matmul`] uses for these operands: `spec.tile` if set, else the tuned choice for
+/// their shape bucket (measured now if the bucket is new), else the untuned rule.
+pub fn matmul_tile(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tile> {
+    let c = Tensor::uninit(a.gpu(), &output_shape(a, b, spec)?, DType::F32)?;
+    let problem = Problem::new(a, b, spec, &c)?;
+    match spec.tile {
+        Some(tile) => Ok(tile),
+        None => tune::choose(a, b, spec, &c, &problem),
+    }
+}
+
+/// Records one dispatch of `tile`'s kernel.
+fn record(
+    a: &Tensor,
+    b: &Tensor,
+    spec: &MatmulSpec<'_>,
+    c: &Tensor,
+    p: &Problem,
+    tile: Tile,
+) -> Result<()> {
+    const OP: &str = "matmul";
+    let (bm, bn, bk, per) = tile.dims();
     let kernel = KernelSpec::new(OP, SOURCES, OP, BINDINGS)
         .with("BM", Const::U32(bm as u32))
         .with("BN", Const::U32(bn as u32))
         .with("BK", Const::U32(bk as u32))
+        .with("PER", Const::U32(per as u32))
         .with("TRANS_A", Const::Bool(spec.trans_a))
         .with("TRANS_B", Const::Bool(spec.trans_b))
-        .with("VEC_A", Const::Bool(vec_a))
-        .with("VEC_B", Const::Bool(vec_b))
+        .with("VEC_A", Const::Bool(p.vec_a))
+        .with("VEC_B", Const::Bool(p.vec_b))
         .with("BIAS", Const::Bool(spec.bias.is_some()))
         .with("ADD", Const::Bool(spec.add.is_some()))
         .with("ACT", Const::U32(spec.activation.code()));
+    let (m, n, k) = (p.m, p.n, p.k);
     let params = Params {
         m: m as u32,
         n: n as u32,
         k: k as u32,
         _pad0: 0,
-        stride_a: if batch_a.is_empty() {
-            0
-        } else {
-            (m * k) as u32
-        },
-        stride_b: if batch_b.is_empty() {
-            0
-        } else {
-            (k * n) as u32
-        },
+        stride_a: if p.broadcast_a { 0 } else { (m * k) as u32 },
+        stride_b: if p.broadcast_b { 0 } else { (k * n) as u32 },
         stride_c: (m * n) as u32,
         _pad1: 0,
     };
     let bias = spec.bias.unwrap_or(a);
     let add = spec.add.unwrap_or(a);
-    gpu.dispatch(
+    a.gpu().dispatch(
         &kernel,
         bytemuck::bytes_of(&params),
         &[
@@ -283,7 +359,7 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
         [
             fits_u32(OP, "column blocks", n.div_ceil(bn))?,
             fits_u32(OP, "row blocks", m.div_ceil(bm))?,
-            fits_u32(OP, "batch", batch)?,
+            fits_u32(OP, "batch", p.batch)?,
         ],
     )
 }

@@ -1,0 +1,187 @@
+//! Choosing matmul tiles by measurement: the choice is kept per shape bucket, in memory and in
+//! the tuning file, survives a new device, and never changes a result.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_close, open_with, random};
+use percept::ops::{self, Activation, MatmulSpec, Tile};
+use percept::reference::{self, MatmulInputs, MatmulShape};
+use percept::{Gpu, GpuOptions, Tensor, Tuning};
+
+/// A fresh directory for one test's tuning file (not created: the table creates it).
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("percept-tuning-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn open(tuning: Tuning) -> Gpu {
+    open_with(GpuOptions {
+        tuning: Some(tuning),
+        ..Default::default()
+    })
+}
+
+/// A product large enough to be tuned (2 m n k >= 2^21), off the tile grid in every
+/// dimension, as an MLP layer: tanh(x wᵀ + b).
+struct Layer {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    shape: MatmulShape,
+}
+
+impl Layer {
+    fn new() -> Layer {
+        let (m, n, k) = (203, 301, 277);
+        Layer {
+            x: random(1, m * k, -1.0, 1.0),
+            w: random(2, n * k, -1.0, 1.0),
+            b: random(3, n, -1.0, 1.0),
+            shape: MatmulShape {
+                batch: 1,
+                m,
+                n,
+                k,
+                trans_a: false,
+                trans_b: true,
+                broadcast_a: false,
+                broadcast_b: false,
+            },
+        }
+    }
+
+    /// The tile the device chooses, and the product with it and with every forced tile.
+    fn run(&self, gpu: &Gpu) -> (Tile, Vec<f32>, Vec<Vec<f32>>) {
+        let s = &self.shape;
+        let x = Tensor::from_slice(gpu, &self.x, &[s.m, s.k]).unwrap();
+        let w = Tensor::from_slice(gpu, &self.w, &[s.n, s.k]).unwrap();
+        let b = Tensor::from_slice(gpu, &self.b, &[s.n]).unwrap();
+        let spec = |tile| MatmulSpec {
+            trans_b: true,
+            bias: Some(&b),
+            activation: Activation::Tanh,
+            tile,
+            ..Default::default()
+        };
+        let chosen = ops::matmul_tile(&x, &w, &spec(None)).unwrap();
+        let y = ops::matmul(&x, &w, &spec(None)).unwrap().to_vec().unwrap();
+        let forced = Tile::ALL
+            .iter()
+            .map(|&t| {
+                let y = ops::matmul(&x, &w, &spec(Some(t))).unwrap();
+                y.to_vec().unwrap()
+            })
+            .collect();
+        (chosen, y, forced)
+    }
+
+    fn oracle(&self) -> Vec<f64> {
+        let inputs = MatmulInputs {
+            a: &self.x,
+            b: &self.w,
+            bias: Some(&self.b),
+            add: None,
+            activation: Activation::Tanh,
+        };
+        reference::matmul(&self.shape, &inputs)
+    }
+}
+
+#[test]
+fn tuning_keeps_the_measured_tile_per_bucket_in_its_file_and_changes_no_bit() {
+    let dir = scratch("file");
+    let file = dir.join("nested").join("tuning.json");
+    let gpu = open(Tuning::File(file.clone()));
+    assert!(gpu.tuning());
+    assert_eq!(gpu.tuning_file(), Some(file.as_path()));
+    assert!(gpu.tuned_choices().is_empty());
+
+    let layer = Layer::new();
+    let (chosen, y, forced) = layer.run(&gpu);
+    assert_close("tuned product", &y, &layer.oracle(), 1e-4);
+    for (tile, y_tile) in Tile::ALL.iter().zip(&forced) {
+        assert!(
+            y_tile
+                .iter()
+                .zip(&y)
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            "tile {tile:?} differs from the tuned product"
+        );
+    }
+    let choices = gpu.tuned_choices();
+    assert_eq!(choices.len(), 1, "one bucket measured: {choices:?}");
+    let (key, name) = choices.iter().next().unwrap();
+    assert_eq!(name, chosen.name());
+    assert!(key.starts_with("matmul m256 n512 k512 batch1"), "{key}");
+
+    // The file holds the choice, and a new device starts from it.
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written["choices"][key], chosen.name());
+    assert_eq!(written["adapter"], gpu.summary().adapter);
+    let again = open(Tuning::File(file.clone()));
+    assert_eq!(again.tuned_choices(), choices);
+    assert_eq!(layer.run(&again).0, chosen);
+
+    // Small products take the fixed rule and are not recorded.
+    let a = Tensor::from_slice(&gpu, &random(4, 60 * 50, -1.0, 1.0), &[60, 50]).unwrap();
+    ops::matmul(
+        &a,
+        &a,
+        &MatmulSpec {
+            trans_b: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(gpu.tuned_choices().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_malformed_or_foreign_tuning_file_is_ignored_and_rewritten() {
+    let dir = scratch("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tuning.json");
+    let foreign = serde_json::json!({
+        "format": "percept.tuning.v1",
+        "adapter": "some other adapter",
+        "driver": "",
+        "driver_info": "",
+        "choices": { "matmul m256 n512 k512 batch1 an4 bt1": "small" },
+    });
+    for contents in ["not json at all".to_string(), foreign.to_string()] {
+        std::fs::write(&file, &contents).unwrap();
+        let gpu = open(Tuning::File(file.clone()));
+        assert!(gpu.tuned_choices().is_empty(), "loaded {contents}");
+        let (chosen, _, _) = Layer::new().run(&gpu);
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(written["adapter"], gpu.summary().adapter);
+        let choices = written["choices"].as_object().unwrap();
+        assert_eq!(choices.len(), 1);
+        assert_eq!(choices.values().next().unwrap(), chosen.name());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_tuning_the_rule_chooses_and_nothing_is_kept() {
+    let gpu = open(Tuning::Off);
+    assert!(!gpu.tuning());
+    assert_eq!(gpu.tuning_file(), None);
+    let layer = Layer::new();
+    let (chosen, y, _) = layer.run(&gpu);
+    // 2 x 3 blocks of 128 x 128 are too few for the large tile.
+    assert_eq!(chosen, Tile::Small);
+    assert_close("ruled product", &y, &layer.oracle(), 1e-4);
+    assert!(gpu.tuned_choices().is_empty());
+
+    let gpu = open(Tuning::Memory);
+    let (chosen, _, _) = layer.run(&gpu);
+    assert_eq!(gpu.tuning_file(), None);
+    assert_eq!(gpu.tuned_choices().values().next().unwrap(), chosen.name());
+}
