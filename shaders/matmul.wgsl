@@ -43,140 +43,174 @@ const WG_SIZE: u32 = (BM / PER) * (BN / PER);
 var<workgroup> as_: array<vec4<f32>, BK * BM / 4u>;
 var<workgroup> bs_: array<vec4<f32>, BK * BN / 4u>;
 
-// Stages op(A)[m0.., k0..] into as_.
-fn load_a(base: u32, m0: u32, k0: u32, lid: u32) {
+// Each K-slice is staged in two steps so that the global reads of the next slice are in flight
+// while the current one is multiplied: fetch_* reads an invocation's share of the slice into
+// registers, store_* writes it into the workgroup tile. Shares: A_VECS vec4s (or A_SCALARS
+// scalars) of op(A), B_VECS (or B_SCALARS) of op(B); the launcher checks that WG_SIZE divides them.
+const A_VECS: u32 = BK * BM / 4u / WG_SIZE;
+const A_SCALARS: u32 = BK * BM / WG_SIZE;
+const B_VECS: u32 = BK * BN / 4u / WG_SIZE;
+const B_SCALARS: u32 = BK * BN / WG_SIZE;
+var<private> a_vecs: array<vec4<f32>, A_VECS>;
+var<private> a_scalars: array<f32, A_SCALARS>;
+var<private> b_vecs: array<vec4<f32>, B_VECS>;
+var<private> b_scalars: array<f32, B_SCALARS>;
+
+// Reads this invocation's share of op(A)[m0.., k0..]; out-of-range elements read as 0.
+fn fetch_a(base: u32, m0: u32, k0: u32, lid: u32) {
     let M = params.m;
     let K = params.k;
-    if (TRANS_A) {
-        // Stored K x M: contiguous along m, which is the tile's fast axis too.
-        if (VEC_A) {
-            for (var i = 0u; i < BK * BM / 4u / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let kk = idx / (BM / 4u);
-                let mv = idx % (BM / 4u);
-                let m = m0 + mv * 4u;
-                let k = k0 + kk;
-                var v = vec4<f32>(0.0);
-                if (m < M && k < K) {
-                    v = a4[(base + k * M + m) / 4u];
-                }
-                as_[idx] = v;
+    if (VEC_A) {
+        for (var i = 0u; i < A_VECS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var m: u32;
+            var k: u32;
+            if (TRANS_A) {
+                // Stored K x M: a vec4 runs along m, the tile's fast axis.
+                m = m0 + (idx % (BM / 4u)) * 4u;
+                k = k0 + idx / (BM / 4u);
+            } else {
+                // Stored M x K: a vec4 runs along k.
+                m = m0 + idx / (BK / 4u);
+                k = k0 + (idx % (BK / 4u)) * 4u;
             }
-        } else {
-            for (var i = 0u; i < BK * BM / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let kk = idx / BM;
-                let mm = idx % BM;
-                let m = m0 + mm;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (m < M && k < K) {
-                    v = a[base + k * M + m];
-                }
-                as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v;
+            var v = vec4<f32>(0.0);
+            if (m < M && k < K) {
+                v = a4[(base + select(m * K + k, k * M + m, TRANS_A)) / 4u];
             }
+            a_vecs[i] = v;
         }
     } else {
-        // Stored M x K: contiguous along k; transposed into the tile on the way in.
-        if (VEC_A) {
-            for (var i = 0u; i < BK * BM / 4u / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
+        for (var i = 0u; i < A_SCALARS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var m: u32;
+            var k: u32;
+            if (TRANS_A) {
+                m = m0 + idx % BM;
+                k = k0 + idx / BM;
+            } else {
+                m = m0 + idx / BK;
+                k = k0 + idx % BK;
+            }
+            var v = 0.0;
+            if (m < M && k < K) {
+                v = a[base + select(m * K + k, k * M + m, TRANS_A)];
+            }
+            a_scalars[i] = v;
+        }
+    }
+}
+
+// Writes the share fetched by fetch_a into the K-major tile as_.
+fn store_a(lid: u32) {
+    if (VEC_A) {
+        for (var i = 0u; i < A_VECS; i++) {
+            let idx = lid + i * WG_SIZE;
+            let v = a_vecs[i];
+            if (TRANS_A) {
+                as_[idx] = v;
+            } else {
+                // Transposed into the tile on the way in.
                 let mm = idx / (BK / 4u);
-                let kv = idx % (BK / 4u);
-                let m = m0 + mm;
-                let k = k0 + kv * 4u;
-                var v = vec4<f32>(0.0);
-                if (m < M && k < K) {
-                    v = a4[(base + m * K + k) / 4u];
-                }
-                let kk = kv * 4u;
+                let kk = (idx % (BK / 4u)) * 4u;
                 as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v.x;
                 as_[(kk + 1u) * (BM / 4u) + mm / 4u][mm % 4u] = v.y;
                 as_[(kk + 2u) * (BM / 4u) + mm / 4u][mm % 4u] = v.z;
                 as_[(kk + 3u) * (BM / 4u) + mm / 4u][mm % 4u] = v.w;
             }
-        } else {
-            for (var i = 0u; i < BK * BM / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let mm = idx / BK;
-                let kk = idx % BK;
-                let m = m0 + mm;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (m < M && k < K) {
-                    v = a[base + m * K + k];
-                }
-                as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = v;
+        }
+    } else {
+        for (var i = 0u; i < A_SCALARS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var mm: u32;
+            var kk: u32;
+            if (TRANS_A) {
+                mm = idx % BM;
+                kk = idx / BM;
+            } else {
+                mm = idx / BK;
+                kk = idx % BK;
             }
+            as_[kk * (BM / 4u) + mm / 4u][mm % 4u] = a_scalars[i];
         }
     }
 }
 
-// Stages op(B)[k0.., n0..] into bs_.
-fn load_b(base: u32, n0: u32, k0: u32, lid: u32) {
+// Reads this invocation's share of op(B)[k0.., n0..]; out-of-range elements read as 0.
+fn fetch_b(base: u32, n0: u32, k0: u32, lid: u32) {
     let N = params.n;
     let K = params.k;
-    if (!TRANS_B) {
-        // Stored K x N: contiguous along n, the tile's fast axis.
-        if (VEC_B) {
-            for (var i = 0u; i < BK * BN / 4u / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let kk = idx / (BN / 4u);
-                let nv = idx % (BN / 4u);
-                let n = n0 + nv * 4u;
-                let k = k0 + kk;
-                var v = vec4<f32>(0.0);
-                if (n < N && k < K) {
-                    v = b4[(base + k * N + n) / 4u];
-                }
-                bs_[idx] = v;
+    if (VEC_B) {
+        for (var i = 0u; i < B_VECS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var n: u32;
+            var k: u32;
+            if (TRANS_B) {
+                // Stored N x K: a vec4 runs along k.
+                n = n0 + idx / (BK / 4u);
+                k = k0 + (idx % (BK / 4u)) * 4u;
+            } else {
+                // Stored K x N: a vec4 runs along n, the tile's fast axis.
+                n = n0 + (idx % (BN / 4u)) * 4u;
+                k = k0 + idx / (BN / 4u);
             }
-        } else {
-            for (var i = 0u; i < BK * BN / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let kk = idx / BN;
-                let nn = idx % BN;
-                let n = n0 + nn;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (n < N && k < K) {
-                    v = b[base + k * N + n];
-                }
-                bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v;
+            var v = vec4<f32>(0.0);
+            if (n < N && k < K) {
+                v = b4[(base + select(k * N + n, n * K + k, TRANS_B)) / 4u];
             }
+            b_vecs[i] = v;
         }
     } else {
-        // Stored N x K: contiguous along k.
-        if (VEC_B) {
-            for (var i = 0u; i < BK * BN / 4u / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
+        for (var i = 0u; i < B_SCALARS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var n: u32;
+            var k: u32;
+            if (TRANS_B) {
+                n = n0 + idx / BK;
+                k = k0 + idx % BK;
+            } else {
+                n = n0 + idx % BN;
+                k = k0 + idx / BN;
+            }
+            var v = 0.0;
+            if (n < N && k < K) {
+                v = b[base + select(k * N + n, n * K + k, TRANS_B)];
+            }
+            b_scalars[i] = v;
+        }
+    }
+}
+
+// Writes the share fetched by fetch_b into the K-major tile bs_.
+fn store_b(lid: u32) {
+    if (VEC_B) {
+        for (var i = 0u; i < B_VECS; i++) {
+            let idx = lid + i * WG_SIZE;
+            let v = b_vecs[i];
+            if (!TRANS_B) {
+                bs_[idx] = v;
+            } else {
                 let nn = idx / (BK / 4u);
-                let kv = idx % (BK / 4u);
-                let n = n0 + nn;
-                let k = k0 + kv * 4u;
-                var v = vec4<f32>(0.0);
-                if (n < N && k < K) {
-                    v = b4[(base + n * K + k) / 4u];
-                }
-                let kk = kv * 4u;
+                let kk = (idx % (BK / 4u)) * 4u;
                 bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v.x;
                 bs_[(kk + 1u) * (BN / 4u) + nn / 4u][nn % 4u] = v.y;
                 bs_[(kk + 2u) * (BN / 4u) + nn / 4u][nn % 4u] = v.z;
                 bs_[(kk + 3u) * (BN / 4u) + nn / 4u][nn % 4u] = v.w;
             }
-        } else {
-            for (var i = 0u; i < BK * BN / WG_SIZE; i++) {
-                let idx = lid + i * WG_SIZE;
-                let nn = idx / BK;
-                let kk = idx % BK;
-                let n = n0 + nn;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (n < N && k < K) {
-                    v = b[base + n * K + k];
-                }
-                bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = v;
+        }
+    } else {
+        for (var i = 0u; i < B_SCALARS; i++) {
+            let idx = lid + i * WG_SIZE;
+            var nn: u32;
+            var kk: u32;
+            if (TRANS_B) {
+                nn = idx / BK;
+                kk = idx % BK;
+            } else {
+                nn = idx % BN;
+                kk = idx / BN;
             }
+            bs_[kk * (BN / 4u) + nn / 4u][nn % 4u] = b_scalars[i];
         }
     }
 }
@@ -221,10 +255,16 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         acc[i] = vec4<f32>(0.0);
     }
 
+    fetch_a(base_a, m0, 0u, lid);
+    fetch_b(base_b, n0, 0u, lid);
     for (var k0 = 0u; k0 < params.k; k0 += BK) {
-        load_a(base_a, m0, k0, lid);
-        load_b(base_b, n0, k0, lid);
+        store_a(lid);
+        store_b(lid);
         workgroupBarrier();
+        if (k0 + BK < params.k) {
+            fetch_a(base_a, m0, k0 + BK, lid);
+            fetch_b(base_b, n0, k0 + BK, lid);
+        }
         for (var kk = 0u; kk < BK; kk++) {
             if (PER == 4u) {
                 let a0 = as_[kk * (BM / 4u) + ty];

@@ -363,3 +363,21 @@ fn record(
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tile;
+
+    /// The shader gives each invocation a whole number of vec4s of each K-slice to stage.
+    #[test]
+    fn every_tile_stages_whole_vec4s_per_invocation() {
+        for tile in Tile::ALL {
+            let (bm, bn, bk, per) = tile.dims();
+            let invocations = (bm / per) * (bn / per);
+            assert_eq!(bm % per + bn % per + bk % 4, 0, "{tile:?}");
+            assert!(bk * bm / 4 >= invocations, "{tile:?}: idle A loads");
+            assert_eq!((bk * bm / 4) % invocations, 0, "{tile:?}: A share");
+            assert_eq!((bk * bn / 4) % invocations, 0, "{tile:?}: B share");
+        }
+    }
+}
