@@ -1,12 +1,13 @@
-//! Choosing matmul tiles by measurement: the choice is kept per shape bucket, in memory and in
-//! the tuning file, survives a new device, and never changes a result.
+//! Choosing kernel variants by measurement: matmul tiles and tridiagonal methods are kept per
+//! shape bucket, in memory and in the tuning file; the choice survives a new device and never
+//! changes a result beyond rounding (matmul's tiles not even that).
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::{assert_close, open_with, random};
-use percept::ops::{self, Activation, MatmulSpec, Tile};
+use percept::ops::{self, Activation, MatmulSpec, Tile, TridiagonalMethod};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, GpuOptions, Tensor, Tuning};
 
@@ -184,4 +185,35 @@ fn without_tuning_the_rule_chooses_and_nothing_is_kept() {
     let (chosen, _, _) = layer.run(&gpu);
     assert_eq!(gpu.tuning_file(), None);
     assert_eq!(gpu.tuned_choices().values().next().unwrap(), chosen.name());
+}
+
+#[test]
+fn tridiagonal_solves_take_the_method_measured_faster_for_their_bucket() {
+    let gpu = open(Tuning::Memory);
+    let (systems, n) = (64, 1024);
+    let a = random(5, systems * n, -1.0, 1.0);
+    let c = random(6, systems * n, -1.0, 1.0);
+    let b: Vec<f32> = a
+        .iter()
+        .zip(&c)
+        .map(|(a, c)| a.abs() + c.abs() + 0.5)
+        .collect();
+    let d = random(7, systems * n, -1.0, 1.0);
+    let t = |v: &[f32]| Tensor::from_slice(&gpu, v, &[systems, n]).unwrap();
+    let (at, bt, ct, dt) = (t(&a), t(&b), t(&c), t(&d));
+
+    let x = ops::tridiagonal_solve(&at, &bt, &ct, &dt, None).unwrap();
+    let choices = gpu.tuned_choices();
+    assert_eq!(choices.len(), 1, "{choices:?}");
+    let chosen = choices["tridiagonal n1024 systems64"].clone();
+    let method = ops::tridiagonal_method(&at, &bt, &ct, &dt).unwrap();
+    assert_eq!(method.name(), chosen);
+    assert!([TridiagonalMethod::Pcr, TridiagonalMethod::Thomas].contains(&method));
+    let want = reference::tridiagonal_solve(&a, &b, &c, &d, n);
+    assert_close("tuned solve", &x.to_vec().unwrap(), &want, 1e-4);
+
+    // Batches below 2^12 equations are not measured.
+    let small = Tensor::from_slice(&gpu, &b[..2 * n], &[2, n]).unwrap();
+    ops::tridiagonal_solve_unchecked(&small, &small, &small, &small, None).unwrap();
+    assert_eq!(gpu.tuned_choices().len(), 1);
 }

@@ -34,8 +34,9 @@ pub fn tridiagonal_cases(quick: bool) -> Vec<TridiagonalCase> {
         .collect()
 }
 
-/// Times the solve chosen by shape (without its finiteness readback) and, as the baseline, a
-/// copy moving as many bytes; checks sampled systems against the oracle.
+/// Times the solver's own choice of method (without its finiteness readback) and the other
+/// method where it applies, with a copy moving as many bytes as the baseline; checks sampled
+/// systems against the oracle.
 pub fn run_tridiagonal(
     gpu: &Gpu,
     case: &TridiagonalCase,
@@ -53,7 +54,7 @@ pub fn run_tridiagonal(
         .collect();
     let t = |v: &[f32]| Tensor::from_slice(gpu, v, &[m, n]);
     let (at, bt, ct, dt) = (t(&a)?, t(&b)?, t(&c)?, t(&d)?);
-    let method = ops::tridiagonal_method(n, m, gpu.capabilities().max_workgroup_storage_size);
+    let method = ops::tridiagonal_method(&at, &bt, &ct, &dt)?;
 
     let x = ops::tridiagonal_solve(&at, &bt, &ct, &dt, None)?.to_vec()?;
     let rows = CHECKED_SYSTEMS.min(m) * n;
@@ -63,6 +64,20 @@ pub fn run_tridiagonal(
     let solve = measure(gpu, config, || {
         ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, None).map(drop)
     })?;
+    // The other method, where it applies (CR+PCR needs the system in workgroup memory).
+    let other = match method {
+        TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
+        TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
+    };
+    let other_ms = match ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)) {
+        Ok(_) => Some(
+            measure(gpu, config, || {
+                ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)).map(drop)
+            })?
+            .median_ms,
+        ),
+        Err(_) => None,
+    };
     // Five arrays of m x n floats move once: a, b, c, d read and x written.
     let bytes = 5.0 * 4.0 * (m * n) as f64;
     let copy_src = Tensor::zeros(gpu, &[(5 * m * n).div_ceil(2)])?;
@@ -82,10 +97,19 @@ pub fn run_tridiagonal(
             rate: gbs(copy.median_ms),
             speedup: copy.median_ms / solve.median_ms,
         }),
-        variant: match method {
-            TridiagonalMethod::Pcr => "cr+pcr in workgroup memory".to_string(),
-            TridiagonalMethod::Thomas => "thomas, one invocation per system".to_string(),
-        },
+        variant: format!(
+            "{} ({}; {})",
+            describe(method),
+            if gpu.tuning() {
+                "the solver's choice, tuning on"
+            } else {
+                "the solver's choice, tuning off"
+            },
+            match other_ms {
+                Some(ms) => format!("{} {ms:.3} ms", describe(other)),
+                None => format!("{} does not apply", describe(other)),
+            }
+        ),
         samples: solve.samples,
         runs_per_sample: solve.runs_per_sample,
         timing: solve.timing,
@@ -93,4 +117,11 @@ pub fn run_tridiagonal(
         adapter: summary.adapter.clone(),
         backend: summary.backend.clone(),
     })
+}
+
+fn describe(method: TridiagonalMethod) -> &'static str {
+    match method {
+        TridiagonalMethod::Pcr => "cr+pcr in workgroup memory",
+        TridiagonalMethod::Thomas => "thomas, one invocation per system",
+    }
 }

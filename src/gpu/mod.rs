@@ -195,18 +195,6 @@ impl Gpu {
             .unwrap_or_default()
     }
 
-    /// The variant tuned for `key`, if tuning is on and it has been measured.
-    pub(crate) fn tuned(&self, key: &str) -> Option<String> {
-        self.inner.tuning.as_ref()?.get(key)
-    }
-
-    /// Records the variant measured fastest for `key` (a no-op when tuning is off).
-    pub(crate) fn remember_tuned(&self, key: String, choice: String) {
-        if let Some(table) = &self.inner.tuning {
-            table.insert(key, choice);
-        }
-    }
-
     /// The underlying wgpu device, for interoperation.
     pub fn device(&self) -> &wgpu::Device {
         &self.inner.device

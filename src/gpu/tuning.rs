@@ -1,18 +1,82 @@
 //! Kernel variants chosen by measurement on this adapter (autotuning by shape bucket), kept for
 //! the life of the device and, by default, in a file so that the next process starts tuned.
 //!
-//! The table is generic: an op names a shape bucket with a key and stores the variant it
-//! measured to be fastest under it. Which variants exist and how they are timed is the op's
-//! business (see `ops::matmul`).
+//! The mechanism is generic: an op names a shape bucket with a key, lists its variants (the
+//! fixed rule's choice first) and how to run one on the caller's operands, and
+//! [`Gpu::tune`] times each once and keeps the fastest under the key (see `ops::matmul` and
+//! `ops::tridiagonal`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::AdapterSummary;
+use super::{AdapterSummary, Gpu};
+use crate::error::Result;
 use crate::files::write_atomically;
+
+/// Timed runs per variant; the fastest counts (the minimum is what the variant can do, noise
+/// only adds to it).
+const SAMPLES: usize = 3;
+
+/// A variant stops being sampled once its runs have taken this long (slow software adapters) ...
+const SAMPLE_BUDGET: Duration = Duration::from_millis(250);
+
+/// ... or once one run is this many times slower than the best variant so far.
+const HOPELESS: f64 = 1.5;
+
+impl Gpu {
+    /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
+    /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
+    /// between GPU timestamps, and the fastest is kept. With tuning off, `candidates[0]` (the
+    /// op's fixed rule) without measuring. `run` records one run of a variant on the caller's
+    /// operands; it must write only outputs that the caller's own run overwrites afterwards.
+    pub(crate) fn tune<C: Copy + std::fmt::Debug>(
+        &self,
+        key: String,
+        candidates: &[C],
+        name: impl Fn(C) -> &'static str,
+        mut run: impl FnMut(C) -> Result<()>,
+    ) -> Result<C> {
+        let rule = candidates[0];
+        let Some(table) = &self.inner.tuning else {
+            return Ok(rule);
+        };
+        if let Some(kept) = table.get(&key) {
+            if let Some(&c) = candidates.iter().find(|&&c| name(c) == kept) {
+                return Ok(c);
+            }
+        }
+        // Work recorded before this must not run inside the timings.
+        self.synchronize()?;
+        let mut best: Option<(C, Duration)> = None;
+        for &candidate in candidates {
+            run(candidate)?;
+            self.synchronize()?;
+            let mut fastest = Duration::MAX;
+            let mut spent = Duration::ZERO;
+            for _ in 0..SAMPLES {
+                let ((), timing) = self.time(|| run(candidate))?;
+                fastest = fastest.min(timing.elapsed);
+                spent += timing.elapsed;
+                let hopeless =
+                    best.is_some_and(|(_, b)| fastest.as_secs_f64() > HOPELESS * b.as_secs_f64());
+                if spent > SAMPLE_BUDGET || hopeless {
+                    break;
+                }
+            }
+            log::debug!("{key}: {candidate:?} {fastest:?}");
+            if best.is_none_or(|(_, b)| fastest < b) {
+                best = Some((candidate, fastest));
+            }
+        }
+        let (chosen, _) = best.expect("at least one candidate");
+        table.insert(key, name(chosen).to_string());
+        Ok(chosen)
+    }
+}
 
 /// Where tuned kernel choices live.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -72,13 +72,68 @@ fn pcr_equations(n: usize, workgroup_bytes: u32) -> Option<usize> {
     (eq * 256 * 4 * 4 <= workgroup_bytes as usize).then_some(eq)
 }
 
-/// The method [`tridiagonal_solve`] uses for `systems` systems of `n` equations.
-pub fn tridiagonal_method(n: usize, systems: usize, workgroup_bytes: u32) -> TridiagonalMethod {
+/// Batches smaller than this many equations in all take the rule's method unmeasured: they are
+/// over in microseconds on a GPU. (On lavapipe the rule's choice is already 10x off at 64
+/// systems of 1000.)
+const MIN_TUNED_EQUATIONS: usize = 1 << 12;
+
+impl TridiagonalMethod {
+    /// The method's name in tuning files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TridiagonalMethod::Pcr => "pcr",
+            TridiagonalMethod::Thomas => "thomas",
+        }
+    }
+}
+
+/// The fixed rule, used where tuning is off: CR+PCR unless the systems are many and short, or do
+/// not fit workgroup memory.
+fn rule_method(n: usize, systems: usize, workgroup_bytes: u32) -> TridiagonalMethod {
     let many_short = systems >= THOMAS_MIN_SYSTEMS && n <= THOMAS_MAX_SHORT;
     match pcr_equations(n, workgroup_bytes) {
         Some(_) if !many_short => TridiagonalMethod::Pcr,
         _ => TridiagonalMethod::Thomas,
     }
+}
+
+/// The method [`tridiagonal_solve`] uses for these systems: where both methods apply and tuning
+/// is on ([`crate::Tuning`]), the one measured faster on this adapter for their shape bucket
+/// (measured now if the bucket is new); else the fixed rule. On lavapipe, a CPU, Thomas wins
+/// everywhere, by 9x at 256 systems of 1024; on a GPU PCR's parallelism should win where
+/// systems are few and long.
+pub fn tridiagonal_method(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    d: &Tensor,
+) -> Result<TridiagonalMethod> {
+    let batch = Batch::new(a, b, c, d)?;
+    let x = Tensor::uninit(d.gpu(), d.shape(), DType::F32)?;
+    choose(&batch, &x)
+}
+
+/// The method for `batch`, tuned (measured by solving into `x`) or ruled.
+fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
+    let Batch { systems, n, .. } = *batch;
+    let gpu = batch.d.gpu();
+    let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
+    let rule = rule_method(n, systems, workgroup_bytes);
+    if pcr_equations(n, workgroup_bytes).is_none() || n * systems < MIN_TUNED_EQUATIONS {
+        return Ok(rule);
+    }
+    let other = match rule {
+        TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
+        TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
+    };
+    let key = format!(
+        "tridiagonal n{} systems{}",
+        n.next_power_of_two(),
+        systems.next_power_of_two()
+    );
+    gpu.tune(key, &[rule, other], TridiagonalMethod::name, |method| {
+        batch.record(method, x)
+    })
 }
 
 /// Solves `a[i] x[i-1] + b[i] x[i] + c[i] x[i+1] = d[i]` for every row of `[.., n]` tensors
@@ -126,42 +181,85 @@ pub fn tridiagonal_solve_unchecked(
     d: &Tensor,
     method: Option<TridiagonalMethod>,
 ) -> Result<Tensor> {
-    const OP: &str = "tridiagonal_solve";
-    for t in [a, b, c, d] {
-        check_input(OP, d, t)?;
-        if t.shape() != d.shape() {
-            return Err(Error::shape(
+    let batch = Batch::new(a, b, c, d)?;
+    let x = Tensor::uninit(d.gpu(), d.shape(), DType::F32)?;
+    let method = match method {
+        Some(method) => method,
+        None => choose(&batch, &x)?,
+    };
+    batch.record(method, &x)?;
+    Ok(x)
+}
+
+/// Validated systems: the four diagonals and right-hand sides, `systems` rows of `n`.
+#[derive(Clone, Copy)]
+struct Batch<'t> {
+    a: &'t Tensor,
+    b: &'t Tensor,
+    c: &'t Tensor,
+    d: &'t Tensor,
+    systems: usize,
+    n: usize,
+}
+
+impl<'t> Batch<'t> {
+    /// Checks that the four tensors share one shape of non-empty rows.
+    fn new(a: &'t Tensor, b: &'t Tensor, c: &'t Tensor, d: &'t Tensor) -> Result<Batch<'t>> {
+        const OP: &str = "tridiagonal_solve";
+        for t in [a, b, c, d] {
+            check_input(OP, d, t)?;
+            if t.shape() != d.shape() {
+                return Err(Error::shape(
+                    OP,
+                    format!(
+                        "a, b, c and d must share one shape; got {:?}, {:?}, {:?}, {:?}",
+                        a.shape(),
+                        b.shape(),
+                        c.shape(),
+                        d.shape()
+                    ),
+                ));
+            }
+        }
+        let (systems, n) = rows_cols(OP, d)?;
+        if n == 0 || systems == 0 {
+            return Err(Error::invalid(
                 OP,
-                format!(
-                    "a, b, c and d must share one shape; got {:?}, {:?}, {:?}, {:?}",
-                    a.shape(),
-                    b.shape(),
-                    c.shape(),
-                    d.shape()
-                ),
+                format!("empty systems of shape {:?}", d.shape()),
             ));
         }
+        fits_u32(OP, "elements", d.len())?;
+        Ok(Batch {
+            a,
+            b,
+            c,
+            d,
+            systems,
+            n,
+        })
     }
-    let (systems, n) = rows_cols(OP, d)?;
-    if n == 0 || systems == 0 {
-        return Err(Error::invalid(
-            OP,
-            format!("empty systems of shape {:?}", d.shape()),
-        ));
-    }
-    fits_u32(OP, "elements", d.len())?;
-    let gpu = d.gpu();
-    let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
-    let method = method.unwrap_or_else(|| tridiagonal_method(n, systems, workgroup_bytes));
-    let x = Tensor::uninit(gpu, d.shape(), DType::F32)?;
-    let params = Params {
-        n: n as u32,
-        systems: systems as u32,
-        _pad: [0; 2],
-    };
-    match method {
-        TridiagonalMethod::Pcr => {
-            let eq = pcr_equations(n, workgroup_bytes).ok_or_else(|| {
+
+    /// Records one solve by `method` into `x`.
+    fn record(&self, method: TridiagonalMethod, x: &Tensor) -> Result<()> {
+        const OP: &str = "tridiagonal_solve";
+        let Batch {
+            a,
+            b,
+            c,
+            d,
+            systems,
+            n,
+        } = *self;
+        let gpu = d.gpu();
+        let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
+        let params = Params {
+            n: n as u32,
+            systems: systems as u32,
+            _pad: [0; 2],
+        };
+        match method {
+            TridiagonalMethod::Pcr => {
+                let eq = pcr_equations(n, workgroup_bytes).ok_or_else(|| {
                 Error::invalid(
                     OP,
                     format!(
@@ -169,49 +267,50 @@ pub fn tridiagonal_solve_unchecked(
                     ),
                 )
             })?;
-            let spec = KernelSpec::new(
-                "tridiagonal_pcr",
-                PCR_SOURCES,
-                "tridiagonal_pcr",
-                PCR_BINDINGS,
-            )
-            .with("EQ", Const::U32(eq as u32))
-            .with("CR_STEPS", Const::U32(cr_steps(n)));
-            gpu.dispatch(
-                &spec,
-                bytemuck::bytes_of(&params),
-                &[
-                    a.binding(),
-                    b.binding(),
-                    c.binding(),
-                    d.binding(),
-                    x.binding(),
-                ],
-                gpu.grid(systems as u64)?,
-            )?;
+                let spec = KernelSpec::new(
+                    "tridiagonal_pcr",
+                    PCR_SOURCES,
+                    "tridiagonal_pcr",
+                    PCR_BINDINGS,
+                )
+                .with("EQ", Const::U32(eq as u32))
+                .with("CR_STEPS", Const::U32(cr_steps(n)));
+                gpu.dispatch(
+                    &spec,
+                    bytemuck::bytes_of(&params),
+                    &[
+                        a.binding(),
+                        b.binding(),
+                        c.binding(),
+                        d.binding(),
+                        x.binding(),
+                    ],
+                    gpu.grid(systems as u64)?,
+                )?;
+            }
+            TridiagonalMethod::Thomas => {
+                let scratch = Tensor::uninit(gpu, d.shape(), DType::F32)?;
+                let spec = KernelSpec::new(
+                    "tridiagonal_thomas",
+                    THOMAS_SOURCES,
+                    "tridiagonal_thomas",
+                    THOMAS_BINDINGS,
+                );
+                gpu.dispatch(
+                    &spec,
+                    bytemuck::bytes_of(&params),
+                    &[
+                        a.binding(),
+                        b.binding(),
+                        c.binding(),
+                        d.binding(),
+                        x.binding(),
+                        scratch.binding(),
+                    ],
+                    gpu.grid((systems as u64).div_ceil(64))?,
+                )?;
+            }
         }
-        TridiagonalMethod::Thomas => {
-            let scratch = Tensor::uninit(gpu, d.shape(), DType::F32)?;
-            let spec = KernelSpec::new(
-                "tridiagonal_thomas",
-                THOMAS_SOURCES,
-                "tridiagonal_thomas",
-                THOMAS_BINDINGS,
-            );
-            gpu.dispatch(
-                &spec,
-                bytemuck::bytes_of(&params),
-                &[
-                    a.binding(),
-                    b.binding(),
-                    c.binding(),
-                    d.binding(),
-                    x.binding(),
-                    scratch.binding(),
-                ],
-                gpu.grid((systems as u64).div_ceil(64))?,
-            )?;
-        }
+        Ok(())
     }
-    Ok(x)
 }

@@ -73,10 +73,6 @@ impl Tile {
             Tile::Fine => "fine",
         }
     }
-
-    fn from_name(name: &str) -> Option<Tile> {
-        Tile::ALL.into_iter().find(|t| t.name() == name)
-    }
 }
 
 /// The untuned rule: the large tile when it makes enough blocks, else the small one.
