@@ -90,17 +90,23 @@ pub enum Tuning {
 }
 
 impl Tuning {
-    /// `PERCEPT_TUNING`: `off` (or `0`), `memory`, or a file's path; unset, a file per adapter
-    /// in the user's cache directory (in memory where the platform has none).
+    /// `PERCEPT_TUNING`: `off` (or `0`, `false`), `memory`, `on` (or `1`, `true`, or unset: a
+    /// file per adapter in the user's cache directory, in memory where the platform has none),
+    /// or any other value as the file's path.
     pub fn from_env(summary: &AdapterSummary) -> Tuning {
-        match std::env::var("PERCEPT_TUNING") {
-            Ok(v) if v == "0" || v.eq_ignore_ascii_case("off") => Tuning::Off,
-            Ok(v) if v.eq_ignore_ascii_case("memory") => Tuning::Memory,
-            Ok(v) if !v.is_empty() => Tuning::File(PathBuf::from(v)),
-            _ => match dirs::cache_dir() {
+        let value = std::env::var("PERCEPT_TUNING").unwrap_or_default();
+        let is = |words: &[&str]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
+        if is(&["off", "0", "false"]) {
+            Tuning::Off
+        } else if is(&["memory"]) {
+            Tuning::Memory
+        } else if is(&["", "on", "1", "true"]) {
+            match dirs::cache_dir() {
                 Some(dir) => Tuning::File(dir.join("percept").join(default_file_name(summary))),
                 None => Tuning::Memory,
-            },
+            }
+        } else {
+            Tuning::File(PathBuf::from(value))
         }
     }
 }
