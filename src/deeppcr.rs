@@ -111,10 +111,12 @@ pub struct NewtonStats {
     pub converged: bool,
     /// Whether the sequential pass replaced the result.
     pub fell_back: bool,
-    /// Dependent dispatch levels of the solve: per step one linearisation, ceil(log2 L) scan
-    /// levels and one update, plus the final linearisation (the residual reductions that let
-    /// the host decide are not counted). The sequential pass takes L.
+    /// Dependent dispatch levels of the solve: per step one linearisation, the scan's levels
+    /// ([`ops::ScanMethod::levels`]) and one update, plus the final linearisation (the residual
+    /// reductions that let the host decide are not counted). The sequential pass takes L.
     pub sequential_steps: usize,
+    /// How the scans were solved (`None` when no Newton step was needed).
+    pub scan: Option<ops::ScanMethod>,
 }
 
 impl DeepMlp {
@@ -318,7 +320,6 @@ impl DeepMlp {
     ) -> Result<(Trajectory, NewtonStats)> {
         let batch = self.check_input(x)?;
         let gpu = self.gpu();
-        let levels = ops::affine_scan_levels(self.layers);
         let count = (self.layers * batch * self.width) as f32;
         let states = Tensor::zeros(gpu, &[self.layers, batch, self.width])?;
         let mut stats = NewtonStats {
@@ -327,6 +328,7 @@ impl DeepMlp {
             converged: false,
             fell_back: false,
             sequential_steps: 0,
+            scan: None,
         };
         loop {
             let (residual, dact, jacobian) = self.linearize(x, &states, batch)?;
@@ -348,10 +350,12 @@ impl DeepMlp {
             if !rms.is_finite() || stats.iterations >= options.max_iterations {
                 break;
             }
-            let step = ops::affine_scan(&jacobian, &residual)?;
+            let method = ops::affine_scan_method(&jacobian, &residual)?;
+            let step = ops::affine_scan(&jacobian, &residual, Some(method))?;
             ops::axpy(1.0, &step, &states)?;
             stats.iterations += 1;
-            stats.sequential_steps += levels + 1;
+            stats.sequential_steps += method.levels(self.layers) + 1;
+            stats.scan = Some(method);
         }
         if !options.fallback {
             return Err(Error::invalid(
@@ -386,7 +390,7 @@ impl DeepMlp {
             let top = Tensor::zeros(gpu, &[l, batch, w])?;
             top.copy_from(grad_output, (l - 1) * rows)?;
             let (_, _, jacobian) = self.linearize(&trajectory.input, &trajectory.states, batch)?;
-            ops::affine_scan_transposed(&jacobian, &top)?
+            ops::affine_scan_transposed(&jacobian, &top, None)?
         } else {
             let grads = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
             grads.copy_from(grad_output, (l - 1) * rows)?;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_close, both, random};
-use percept::ops::{self, TridiagonalMethod};
+use percept::ops::{self, ScanMethod, TridiagonalMethod};
 use percept::{Error, Tensor, reference};
 
 /// Systems of `n` equations; `dominant` makes |b| > |a| + |c|, otherwise |b| is about the size
@@ -98,39 +98,56 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
             (37, 2, 16),
             (100, 1, 4),
             (9, 2, 64),
+            (70, 5, 7),
+            (3, 2, 100),
         ] {
-            // Entries scaled so products of many blocks stay bounded.
+            // Entries scaled so products of many blocks stay bounded; A[0] is unused, so NaN
+            // there must not leak.
             let scale = 0.9 / (w as f32).sqrt();
-            let a: Vec<f32> = random(len as u64, len * batch * w * w, -1.0, 1.0)
+            let mut a: Vec<f32> = random(len as u64, len * batch * w * w, -1.0, 1.0)
                 .iter()
                 .map(|v| v * scale)
                 .collect();
+            a[..batch * w * w].fill(f32::NAN);
             let v = random(len as u64 + 7, len * batch * w, -1.0, 1.0);
             let at = Tensor::from_slice(gpu, &a, &[len, batch, w, w]).unwrap();
             let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
-            let case = format!("L={len} batch={batch} w={w}");
-            let x = ops::affine_scan(&at, &vt).unwrap();
-            assert_close(
-                &case,
-                &x.to_vec().unwrap(),
-                &reference::affine_scan(&a, &v, len, batch, w),
-                1e-5,
-            );
-            let y = ops::affine_scan_transposed(&at, &vt).unwrap();
-            let want = reference::affine_scan_transposed(&a, &v, len, batch, w);
-            assert_close(
-                &format!("{case} transposed"),
-                &y.to_vec().unwrap(),
-                &want,
-                1e-5,
-            );
+            let want = reference::affine_scan(&a, &v, len, batch, w);
+            let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
+            for method in [ScanMethod::Doubling, ScanMethod::Chunked] {
+                let case = format!("{method:?} L={len} batch={batch} w={w}");
+                if w > ops::MAX_CHUNKED_WIDTH && method == ScanMethod::Chunked {
+                    let err = ops::affine_scan(&at, &vt, Some(method)).unwrap_err();
+                    assert!(
+                        matches!(err, Error::InvalidArgument { .. }),
+                        "{case}: {err}"
+                    );
+                    continue;
+                }
+                let x = ops::affine_scan(&at, &vt, Some(method)).unwrap();
+                assert_close(&case, &x.to_vec().unwrap(), &want, 1e-5);
+                let y = ops::affine_scan_transposed(&at, &vt, Some(method)).unwrap();
+                let case = format!("{case} transposed");
+                assert_close(&case, &y.to_vec().unwrap(), &want_t, 1e-5);
+            }
         }
     }
     let gpu = common::unchecked();
     let v = Tensor::zeros(gpu, &[4, 2, 3]).unwrap();
     let bad = Tensor::zeros(gpu, &[4, 2, 3, 2]).unwrap();
     assert!(matches!(
-        ops::affine_scan(&bad, &v),
+        ops::affine_scan(&bad, &v, None),
         Err(Error::Shape { .. })
     ));
+}
+
+#[test]
+fn affine_scan_methods_count_their_levels() {
+    // L = 1024: doubling in 10 levels; chunks of 32, doubling over 32 chunks in 5, plus 2.
+    assert_eq!(ScanMethod::Doubling.levels(1024), 10);
+    assert_eq!(ScanMethod::Chunked.levels(1024), 7);
+    assert_eq!(ScanMethod::Chunked.chain(1024), 32);
+    // L = 100: chunks of 16, 7 of them.
+    assert_eq!(ScanMethod::Chunked.levels(100), 5);
+    assert_eq!(ScanMethod::Doubling.chain(100), 1);
 }

@@ -63,8 +63,12 @@ pub struct DeepPcrRecord {
     pub sequential_steps: usize,
     /// Those of the sequential forward: L.
     pub sequential_steps_baseline: usize,
-    /// Dependent dispatch levels of the DeepPCR backward's solve: ceil(log2 L) + 3.
+    /// Dependent dispatch levels of the DeepPCR backward's solve: the scan's levels + 3.
     pub backward_steps: usize,
+    /// How the scans were solved (tuned per shape bucket): `doubling` or `chunked`.
+    pub scan: String,
+    /// The longest chain of dependent steps inside one of the scan's dispatches.
+    pub scan_chain: usize,
     /// DeepPCR output against the sequential output (relative, infinity norm).
     pub max_rel_err: f64,
     /// Whether Newton converged without the sequential fallback.
@@ -117,6 +121,8 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
     let par_bwd = measure(gpu, config, || {
         net.backward(&sequential, &g, true).map(drop)
     })?;
+    // The backward's scan has the forward's shapes, hence its tuned method.
+    let scan = stats.scan.unwrap_or(ops::ScanMethod::Doubling);
     let summary = gpu.summary();
     Ok(DeepPcrRecord {
         name: "deeppcr".to_string(),
@@ -131,7 +137,9 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
         newton_iterations: stats.iterations,
         sequential_steps: stats.sequential_steps,
         sequential_steps_baseline: case.layers,
-        backward_steps: ops::affine_scan_levels(case.layers) + 3,
+        backward_steps: scan.levels(case.layers) + 3,
+        scan: scan.name().to_string(),
+        scan_chain: scan.chain(case.layers),
         max_rel_err,
         converged: stats.converged,
         timing: par_fwd.timing,

@@ -1,6 +1,7 @@
-//! Batched affine recurrences `x[k] = A[k] x[k-1] + v[k]` solved in ceil(log2 L) parallel
-//! levels (`shaders/affine_scan.wgsl`), forward and transposed-backward: the linear solves of
-//! DeepPCR (block-bidiagonal systems).
+//! Batched affine recurrences `x[k] = A[k] x[k-1] + v[k]`, forward and transposed-backward: the
+//! linear solves of DeepPCR (block-bidiagonal systems). Two parallel scans: recursive doubling
+//! (PCR) in ceil(log2 L) levels (`shaders/affine_scan.wgsl`), and a chunked, work-efficient scan
+//! (`shaders/affine_chunk.wgsl`); the faster for the shape is chosen by measurement.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -10,6 +11,7 @@ use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
 const SCAN_SOURCES: &[&str] = &[include_str!("../../shaders/affine_scan.wgsl")];
+const CHUNK_SOURCES: &[&str] = &[include_str!("../../shaders/affine_chunk.wgsl")];
 const REVERSE_SOURCES: &[&str] = &[include_str!("../../shaders/affine_scan_reverse.wgsl")];
 const UNREVERSE_SOURCES: &[&str] = &[include_str!("../../shaders/reverse_rows.wgsl")];
 const FOUR: &[Access] = &[
@@ -34,15 +36,74 @@ struct Params {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
+struct ChunkParams {
+    len: u32,
+    batch: u32,
+    chunks: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
 struct RowParams {
     len: u32,
     row: u32,
     _pad: [u32; 2],
 }
 
-/// Levels of the scan for a recurrence of `len` steps: ceil(log2 len).
-pub fn affine_scan_levels(len: usize) -> usize {
-    len.next_power_of_two().trailing_zeros() as usize
+/// Widest block the chunked scan takes: its workgroup holds a w x (w + 1) map.
+pub const MAX_CHUNKED_WIDTH: usize = 64;
+
+/// Scans smaller than this (L w^2 batch, the size of A) take recursive doubling unmeasured.
+const MIN_TUNED_ELEMENTS: usize = 1 << 16;
+
+/// How [`affine_scan`] solves a recurrence of L steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanMethod {
+    /// Recursive doubling (PCR): ceil(log2 L) dependent levels, O(L w^3 log L) work.
+    Doubling,
+    /// Chunks of about sqrt(L) steps composed in parallel, recursive doubling over the chunks,
+    /// then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent levels
+    /// with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
+    /// [`MAX_CHUNKED_WIDTH`].
+    Chunked,
+}
+
+impl ScanMethod {
+    /// The method's name in tuning files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanMethod::Doubling => "doubling",
+            ScanMethod::Chunked => "chunked",
+        }
+    }
+
+    /// Dependent dispatches that solve a recurrence of `len` steps.
+    pub fn levels(self, len: usize) -> usize {
+        match self {
+            ScanMethod::Doubling => ceil_log2(len),
+            ScanMethod::Chunked => 2 + ceil_log2(len.div_ceil(chunk_len(len))),
+        }
+    }
+
+    /// The longest chain of dependent steps inside one dispatch (1 for doubling).
+    pub fn chain(self, len: usize) -> usize {
+        match self {
+            ScanMethod::Doubling => 1,
+            ScanMethod::Chunked => chunk_len(len),
+        }
+    }
+}
+
+fn ceil_log2(n: usize) -> usize {
+    n.next_power_of_two().trailing_zeros() as usize
+}
+
+/// Steps per chunk: 2^ceil(log2(L) / 2), about sqrt(L), which balances the chains inside
+/// chunks against the number of chunks the doubling scan over them handles.
+fn chunk_len(len: usize) -> usize {
+    1 << ceil_log2(len).div_ceil(2)
 }
 
 /// Checks `a: [L, batch, w, w]` and `v: [L, batch, w]`; returns (L, batch, w).
@@ -72,10 +133,127 @@ fn dims(op: &'static str, a: &Tensor, v: &Tensor) -> Result<(usize, usize, usize
     Ok((s[0], s[1], s[2]))
 }
 
-/// Records the scan of `(a, v)` (logical order) and returns `x`.
-fn scan(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
+/// The method for a scan of these operands: recursive doubling where the chunked scan does not
+/// apply (wider blocks) or the scan is small, else the one measured faster for the shape bucket.
+fn choose(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<ScanMethod> {
+    if w > MAX_CHUNKED_WIDTH || len * batch * w * w < MIN_TUNED_ELEMENTS {
+        return Ok(ScanMethod::Doubling);
+    }
+    let key = format!(
+        "affine_scan len{} batch{} w{w}",
+        len.next_power_of_two(),
+        batch.next_power_of_two()
+    );
+    v.gpu().tune(
+        key,
+        &[ScanMethod::Doubling, ScanMethod::Chunked],
+        ScanMethod::name,
+        |method| scan_by(method, a, v, len, batch, w).map(drop),
+    )
+}
+
+/// The method [`affine_scan`] (and [`affine_scan_transposed`]) uses for these operands:
+/// measured now if their shape bucket is new (see [`crate::Tuning`]).
+pub fn affine_scan_method(a: &Tensor, v: &Tensor) -> Result<ScanMethod> {
+    let (len, batch, w) = dims("affine_scan_method", a, v)?;
+    choose(a, v, len, batch, w)
+}
+
+/// Records the scan of `(a, v)` (logical order) by `method`, or the chosen one, and returns `x`.
+fn scan(
+    a: &Tensor,
+    v: &Tensor,
+    len: usize,
+    batch: usize,
+    w: usize,
+    method: Option<ScanMethod>,
+) -> Result<Tensor> {
+    let method = match method {
+        Some(ScanMethod::Chunked) if w > MAX_CHUNKED_WIDTH => {
+            return Err(Error::invalid(
+                "affine_scan",
+                format!(
+                    "the chunked scan takes blocks up to {MAX_CHUNKED_WIDTH} wide, not {w}; use \
+                     ScanMethod::Doubling"
+                ),
+            ));
+        }
+        Some(method) => method,
+        None => choose(a, v, len, batch, w)?,
+    };
+    scan_by(method, a, v, len, batch, w)
+}
+
+fn scan_by(
+    method: ScanMethod,
+    a: &Tensor,
+    v: &Tensor,
+    len: usize,
+    batch: usize,
+    w: usize,
+) -> Result<Tensor> {
+    match method {
+        ScanMethod::Doubling => doubling(a, v, len, batch, w),
+        ScanMethod::Chunked => chunked(a, v, len, batch, w),
+    }
+}
+
+/// The chunked scan: compose each chunk's maps, solve the recurrence of the chunks' maps by
+/// doubling, replay each chunk from its carry-in.
+fn chunked(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
     let gpu = v.gpu();
-    let levels = affine_scan_levels(len);
+    let chunk = chunk_len(len);
+    let chunks = len.div_ceil(chunk);
+    let params = ChunkParams {
+        len: len as u32,
+        batch: batch as u32,
+        chunks: chunks as u32,
+        _pad: 0,
+    };
+    let pairs = (chunks * batch) as u64;
+    let spec = |entry: &'static str, groups: usize, per: usize, shared: usize| {
+        KernelSpec::new("affine_chunk", CHUNK_SOURCES, entry, FOUR)
+            .with("W", Const::U32(w as u32))
+            .with("CHUNK", Const::U32(chunk as u32))
+            .with("GROUPS", Const::U32(groups as u32))
+            .with("PER", Const::U32(per as u32))
+            .with("SHARED", Const::U32(shared as u32))
+    };
+
+    // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256 invocations.
+    let entries = w * (w + 1);
+    let groups = (256 / entries).max(1);
+    let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
+    let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
+    gpu.dispatch(
+        &spec(
+            "chunk_compose",
+            groups,
+            (groups * entries).div_ceil(256),
+            groups * entries,
+        ),
+        bytemuck::bytes_of(&params),
+        &[a.binding(), v.binding(), p.binding(), q.binding()],
+        gpu.grid(pairs.div_ceil(groups as u64))?,
+    )?;
+    let carries = doubling(&p, &q, chunks, batch, w)?;
+
+    // One invocation per row of each group's vector.
+    let groups = 256 / w;
+    let x = Tensor::uninit(gpu, v.shape(), DType::F32)?;
+    gpu.dispatch(
+        &spec("chunk_apply", groups, 1, groups * w),
+        bytemuck::bytes_of(&params),
+        &[a.binding(), v.binding(), carries.binding(), x.binding()],
+        gpu.grid(pairs.div_ceil(groups as u64))?,
+    )?;
+    Ok(x)
+}
+
+/// Recursive doubling: ceil(log2 L) levels of `shaders/affine_scan.wgsl`.
+fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
+    let gpu = v.gpu();
+    let levels = ScanMethod::Doubling.levels(len);
     if levels == 0 {
         return super::copy(v);
     }
@@ -122,16 +300,21 @@ fn scan(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Te
 
 /// Solves `x[k] = A[k] x[k-1] + v[k]` for k = 0..L-1 with `x[-1] = 0` (`A[0]` is unused), for
 /// `batch` independent recurrences: `a` is `[L, batch, w, w]`, `v` and the result `[L, batch, w]`.
-/// Takes ceil(log2 L) dependent dispatches and O(L w^3 log L) work per batch entry.
-pub fn affine_scan(a: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// Takes [`ScanMethod::levels`] dependent dispatches of the method [`affine_scan_method`]
+/// reports, unless `method` forces one.
+pub fn affine_scan(a: &Tensor, v: &Tensor, method: Option<ScanMethod>) -> Result<Tensor> {
     let (len, batch, w) = dims("affine_scan", a, v)?;
-    scan(a, v, len, batch, w)
+    scan(a, v, len, batch, w, method)
 }
 
 /// Solves the transposed recurrence that runs backward,
 /// `y[l] = A[l+1]^T y[l+1] + v[l]` for l = L-1..0 with `y[L] = 0`: the adjoint of
-/// [`affine_scan`], which back-propagation through it needs. Same shapes.
-pub fn affine_scan_transposed(a: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// [`affine_scan`], which back-propagation through it needs. Same shapes and methods.
+pub fn affine_scan_transposed(
+    a: &Tensor,
+    v: &Tensor,
+    method: Option<ScanMethod>,
+) -> Result<Tensor> {
     let (len, batch, w) = dims("affine_scan_transposed", a, v)?;
     let gpu = v.gpu();
     let m = Tensor::uninit(gpu, a.shape(), DType::F32)?;
@@ -154,7 +337,7 @@ pub fn affine_scan_transposed(a: &Tensor, v: &Tensor) -> Result<Tensor> {
         &[a.binding(), v.binding(), m.binding(), u.binding()],
         grid,
     )?;
-    let reversed = scan(&m, &u, len, batch, w)?;
+    let reversed = scan(&m, &u, len, batch, w, method)?;
     let y = Tensor::uninit(gpu, v.shape(), DType::F32)?;
     let params = RowParams {
         len: len as u32,

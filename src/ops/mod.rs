@@ -17,7 +17,10 @@ mod softmax;
 mod transpose;
 mod tridiagonal;
 
-pub use affine_scan::{MAX_AFFINE_WIDTH, affine_scan, affine_scan_levels, affine_scan_transposed};
+pub use affine_scan::{
+    MAX_AFFINE_WIDTH, MAX_CHUNKED_WIDTH, ScanMethod, affine_scan, affine_scan_method,
+    affine_scan_transposed,
+};
 pub use column_sum::{column_sums, column_sums_into};
 pub use copy::copy;
 pub use elementwise::{

@@ -260,7 +260,7 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
         return;
     }
     println!(
-        "{:>6} {:>4} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8} {:>7} {:>14} {:>10}",
+        "{:>6} {:>4} {:>6} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8} {:>7} {:>14} {:>10} {:>14}",
         "L",
         "w",
         "batch",
@@ -272,11 +272,12 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
         "bwd x",
         "newton",
         "steps vs L",
-        "max_rel"
+        "max_rel",
+        "scan (chain)"
     );
     for r in records {
         println!(
-            "{:>6} {:>4} {:>6} {:>12.3} {:>12.3} {:>8.2} {:>12.3} {:>12.3} {:>8.2} {:>7} {:>8} / {:<5} {:>10.2e}",
+            "{:>6} {:>4} {:>6} {:>12.3} {:>12.3} {:>8.2} {:>12.3} {:>12.3} {:>8.2} {:>7} {:>8} / {:<5} {:>10.2e} {:>9} ({})",
             r.shape[0],
             r.shape[1],
             r.shape[2],
@@ -289,7 +290,9 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
             r.newton_iterations,
             r.sequential_steps,
             r.sequential_steps_baseline,
-            r.max_rel_err
+            r.max_rel_err,
+            r.scan,
+            r.scan_chain
         );
     }
 }

@@ -1,0 +1,150 @@
+// The chunked (work-efficient) scan of the affine recurrence of affine_scan.wgsl,
+//   x[k] = A[k] x[k-1] + v[k],  k = 0 .. L-1,  x[-1] = 0  (A[0] unused: read as 0),
+// batched over `batch` recurrences of W-vectors; storage [L, batch, W, W] and [L, batch, W].
+// The L steps are cut into chunks of CHUNK; `chunk_compose` composes each chunk's maps into one,
+//   x[end] = P x[start-1] + q,
+// a doubling scan over the chunks (affine_scan.wgsl) gives every chunk's carry-in, and
+// `chunk_apply` replays each chunk from its carry. Work is O(L W^3) instead of the doubling
+// scan's O(L W^3 log L), at the price of CHUNK-long chains inside each invocation.
+//
+// Constants defined by the launcher: W (block width), CHUNK, GROUPS (chunk-batch pairs per
+// workgroup), PER (entries of the augmented maps per invocation, compose; 1 for apply) and
+// SHARED (floats of workgroup memory: GROUPS maps for compose, GROUPS vectors for apply).
+
+struct Params {
+    len: u32,
+    batch: u32,
+    chunks: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+// compose: P per (chunk, batch) entry; apply: the chunk scan's solution (carries).
+@group(0) @binding(3) var<storage, read_write> p_or_carry: array<f32>;
+// compose: q per (chunk, batch) entry; apply: x.
+@group(0) @binding(4) var<storage, read_write> q_or_x: array<f32>;
+
+const E: u32 = W * (W + 1u); // entries of one augmented map [P | q]
+
+// compose: GROUPS augmented maps [P | q], row-major W x (W + 1); apply: GROUPS current vectors.
+var<workgroup> maps: array<f32, SHARED>;
+
+// The (chunk, batch entry) a group works on; consecutive groups take consecutive batch entries
+// so that their reads of A[k] are contiguous.
+fn pair(wg: vec3<u32>, nwg: vec3<u32>, g: u32) -> vec2<u32> {
+    let id = (wg.x + wg.y * nwg.x) * GROUPS + g;
+    return vec2<u32>(id / params.batch, id % params.batch);
+}
+
+var<private> next: array<f32, PER>;
+
+@compute @workgroup_size(256)
+fn chunk_compose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    // Start from the identity map [I | 0].
+    for (var r = 0u; r < PER; r++) {
+        let t = lid + r * 256u;
+        if (t < GROUPS * E) {
+            let e = t % E;
+            maps[t] = select(0.0, 1.0, e / (W + 1u) == e % (W + 1u));
+        }
+    }
+    workgroupBarrier();
+    for (var step = 0u; step < CHUNK; step++) {
+        // new [P | q] = A[k] [P | q] + [0 | v[k]] for the entries this invocation owns.
+        for (var r = 0u; r < PER; r++) {
+            let t = lid + r * 256u;
+            var value = 0.0;
+            if (t < GROUPS * E) {
+                let g = t / E;
+                let e = t % E;
+                let i = e / (W + 1u);
+                let j = e % (W + 1u);
+                let cb = pair(wg, nwg, g);
+                let k = cb.x * CHUNK + step;
+                if (cb.x < params.chunks && k < params.len) {
+                    let row = k * params.batch + cb.y;
+                    if (j == W) {
+                        value = v[row * W + i];
+                    }
+                    if (k > 0u) {
+                        for (var m = 0u; m < W; m++) {
+                            value += a[(row * W + i) * W + m] * maps[g * E + m * (W + 1u) + j];
+                        }
+                    }
+                } else {
+                    value = maps[t]; // past the end: the map stays as it is
+                }
+            }
+            next[r] = value;
+        }
+        workgroupBarrier();
+        for (var r = 0u; r < PER; r++) {
+            let t = lid + r * 256u;
+            if (t < GROUPS * E) {
+                maps[t] = next[r];
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < PER; r++) {
+        let t = lid + r * 256u;
+        if (t < GROUPS * E) {
+            let g = t / E;
+            let e = t % E;
+            let i = e / (W + 1u);
+            let j = e % (W + 1u);
+            let cb = pair(wg, nwg, g);
+            if (cb.x < params.chunks) {
+                let row = cb.x * params.batch + cb.y;
+                if (j == W) {
+                    q_or_x[row * W + i] = maps[t];
+                } else {
+                    p_or_carry[(row * W + i) * W + j] = maps[t];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn chunk_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    // One invocation per row i of each group's vector.
+    let g = lid / W;
+    let i = lid % W;
+    let in_group = g < GROUPS;
+    let cb = pair(wg, nwg, min(g, GROUPS - 1u));
+    let live = in_group && cb.x < params.chunks;
+    if (live) {
+        // Carry-in: the solution at the end of the previous chunk, 0 before the first.
+        var carry = 0.0;
+        if (cb.x > 0u) {
+            carry = p_or_carry[((cb.x - 1u) * params.batch + cb.y) * W + i];
+        }
+        maps[g * W + i] = carry;
+    }
+    workgroupBarrier();
+    for (var step = 0u; step < CHUNK; step++) {
+        let k = cb.x * CHUNK + step;
+        var value = 0.0;
+        let run = live && k < params.len;
+        if (run) {
+            let row = k * params.batch + cb.y;
+            value = v[row * W + i];
+            if (k > 0u) {
+                for (var m = 0u; m < W; m++) {
+                    value += a[(row * W + i) * W + m] * maps[g * W + m];
+                }
+            }
+            q_or_x[row * W + i] = value;
+        }
+        workgroupBarrier();
+        if (run) {
+            maps[g * W + i] = value;
+        }
+        workgroupBarrier();
+    }
+}
