@@ -88,6 +88,8 @@ pub struct NewtonOptions {
     pub max_iterations: usize,
     /// Without convergence: run the sequential pass and say so (`true`), or return an error.
     pub fallback: bool,
+    /// Force the scan method; `None` takes the tuned one (see [`ops::affine_scan_method`]).
+    pub scan: Option<ops::ScanMethod>,
 }
 
 impl Default for NewtonOptions {
@@ -96,6 +98,7 @@ impl Default for NewtonOptions {
             tolerance: 1e-5,
             max_iterations: 32,
             fallback: true,
+            scan: None,
         }
     }
 }
@@ -350,7 +353,10 @@ impl DeepMlp {
             if !rms.is_finite() || stats.iterations >= options.max_iterations {
                 break;
             }
-            let method = ops::affine_scan_method(&jacobian, &residual)?;
+            let method = match options.scan {
+                Some(method) => method,
+                None => ops::affine_scan_method(&jacobian, &residual)?,
+            };
             let step = ops::affine_scan(&jacobian, &residual, Some(method))?;
             ops::axpy(1.0, &step, &states)?;
             stats.iterations += 1;

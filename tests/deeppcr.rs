@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, both, random, unchecked};
 use percept::Tensor;
 use percept::deeppcr::{DeepMlp, NewtonOptions};
-use percept::ops::Activation;
+use percept::ops::{Activation, ScanMethod};
 
 /// The network's output in f64 for stacked host parameters.
 fn host_forward(w: &[f64], b: &[f64], x: &[f64], layers: usize, width: usize) -> Vec<f64> {
@@ -46,10 +46,7 @@ fn deeppcr_forward_equals_sequential_and_f64() {
             let x_host = random(9, batch * width, -1.0, 1.0);
             let x = Tensor::from_slice(gpu, &x_host, &[batch, width]).unwrap();
             let sequential = net.forward_sequential(&x).unwrap();
-            let (parallel, stats) = net.forward_deeppcr(&x, &NewtonOptions::default()).unwrap();
             let case = format!("L={layers} w={width} batch={batch}");
-            assert!(stats.converged && !stats.fell_back, "{case}: {stats:?}");
-            assert!(stats.iterations <= layers, "{case}: {stats:?}");
             let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
             let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
             let x64: Vec<f64> = x_host.iter().map(|&v| v as f64).collect();
@@ -60,16 +57,30 @@ fn deeppcr_forward_equals_sequential_and_f64() {
                 &want,
                 1e-5,
             );
-            assert_close(
-                &format!("{case} deeppcr"),
-                &parallel.output().unwrap().to_vec().unwrap(),
-                &want,
-                1e-4,
-            );
-            eprintln!(
-                "{case}: {} Newton steps, residuals {:?}",
-                stats.iterations, stats.residuals
-            );
+            for scan in [ScanMethod::Doubling, ScanMethod::Chunked] {
+                let options = NewtonOptions {
+                    scan: Some(scan),
+                    ..Default::default()
+                };
+                let (parallel, stats) = net.forward_deeppcr(&x, &options).unwrap();
+                let case = format!("{case} {scan:?}");
+                assert!(stats.converged && !stats.fell_back, "{case}: {stats:?}");
+                assert!(stats.iterations <= layers, "{case}: {stats:?}");
+                // A linearisation per step and one to confirm; each step's scan and update.
+                let levels = scan.levels(layers) + 1;
+                let steps = stats.iterations + 1 + stats.iterations * levels;
+                assert_eq!(stats.sequential_steps, steps, "{case}");
+                assert_close(
+                    &format!("{case} deeppcr"),
+                    &parallel.output().unwrap().to_vec().unwrap(),
+                    &want,
+                    1e-4,
+                );
+                eprintln!(
+                    "{case}: {} Newton steps, residuals {:?}",
+                    stats.iterations, stats.residuals
+                );
+            }
         }
     }
 }
@@ -178,6 +189,7 @@ fn non_convergence_falls_back_or_errors() {
         tolerance: 1e-12,
         max_iterations: 1,
         fallback: true,
+        scan: None,
     };
     let (fallback, stats) = net.forward_deeppcr(&x, &strict).unwrap();
     assert!(stats.fell_back && !stats.converged, "{stats:?}");
