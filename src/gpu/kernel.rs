@@ -19,7 +19,7 @@ pub(crate) enum Access {
 }
 
 /// A compile-time constant of a kernel variant.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Const {
     U32(u32),
     Bool(bool),
@@ -70,15 +70,19 @@ impl KernelSpec {
         out
     }
 
-    fn key(&self) -> String {
-        format!("{}::{}|{}", self.family, self.entry, self.prelude())
+    /// What identifies the compiled variant; cheaper than its source text, as it is built on
+    /// every dispatch.
+    fn key(&self) -> VariantKey {
+        (self.family, self.entry, self.consts.clone())
     }
 }
+
+type VariantKey = (&'static str, &'static str, Vec<(&'static str, Const)>);
 
 /// Compiled pipelines and their bind-group layouts, keyed by kernel variant.
 pub(crate) struct PipelineCache {
     checked: bool,
-    pipelines: Mutex<HashMap<String, Arc<Compiled>>>,
+    pipelines: Mutex<HashMap<VariantKey, Arc<Compiled>>>,
 }
 
 pub(crate) struct Compiled {
