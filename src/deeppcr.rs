@@ -55,7 +55,7 @@ pub struct Trajectory {
     pub input: Tensor,
     /// z[1..L], `[L, batch, w]`; the network's output is the last slot.
     pub states: Tensor,
-    /// act'(u[l]) at each layer, `[L, batch, w]`.
+    /// `act'(u[l])` at each layer, `[L, batch, w]`.
     pub dact: Tensor,
 }
 
@@ -379,7 +379,7 @@ impl DeepMlp {
         Ok((self.forward_sequential(x)?, stats))
     }
 
-    /// Back-propagates `grad_output` (d loss / d z[L], `[batch, w]`) through a forward
+    /// Back-propagates `grad_output` (`d loss / d z[L]`, `[batch, w]`) through a forward
     /// `trajectory`: by one transposed parallel scan (`parallel`), or layer by layer.
     pub fn backward(
         &self,

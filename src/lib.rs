@@ -2,7 +2,7 @@
 //!
 //! A GPU compute engine for MLP-family models on [wgpu] (Vulkan, Metal, DX12): WGSL compute
 //! kernels in `shaders/`, typed launchers in [`ops`], and an f64 oracle for each of them in
-//! [`reference`].
+//! [`reference`](mod@reference).
 //!
 //! ```
 //! use percept::{Gpu, Tensor, ops};
@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Layers, bottom up: [`gpu`] (device, caches, submission), [`tensor`], [`ops`] (launchers),
-//! [`reference`] (oracles), [`bench`] (the measurements behind `percept bench`).
+//! [`reference`](mod@reference) (oracles), [`bench`](mod@bench) (the measurements behind `percept bench`).
 
 pub mod bench;
 pub mod checkpoint;

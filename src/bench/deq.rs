@@ -34,7 +34,7 @@ pub fn deq_cases(quick: bool) -> Vec<DeqCase> {
     vec![DeqCase { batch: n, width: n }]
 }
 
-/// Iterations and time for one solver to reach the relative residual [`TOL`].
+/// Iterations and time for one solver to reach the relative residual 1e-4.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeqSolveRecord {
     /// The solver.

@@ -111,7 +111,7 @@ pub struct IsometryCurve {
     /// Mean -log I per depth, 0 (inputs) to `depth`.
     pub neg_log_isometry: Vec<f64>,
     /// Measured contraction of the gap per layer over layers 1..=5: the geometric mean of
-    /// gap[l-1] / gap[l].
+    /// `gap[l-1] / gap[l]`.
     pub measured_rate: f64,
     /// The predicted 2 - beta0 (with layer norm; reported for both).
     pub predicted_rate: f64,
