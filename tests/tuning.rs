@@ -217,3 +217,42 @@ fn tridiagonal_solves_take_the_method_measured_faster_for_their_bucket() {
     ops::tridiagonal_solve_unchecked(&small, &small, &small, &small, None).unwrap();
     assert_eq!(gpu.tuned_choices().len(), 1);
 }
+
+#[test]
+fn scans_are_tuned_between_doubling_and_chunks() {
+    let gpu = open(Tuning::Memory);
+    let (len, batch, w) = (100, 8, 10);
+    let scale = 0.9 / (w as f32).sqrt();
+    let a: Vec<f32> = random(8, len * batch * w * w, -1.0, 1.0)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let v = random(9, len * batch * w, -1.0, 1.0);
+    let at = Tensor::from_slice(&gpu, &a, &[len, batch, w, w]).unwrap();
+    let vt = Tensor::from_slice(&gpu, &v, &[len, batch, w]).unwrap();
+    let x = ops::affine_scan(&at, &vt, None).unwrap();
+    let want = reference::affine_scan(&a, &v, len, batch, w);
+    assert_close("tuned scan", &x.to_vec().unwrap(), &want, 1e-5);
+    let method = ops::affine_scan_method(&at, &vt).unwrap();
+    assert_eq!(
+        gpu.tuned_choices()["affine_scan len128 batch8 w10"],
+        method.name()
+    );
+}
+
+#[test]
+fn nothing_is_measured_inside_a_callers_timing() {
+    let gpu = open(Tuning::Memory);
+    let layer = Layer::new();
+    let s = &layer.shape;
+    let x = Tensor::from_slice(&gpu, &layer.x, &[s.m, s.k]).unwrap();
+    let w = Tensor::from_slice(&gpu, &layer.w, &[s.n, s.k]).unwrap();
+    let spec = MatmulSpec {
+        trans_b: true,
+        ..Default::default()
+    };
+    let (_, _) = gpu.time(|| ops::matmul(&x, &w, &spec)).unwrap();
+    assert!(gpu.tuned_choices().is_empty(), "measured inside a timing");
+    ops::matmul(&x, &w, &spec).unwrap();
+    assert_eq!(gpu.tuned_choices().len(), 1);
+}

@@ -72,6 +72,8 @@ struct Inner {
     pending: Mutex<Pending>,
     /// The first error wgpu reported outside percept's own validation, or a device loss.
     fault: Arc<Mutex<Option<Error>>>,
+    /// [`Gpu::time`] calls in progress: tuning does not measure inside a caller's timing.
+    timing_depth: std::sync::atomic::AtomicUsize,
 }
 
 impl Gpu {
@@ -138,7 +140,10 @@ impl Gpu {
 
         let pending = Pending::new(&device, &limits);
         let summary = AdapterSummary::new(&info);
-        let tuning = options.tuning.unwrap_or_else(|| Tuning::from_env(&summary));
+        let tuning = match options.tuning {
+            Some(tuning) => tuning,
+            None => Tuning::from_env(&summary)?,
+        };
         Ok(Gpu {
             inner: Arc::new(Inner {
                 tuning: TuningTable::open(&tuning, &summary),
@@ -150,6 +155,7 @@ impl Gpu {
                 pool: BufferPool::default(),
                 pending: Mutex::new(pending),
                 fault,
+                timing_depth: Default::default(),
                 device,
                 queue,
             }),

@@ -1,6 +1,7 @@
 //! Timing recorded work on the GPU with timestamp queries, or on the host clock where the
 //! adapter has none.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -40,6 +41,7 @@ impl Gpu {
     /// # Ok::<(), percept::Error>(())
     /// ```
     pub fn time<T>(&self, record: impl FnOnce() -> Result<T>) -> Result<(T, Timing)> {
+        let _open = TimingOpen::new(self);
         if !self.capabilities().timestamps {
             self.synchronize()?;
             let start = Instant::now();
@@ -98,5 +100,28 @@ impl Gpu {
                     }),
                 });
         drop(pass);
+    }
+}
+
+/// Marks a [`Gpu::time`] in progress for as long as it lives (early returns included).
+struct TimingOpen<'g>(&'g Gpu);
+
+impl<'g> TimingOpen<'g> {
+    fn new(gpu: &'g Gpu) -> Self {
+        gpu.inner.timing_depth.fetch_add(1, Ordering::SeqCst);
+        TimingOpen(gpu)
+    }
+}
+
+impl Drop for TimingOpen<'_> {
+    fn drop(&mut self) {
+        self.0.inner.timing_depth.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gpu {
+    /// Whether a [`Gpu::time`] is in progress.
+    pub(crate) fn timing(&self) -> bool {
+        self.inner.timing_depth.load(Ordering::SeqCst) > 0
     }
 }

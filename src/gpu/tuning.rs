@@ -3,8 +3,8 @@
 //!
 //! The mechanism is generic: an op names a shape bucket with a key, lists its variants (the
 //! fixed rule's choice first) and how to run one on the caller's operands, and
-//! [`Gpu::tune`] times each once and keeps the fastest under the key (see `ops::matmul` and
-//! `ops::tridiagonal`).
+//! [`Gpu::tune`] times each once and keeps the fastest under the key (`ops::matmul`'s tiles,
+//! `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{AdapterSummary, Gpu};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::write_atomically;
 
 /// Timed runs per variant; the fastest counts (the minimum is what the variant can do, noise
@@ -30,8 +30,9 @@ const HOPELESS: f64 = 1.5;
 impl Gpu {
     /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
     /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
-    /// between GPU timestamps, and the fastest is kept. With tuning off, `candidates[0]` (the
-    /// op's fixed rule) without measuring. `run` records one run of a variant on the caller's
+    /// between GPU timestamps, and the fastest is kept. With tuning off, or inside a
+    /// [`Gpu::time`] of the caller's, `candidates[0]` (the op's fixed rule) unless the bucket was
+    /// measured before. `run` records one run of a variant on the caller's
     /// operands; it must write only outputs that the caller's own run overwrites afterwards.
     pub(crate) fn tune<C: Copy + std::fmt::Debug>(
         &self,
@@ -48,6 +49,11 @@ impl Gpu {
             if let Some(&c) = candidates.iter().find(|&&c| name(c) == kept) {
                 return Ok(c);
             }
+        }
+        // Inside a caller's `Gpu::time`, measuring would land in the caller's figure: run the
+        // rule's variant and leave the bucket to be measured outside (benchmarks warm up first).
+        if self.timing() {
+            return Ok(rule);
         }
         // Work recorded before this must not run inside the timings.
         self.synchronize()?;
@@ -92,21 +98,36 @@ pub enum Tuning {
 impl Tuning {
     /// `PERCEPT_TUNING`: `off` (or `0`, `false`), `memory`, `on` (or `1`, `true`, or unset: a
     /// file per adapter in the user's cache directory, in memory where the platform has none),
-    /// or any other value as the file's path.
-    pub fn from_env(summary: &AdapterSummary) -> Tuning {
-        let value = std::env::var("PERCEPT_TUNING").unwrap_or_default();
+    /// or a file's path (containing a `/` or ending in `.json`). Anything else is an error, so
+    /// that a typo does not become a file.
+    pub fn from_env(summary: &AdapterSummary) -> Result<Tuning> {
+        Tuning::parse(
+            &std::env::var("PERCEPT_TUNING").unwrap_or_default(),
+            summary,
+        )
+    }
+
+    fn parse(value: &str, summary: &AdapterSummary) -> Result<Tuning> {
         let is = |words: &[&str]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
         if is(&["off", "0", "false"]) {
-            Tuning::Off
+            Ok(Tuning::Off)
         } else if is(&["memory"]) {
-            Tuning::Memory
+            Ok(Tuning::Memory)
         } else if is(&["", "on", "1", "true"]) {
-            match dirs::cache_dir() {
+            Ok(match dirs::cache_dir() {
                 Some(dir) => Tuning::File(dir.join("percept").join(default_file_name(summary))),
                 None => Tuning::Memory,
-            }
+            })
+        } else if value.contains(std::path::MAIN_SEPARATOR) || value.ends_with(".json") {
+            Ok(Tuning::File(PathBuf::from(value)))
         } else {
-            Tuning::File(PathBuf::from(value))
+            Err(Error::invalid(
+                "PERCEPT_TUNING",
+                format!(
+                    "{value:?} is not a setting; use off, memory, on, or a file's path \
+                     (containing a / or ending in .json)"
+                ),
+            ))
         }
     }
 }
@@ -189,6 +210,10 @@ impl TuningTable {
         log::info!("tuned {key}: {choice}");
         choices.insert(key, choice);
         let Some(path) = &self.file else { return };
+        // Another process may have added buckets since this one loaded the file: keep them.
+        for (key, choice) in load(path, &self.summary) {
+            choices.entry(key).or_insert(choice);
+        }
         let contents = TuningFile {
             format: FORMAT.to_string(),
             adapter: self.summary.adapter.clone(),
@@ -259,5 +284,47 @@ fn load(path: &Path, summary: &AdapterSummary) -> BTreeMap<String, String> {
             );
             BTreeMap::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_typos_are_errors() {
+        let summary = AdapterSummary {
+            adapter: "NVIDIA H200 (x)".into(),
+            backend: "vulkan".into(),
+            device_type: "discrete_gpu".into(),
+            driver: "NVIDIA".into(),
+            driver_info: "580".into(),
+            vendor: 0,
+            device: 0,
+        };
+        let parse = |v: &str| Tuning::parse(v, &summary);
+        for off in ["off", "0", "FALSE"] {
+            assert_eq!(parse(off).unwrap(), Tuning::Off);
+        }
+        assert_eq!(parse("memory").unwrap(), Tuning::Memory);
+        for on in ["", "on", "1", "true"] {
+            match parse(on).unwrap() {
+                Tuning::File(path) => assert!(
+                    path.ends_with("percept/tuning-nvidia-h200-x-vulkan.json"),
+                    "{path:?}"
+                ),
+                other => assert_eq!(other, Tuning::Memory, "no cache directory"),
+            }
+        }
+        assert_eq!(
+            parse("/tmp/t.json").unwrap(),
+            Tuning::File("/tmp/t.json".into())
+        );
+        assert_eq!(parse("t.json").unwrap(), Tuning::File("t.json".into()));
+        let err = parse("yes").unwrap_err().to_string();
+        assert!(
+            err.contains("PERCEPT_TUNING") && err.contains("off, memory, on"),
+            "{err}"
+        );
     }
 }

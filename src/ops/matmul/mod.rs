@@ -296,12 +296,12 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
 /// The tile [`matmul`] uses for these operands: `spec.tile` if set, else the tuned choice for
 /// their shape bucket (measured now if the bucket is new), else the untuned rule.
 pub fn matmul_tile(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tile> {
-    let c = Tensor::uninit(a.gpu(), &output_shape(a, b, spec)?, DType::F32)?;
-    let problem = Problem::new(a, b, spec, &c)?;
-    match spec.tile {
-        Some(tile) => Ok(tile),
-        None => tune::choose(a, b, spec, &c, &problem),
+    let shape = output_shape(a, b, spec)?;
+    if let Some(tile) = spec.tile {
+        return Ok(tile);
     }
+    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
+    tune::choose(a, b, spec, &c, &Problem::new(a, b, spec, &c)?)
 }
 
 /// Records one dispatch of `tile`'s kernel.
