@@ -5,7 +5,7 @@
 # then call the device tool with carry [".gpu"], timeout_s 600 and the command
 #   bash scripts/gpu-check.sh
 # It writes at most eight files to $OUT (the tool's limit): run.log (adapter, progress, and the
-# tuned matmul tiles at the end),
+# tuned kernel variants at the end),
 # one JSON array per family (pcr and deq share pcr-deq.json, one array per line), the DeepPCR
 # heat map, and torch.txt (PyTorch from the same call).
 set -u
@@ -32,6 +32,6 @@ for family in matmul fft mlp-step pcr deeppcr deq; do
     echo >> "$out/$file"
     echo "bench $family: exit $status after $(( $(date +%s) - start )) s" >> "$out/run.log"
 done
-# The matmul tiles the benchmarks' products were tuned to, by shape bucket.
+# The kernel variants (matmul tiles, tridiagonal and scan methods) tuned per shape bucket.
 percept info >> "$out/run.log" 2>&1
 echo "done" >> "$out/run.log"

@@ -1,8 +1,9 @@
 //! DeepPCR (Danieli et al., 2023): evaluating the L layers of a deep MLP in O(log L) sequential
 //! steps. The trajectory z[1..L] of `z[l] = f_l(z[l-1])` solves the nonlinear system
 //! `z[l] - f_l(z[l-1]) = 0`; each Newton step linearises all layers at once and solves the
-//! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan in ceil(log2 L)
-//! levels. The backward pass is already linear, `g[l-1] = J[l]^T g[l]`, and takes one
+//! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan
+//! ([`ops::affine_scan`]: recursive doubling in ceil(log2 L) levels, or the chunked scan in
+//! O(log L) levels with O(sqrt L) chains inside, whichever is tuned). The backward pass is already linear, `g[l-1] = J[l]^T g[l]`, and takes one
 //! transposed scan. Work grows as w^3, so this pays at small widths and large depths.
 
 use bytemuck::{Pod, Zeroable};
@@ -88,7 +89,8 @@ pub struct NewtonOptions {
     pub max_iterations: usize,
     /// Without convergence: run the sequential pass and say so (`true`), or return an error.
     pub fallback: bool,
-    /// Force the scan method; `None` takes the tuned one (see [`ops::affine_scan_method`]).
+    /// Force the forward's scan method; `None` takes the tuned one (see
+    /// [`ops::affine_scan_method`]). The parallel backward always takes the tuned one.
     pub scan: Option<ops::ScanMethod>,
 }
 

@@ -121,7 +121,8 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
     let par_bwd = measure(gpu, config, || {
         net.backward(&sequential, &g, true).map(drop)
     })?;
-    // The backward's scan has the forward's shapes, hence its tuned method.
+    // Both passes here scan with the tuned method, and the backward's scan has the forward's
+    // shapes, hence the same bucket and method.
     let scan = stats.scan.unwrap_or(ops::ScanMethod::Doubling);
     let summary = gpu.summary();
     Ok(DeepPcrRecord {

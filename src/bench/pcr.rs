@@ -65,10 +65,7 @@ pub fn run_tridiagonal(
         ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, None).map(drop)
     })?;
     // The other method, where it applies (CR+PCR needs the system in workgroup memory).
-    let other = match method {
-        TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
-        TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
-    };
+    let other = method.other();
     let other_ms = match ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)) {
         Ok(_) => Some(
             measure(gpu, config, || {

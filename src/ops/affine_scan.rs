@@ -51,8 +51,16 @@ struct RowParams {
     _pad: [u32; 2],
 }
 
-/// Widest block the chunked scan takes: its workgroup holds a w x (w + 1) map.
+/// Widest block the chunked scan takes: its workgroup holds a w x (w + 1) map (16.6 KB at 64,
+/// which some adapters' workgroup memory does not hold; see [`chunked_fits`]).
 pub const MAX_CHUNKED_WIDTH: usize = 64;
+
+/// Whether the chunked scan's workgroup memory (at least 256 floats, or one w x (w + 1) map)
+/// fits the adapter, and w is at most [`MAX_CHUNKED_WIDTH`].
+fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
+    let bytes = (w * (w + 1)).max(256) * 4;
+    w <= MAX_CHUNKED_WIDTH && bytes <= gpu.capabilities().max_workgroup_storage_size as usize
+}
 
 /// Scans smaller than this (L w^2 batch, the size of A) take recursive doubling unmeasured.
 const MIN_TUNED_ELEMENTS: usize = 1 << 16;
@@ -66,7 +74,7 @@ pub enum ScanMethod {
     /// Chunks of about sqrt(L) steps composed in parallel, recursive doubling over the chunks,
     /// then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent levels
     /// with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
-    /// [`MAX_CHUNKED_WIDTH`].
+    /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory.
     Chunked,
 }
 
@@ -136,7 +144,7 @@ fn dims(op: &'static str, a: &Tensor, v: &Tensor) -> Result<(usize, usize, usize
 /// The method for a scan of these operands: recursive doubling where the chunked scan does not
 /// apply (wider blocks) or the scan is small, else the one measured faster for the shape bucket.
 fn choose(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<ScanMethod> {
-    if w > MAX_CHUNKED_WIDTH || len * batch * w * w < MIN_TUNED_ELEMENTS {
+    if !chunked_fits(v.gpu(), w) || len * batch * w * w < MIN_TUNED_ELEMENTS {
         return Ok(ScanMethod::Doubling);
     }
     let key = format!(
@@ -169,12 +177,14 @@ fn scan(
     method: Option<ScanMethod>,
 ) -> Result<Tensor> {
     let method = match method {
-        Some(ScanMethod::Chunked) if w > MAX_CHUNKED_WIDTH => {
+        Some(ScanMethod::Chunked) if !chunked_fits(v.gpu(), w) => {
             return Err(Error::invalid(
                 "affine_scan",
                 format!(
-                    "the chunked scan takes blocks up to {MAX_CHUNKED_WIDTH} wide, not {w}; use \
-                     ScanMethod::Doubling"
+                    "the chunked scan takes blocks up to {MAX_CHUNKED_WIDTH} wide whose \
+                     w x (w + 1) map fits workgroup memory ({} bytes here), not {w}; use \
+                     ScanMethod::Doubling",
+                    v.gpu().capabilities().max_workgroup_storage_size
                 ),
             ));
         }

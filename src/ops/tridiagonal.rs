@@ -85,6 +85,14 @@ impl TridiagonalMethod {
             TridiagonalMethod::Thomas => "thomas",
         }
     }
+
+    /// The other method.
+    pub fn other(self) -> TridiagonalMethod {
+        match self {
+            TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
+            TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
+        }
+    }
 }
 
 /// The fixed rule, used where tuning is off: CR+PCR unless the systems are many and short, or do
@@ -100,7 +108,7 @@ fn rule_method(n: usize, systems: usize, workgroup_bytes: u32) -> TridiagonalMet
 /// The method [`tridiagonal_solve`] uses for these systems: where both methods apply and tuning
 /// is on ([`crate::Tuning`]), the one measured faster on this adapter for their shape bucket
 /// (measured now if the bucket is new); else the fixed rule. On lavapipe, a CPU, Thomas wins
-/// everywhere, by 9x at 256 systems of 1024; on a GPU PCR's parallelism should win where
+/// everywhere, by 10x at 256 systems of 1024; on a GPU PCR's parallelism should win where
 /// systems are few and long.
 pub fn tridiagonal_method(
     a: &Tensor,
@@ -122,10 +130,7 @@ fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
     if pcr_equations(n, workgroup_bytes).is_none() || n * systems < MIN_TUNED_EQUATIONS {
         return Ok(rule);
     }
-    let other = match rule {
-        TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
-        TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
-    };
+    let other = rule.other();
     let key = format!(
         "tridiagonal n{} systems{}",
         n.next_power_of_two(),
@@ -137,7 +142,7 @@ fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
 }
 
 /// Solves `a[i] x[i-1] + b[i] x[i] + c[i] x[i+1] = d[i]` for every row of `[.., n]` tensors
-/// (`a[0]` and `c[n-1]` are ignored), choosing the method by shape unless `method` is given.
+/// (`a[0]` and `c[n-1]` are ignored) by `method`, or by [`tridiagonal_method`]'s choice.
 ///
 /// Neither method pivots: the systems must be safe for elimination without pivoting (diagonally
 /// dominant, or symmetric positive definite, say). A singular or non-finite system gives an
@@ -260,13 +265,11 @@ impl<'t> Batch<'t> {
         match method {
             TridiagonalMethod::Pcr => {
                 let eq = pcr_equations(n, workgroup_bytes).ok_or_else(|| {
-                Error::invalid(
-                    OP,
-                    format!(
+                    let detail = format!(
                         "systems of {n} equations do not fit workgroup memory for PCR; use Thomas"
-                    ),
-                )
-            })?;
+                    );
+                    Error::invalid(OP, detail)
+                })?;
                 let spec = KernelSpec::new(
                     "tridiagonal_pcr",
                     PCR_SOURCES,
