@@ -52,7 +52,7 @@ struct RowParams {
 }
 
 /// Widest block the chunked scan takes: its workgroup holds a w x (w + 1) map (16.6 KB at 64,
-/// which some adapters' workgroup memory does not hold; see [`chunked_fits`]).
+/// which some adapters' workgroup memory does not hold).
 pub const MAX_CHUNKED_WIDTH: usize = 64;
 
 /// Whether the chunked scan's workgroup memory (at least 256 floats, or one w x (w + 1) map)
