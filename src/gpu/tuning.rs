@@ -58,8 +58,16 @@ impl Gpu {
         // Work recorded before this must not run inside the timings.
         self.synchronize()?;
         let mut best: Option<(C, Duration)> = None;
-        for &candidate in candidates {
-            run(candidate)?;
+        for (index, &candidate) in candidates.iter().enumerate() {
+            // A variant that cannot run here (one that fails to compile on this adapter, say) is
+            // passed over; the rule's variant must run.
+            if let Err(e) = run(candidate) {
+                if index == 0 {
+                    return Err(e);
+                }
+                log::warn!("{key}: {candidate:?} cannot run on this adapter ({e}); passed over");
+                continue;
+            }
             self.synchronize()?;
             let mut fastest = Duration::MAX;
             let mut spent = Duration::ZERO;
