@@ -32,8 +32,8 @@ impl Gpu {
     /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
     /// between GPU timestamps, and the fastest is kept. With tuning off, or inside a
     /// [`Gpu::time`] of the caller's, `candidates[0]` (the op's fixed rule) unless the bucket was
-    /// measured before. `run` records one run of a variant on the caller's
-    /// operands; it must write only outputs that the caller's own run overwrites afterwards.
+    /// measured before. `run` records one run of a variant on the caller's operands; it must
+    /// write only outputs that the caller's own run overwrites afterwards.
     pub(crate) fn tune<C: Copy + std::fmt::Debug>(
         &self,
         key: String,
