@@ -6,6 +6,8 @@ use std::time::Instant;
 fn percept(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_percept"))
         .args(args)
+        // Hermetic: no tuning file read from or written to the user's cache directory.
+        .env("PERCEPT_TUNING", "memory")
         .output()
         .expect("the percept binary runs");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -17,7 +19,14 @@ fn info_json_has_the_documented_keys() {
     let (ok, stdout, stderr) = percept(&["info", "--json"]);
     assert!(ok, "{stderr}");
     let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for key in ["adapter", "backend", "device_type", "features", "limits"] {
+    for key in [
+        "adapter",
+        "backend",
+        "device_type",
+        "features",
+        "limits",
+        "tuning",
+    ] {
         assert!(info.get(key).is_some(), "missing {key} in {stdout}");
     }
 }

@@ -270,6 +270,7 @@ fn repro_deq_nngp_quick_runs_from_the_command_line() {
             "--plot",
             plot.to_str().unwrap(),
         ])
+        .env("PERCEPT_TUNING", "memory")
         .output()
         .expect("the percept binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -311,6 +312,7 @@ fn repro_deq_nngp_quick_runs_from_the_command_line() {
             "--plot",
             plot.to_str().unwrap(),
         ])
+        .env("PERCEPT_TUNING", "memory")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
