@@ -40,6 +40,20 @@ fn pair(wg: vec3<u32>, nwg: vec3<u32>, g: u32) -> vec2<u32> {
 
 var<private> next: array<f32, PER>;
 
+// Entry t of the workgroup's maps: group g's row i, column j (j == W is q), and its pair.
+struct Entry {
+    g: u32,
+    i: u32,
+    j: u32,
+    cb: vec2<u32>,
+}
+
+fn entry(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> Entry {
+    let g = t / E;
+    let e = t % E;
+    return Entry(g, e / (W + 1u), e % (W + 1u), pair(wg, nwg, g));
+}
+
 @compute @workgroup_size(256)
 fn chunk_compose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
@@ -58,20 +72,17 @@ fn chunk_compose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
             let t = lid + r * 256u;
             var value = 0.0;
             if (t < GROUPS * E) {
-                let g = t / E;
-                let e = t % E;
-                let i = e / (W + 1u);
-                let j = e % (W + 1u);
-                let cb = pair(wg, nwg, g);
-                let k = cb.x * CHUNK + step;
-                if (cb.x < params.chunks && k < params.len) {
-                    let row = k * params.batch + cb.y;
-                    if (j == W) {
-                        value = v[row * W + i];
+                let en = entry(wg, nwg, t);
+                let k = en.cb.x * CHUNK + step;
+                if (en.cb.x < params.chunks && k < params.len) {
+                    let row = k * params.batch + en.cb.y;
+                    if (en.j == W) {
+                        value = v[row * W + en.i];
                     }
                     if (k > 0u) {
                         for (var m = 0u; m < W; m++) {
-                            value += a[(row * W + i) * W + m] * maps[g * E + m * (W + 1u) + j];
+                            value += a[(row * W + en.i) * W + m]
+                                * maps[en.g * E + m * (W + 1u) + en.j];
                         }
                     }
                 } else {
@@ -92,17 +103,13 @@ fn chunk_compose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     for (var r = 0u; r < PER; r++) {
         let t = lid + r * 256u;
         if (t < GROUPS * E) {
-            let g = t / E;
-            let e = t % E;
-            let i = e / (W + 1u);
-            let j = e % (W + 1u);
-            let cb = pair(wg, nwg, g);
-            if (cb.x < params.chunks) {
-                let row = cb.x * params.batch + cb.y;
-                if (j == W) {
-                    q_or_x[row * W + i] = maps[t];
+            let en = entry(wg, nwg, t);
+            if (en.cb.x < params.chunks) {
+                let row = en.cb.x * params.batch + en.cb.y;
+                if (en.j == W) {
+                    q_or_x[row * W + en.i] = maps[t];
                 } else {
-                    p_or_carry[(row * W + i) * W + j] = maps[t];
+                    p_or_carry[(row * W + en.i) * W + en.j] = maps[t];
                 }
             }
         }
