@@ -12,19 +12,24 @@
 // dimension is a multiple of 4 and the bases are 16-byte aligned. Out-of-range elements load as
 // 0, which keeps every shape (1 x 1 x 1, sizes off the tile grid) correct.
 //
-// Constants defined by the launcher: BM, BN, BK, PER, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS, ADD, ACT.
-// The addend has C's layout (a DEQ's input injection, a residual stream).
+// SPLIT > 1 splits K into SPLIT parts of k_part (a multiple of BK) for products whose outputs
+// are too few to fill a large GPU: workgroup z = batch * SPLIT + part sums its part of K and
+// stores the raw sums to c at part * split_stride (a scratch buffer); matmul_split.wgsl adds the
+// parts in order and applies the epilogue.
+//
+// Constants defined by the launcher: BM, BN, BK, PER, SPLIT, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS,
+// ADD, ACT. The addend has C's layout (a DEQ's input injection, a residual stream).
 // Concatenated after activation.wgsl.
 
 struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad0: u32,
+    k_part: u32,
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
-    _pad1: u32,
+    split_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -56,8 +61,8 @@ var<private> a_scalars: array<f32, A_SCALARS>;
 var<private> b_vecs: array<vec4<f32>, B_VECS>;
 var<private> b_scalars: array<f32, B_SCALARS>;
 
-// Reads this invocation's share of op(A)[m0.., k0..]; out-of-range elements read as 0.
-fn fetch_a(base: u32, m0: u32, k0: u32, lid: u32) {
+// Reads this invocation's share of op(A)[m0.., k0..]; elements at m >= M or k >= k_end read as 0.
+fn fetch_a(base: u32, m0: u32, k0: u32, k_end: u32, lid: u32) {
     let M = params.m;
     let K = params.k;
     if (VEC_A) {
@@ -75,7 +80,7 @@ fn fetch_a(base: u32, m0: u32, k0: u32, lid: u32) {
                 k = k0 + (idx % (BK / 4u)) * 4u;
             }
             var v = vec4<f32>(0.0);
-            if (m < M && k < K) {
+            if (m < M && k < k_end) {
                 v = a4[(base + select(m * K + k, k * M + m, TRANS_A)) / 4u];
             }
             a_vecs[i] = v;
@@ -93,7 +98,7 @@ fn fetch_a(base: u32, m0: u32, k0: u32, lid: u32) {
                 k = k0 + idx % BK;
             }
             var v = 0.0;
-            if (m < M && k < K) {
+            if (m < M && k < k_end) {
                 v = a[base + select(m * K + k, k * M + m, TRANS_A)];
             }
             a_scalars[i] = v;
@@ -136,8 +141,8 @@ fn store_a(lid: u32) {
     }
 }
 
-// Reads this invocation's share of op(B)[k0.., n0..]; out-of-range elements read as 0.
-fn fetch_b(base: u32, n0: u32, k0: u32, lid: u32) {
+// Reads this invocation's share of op(B)[k0.., n0..]; elements at n >= N or k >= k_end read as 0.
+fn fetch_b(base: u32, n0: u32, k0: u32, k_end: u32, lid: u32) {
     let N = params.n;
     let K = params.k;
     if (VEC_B) {
@@ -155,7 +160,7 @@ fn fetch_b(base: u32, n0: u32, k0: u32, lid: u32) {
                 k = k0 + idx / (BN / 4u);
             }
             var v = vec4<f32>(0.0);
-            if (n < N && k < K) {
+            if (n < N && k < k_end) {
                 v = b4[(base + select(k * N + n, n * K + k, TRANS_B)) / 4u];
             }
             b_vecs[i] = v;
@@ -173,7 +178,7 @@ fn fetch_b(base: u32, n0: u32, k0: u32, lid: u32) {
                 k = k0 + idx / BN;
             }
             var v = 0.0;
-            if (n < N && k < K) {
+            if (n < N && k < k_end) {
                 v = b[base + select(k * N + n, n * K + k, TRANS_B)];
             }
             b_scalars[i] = v;
@@ -215,7 +220,8 @@ fn store_b(lid: u32) {
     }
 }
 
-// Applies bias, addend and activation to four outputs of row m starting at column n, and stores them.
+// Applies bias, addend and activation to four outputs of row m starting at column n, and stores
+// them; with SPLIT > 1 it stores the raw partial sums at `base` in the scratch buffer instead.
 fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
     if (m >= params.m) {
         return;
@@ -224,11 +230,15 @@ fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let col = n + j;
         if (col < params.n) {
+            let at = base + m * params.n + col;
+            if (SPLIT > 1u) {
+                c[at] = v[j];
+                continue;
+            }
             var x = v[j];
             if (BIAS) {
                 x += bias[col];
             }
-            let at = base + m * params.n + col;
             if (ADD) {
                 x += addend[at];
             }
@@ -239,7 +249,10 @@ fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(WG_SIZE)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let batch = wg.z;
+    let batch = wg.z / SPLIT;
+    let part = wg.z % SPLIT;
+    let k_begin = part * params.k_part;
+    let k_end = min(params.k, k_begin + params.k_part);
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
     let tx = lid % THREADS_N;
@@ -255,15 +268,15 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         acc[i] = vec4<f32>(0.0);
     }
 
-    fetch_a(base_a, m0, 0u, lid);
-    fetch_b(base_b, n0, 0u, lid);
-    for (var k0 = 0u; k0 < params.k; k0 += BK) {
+    fetch_a(base_a, m0, k_begin, k_end, lid);
+    fetch_b(base_b, n0, k_begin, k_end, lid);
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         store_a(lid);
         store_b(lid);
         workgroupBarrier();
-        if (k0 + BK < params.k) {
-            fetch_a(base_a, m0, k0 + BK, lid);
-            fetch_b(base_b, n0, k0 + BK, lid);
+        if (k0 + BK < k_end) {
+            fetch_a(base_a, m0, k0 + BK, k_end, lid);
+            fetch_b(base_b, n0, k0 + BK, k_end, lid);
         }
         for (var kk = 0u; kk < BK; kk++) {
             if (PER == 4u) {
@@ -299,7 +312,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         workgroupBarrier();
     }
 
-    let base_c = batch * params.stride_c;
+    let base_c = part * params.split_stride + batch * params.stride_c;
     if (PER == 4u) {
         for (var r = 0u; r < 4u; r++) {
             store4(base_c, m0 + ty * 4u + r, n0 + tx * 4u, acc[r]);

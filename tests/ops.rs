@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, both, random};
-use percept::ops::{self, Activation, MatmulSpec, Reduction, Tile};
+use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Reduction, Tile};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, Tensor};
 
@@ -23,7 +23,7 @@ struct Case {
     bias: bool,
     add: bool,
     act: Activation,
-    tile: Option<Tile>,
+    kernel: Option<MatmulKernel>,
 }
 
 impl Case {
@@ -39,7 +39,7 @@ impl Case {
             bias: false,
             add: false,
             act: Activation::Identity,
-            tile: None,
+            kernel: None,
         }
     }
 
@@ -79,7 +79,7 @@ impl Case {
             bias: self.bias.then_some(&bias),
             add: self.add.then_some(&add),
             activation: self.act,
-            tile: self.tile,
+            kernel: self.kernel,
         };
         let c = ops::matmul(&a, &b, &spec).unwrap();
         assert_eq!(c.shape(), &want_shape[..]);
@@ -112,7 +112,7 @@ impl Case {
             self.bias,
             self.add,
             self.act,
-            self.tile,
+            self.kernel,
             gpu.checked()
         );
         assert_close(
@@ -141,7 +141,7 @@ fn matmul_odd_shapes_every_transpose_and_tile() {
                         let case = Case {
                             trans_a,
                             trans_b,
-                            tile: Some(tile),
+                            kernel: Some(tile.into()),
                             ..Case::plain(m, n, k)
                         };
                         case.run(gpu, 100 + i as u64);
@@ -152,16 +152,87 @@ fn matmul_odd_shapes_every_transpose_and_tile() {
     }
 }
 
+fn split(tile: Tile, split_k: u32) -> MatmulKernel {
+    MatmulKernel { tile, split_k }
+}
+
+/// K split into parts, including parts that do not divide K and an empty last part (K = 40 in
+/// 3 parts of 16 for the 16-deep slices of `Fine`).
+#[test]
+fn matmul_split_k_odd_shapes_every_transpose() {
+    let shapes = [(17, 33, 65), (130, 7, 257), (5, 64, 40)];
+    for gpu in both() {
+        for (i, &(m, n, k)) in shapes.iter().enumerate() {
+            for trans_a in [false, true] {
+                for trans_b in [false, true] {
+                    for kernel in [
+                        split(Tile::Large, 2),
+                        split(Tile::Small, 3),
+                        split(Tile::Fine, 3),
+                    ] {
+                        let case = Case {
+                            trans_a,
+                            trans_b,
+                            kernel: Some(kernel),
+                            ..Case::plain(m, n, k)
+                        };
+                        case.run(gpu, 200 + i as u64);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The epilogue (bias, addend, activation) runs after the parts are added.
+#[test]
+fn matmul_split_k_epilogue() {
+    for gpu in both() {
+        for (batch_a, act) in [(None, Activation::Tanh), (Some(3), Activation::Gelu)] {
+            let case = Case {
+                batch_a,
+                bias: true,
+                add: true,
+                act,
+                trans_b: true,
+                kernel: Some(split(Tile::Large, 4)),
+                ..Case::plain(37, 70, 61)
+            };
+            case.run(gpu, 17);
+        }
+    }
+}
+
+#[test]
+fn matmul_rejects_a_split_k_out_of_range() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &random(1, 2 * 20, -1.0, 1.0), &[2, 20]).unwrap();
+    let b = Tensor::from_slice(gpu, &random(2, 20 * 3, -1.0, 1.0), &[20, 3]).unwrap();
+    // K = 20 makes 3 slices of 8.
+    for split_k in [0, 4] {
+        let spec = MatmulSpec {
+            kernel: Some(split(Tile::Large, split_k)),
+            ..Default::default()
+        };
+        let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("split_k {split_k} is out of range")),
+            "{err}"
+        );
+        assert!(err.contains("allows 1 ..= 3"), "{err}");
+    }
+}
+
 #[test]
 fn matmul_batched_and_broadcast() {
     for gpu in both() {
         for (batch_a, batch_b) in [(Some(3), Some(3)), (Some(4), None), (None, Some(2))] {
-            for tile in [None, Some(Tile::Large)] {
+            for kernel in [None, Some(Tile::Large.into()), Some(split(Tile::Large, 3))] {
                 let case = Case {
                     batch_a,
                     batch_b,
                     trans_b: true,
-                    tile,
+                    kernel,
                     ..Case::plain(19, 36, 44)
                 };
                 case.run(gpu, 7);
@@ -199,7 +270,7 @@ fn matmul_fused_addend_batched_and_with_bias() {
                     add: true,
                     act,
                     trans_b: true,
-                    tile: Some(tile),
+                    kernel: Some(tile.into()),
                     ..Case::plain(37, 70, 29)
                 };
                 case.run(gpu, 13);

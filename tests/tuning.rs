@@ -1,13 +1,13 @@
 //! Choosing kernel variants by measurement: matmul tiles and tridiagonal methods are kept per
 //! shape bucket, in memory and in the tuning file; the choice survives a new device and never
-//! changes a result beyond rounding (matmul's tiles not even that).
+//! changes a result beyond rounding (matmul's unsplit tiles not even that).
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::{assert_close, open_with, random};
-use percept::ops::{self, Activation, MatmulSpec, Tile, TridiagonalMethod};
+use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Tile, TridiagonalMethod};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, GpuOptions, Tensor, Tuning};
 
@@ -54,25 +54,25 @@ impl Layer {
         }
     }
 
-    /// The tile the device chooses, and the product with it and with every forced tile.
-    fn run(&self, gpu: &Gpu) -> (Tile, Vec<f32>, Vec<Vec<f32>>) {
+    /// The kernel the device chooses, and the product with it and with every forced tile.
+    fn run(&self, gpu: &Gpu) -> (MatmulKernel, Vec<f32>, Vec<Vec<f32>>) {
         let s = &self.shape;
         let x = Tensor::from_slice(gpu, &self.x, &[s.m, s.k]).unwrap();
         let w = Tensor::from_slice(gpu, &self.w, &[s.n, s.k]).unwrap();
         let b = Tensor::from_slice(gpu, &self.b, &[s.n]).unwrap();
-        let spec = |tile| MatmulSpec {
+        let spec = |kernel| MatmulSpec {
             trans_b: true,
             bias: Some(&b),
             activation: Activation::Tanh,
-            tile,
+            kernel,
             ..Default::default()
         };
-        let chosen = ops::matmul_tile(&x, &w, &spec(None)).unwrap();
+        let chosen = ops::matmul_kernel(&x, &w, &spec(None)).unwrap();
         let y = ops::matmul(&x, &w, &spec(None)).unwrap().to_vec().unwrap();
         let forced = Tile::ALL
             .iter()
             .map(|&t| {
-                let y = ops::matmul(&x, &w, &spec(Some(t))).unwrap();
+                let y = ops::matmul(&x, &w, &spec(Some(t.into()))).unwrap();
                 y.to_vec().unwrap()
             })
             .collect();
@@ -115,7 +115,7 @@ fn tuning_keeps_the_measured_tile_per_bucket_in_its_file_and_changes_no_bit() {
     let choices = gpu.tuned_choices();
     assert_eq!(choices.len(), 1, "one bucket measured: {choices:?}");
     let (key, name) = choices.iter().next().unwrap();
-    assert_eq!(name, chosen.name());
+    assert_eq!(*name, chosen.name());
     assert!(key.starts_with("matmul m256 n512 k512 batch1"), "{key}");
 
     // The file holds the choice, and a new device starts from it.
@@ -164,7 +164,7 @@ fn a_malformed_or_foreign_tuning_file_is_ignored_and_rewritten() {
         assert_eq!(written["adapter"], gpu.summary().adapter);
         let choices = written["choices"].as_object().unwrap();
         assert_eq!(choices.len(), 1);
-        assert_eq!(choices.values().next().unwrap(), chosen.name());
+        assert_eq!(choices.values().next().unwrap(), &chosen.name());
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -177,14 +177,58 @@ fn without_tuning_the_rule_chooses_and_nothing_is_kept() {
     let layer = Layer::new();
     let (chosen, y, _) = layer.run(&gpu);
     // 2 x 3 blocks of 128 x 128 are too few for the large tile.
-    assert_eq!(chosen, Tile::Small);
+    assert_eq!(chosen, Tile::Small.into());
     assert_close("ruled product", &y, &layer.oracle(), 1e-4);
     assert!(gpu.tuned_choices().is_empty());
 
     let gpu = open(Tuning::Memory);
     let (chosen, _, _) = layer.run(&gpu);
     assert_eq!(gpu.tuning_file(), None);
-    assert_eq!(gpu.tuned_choices().values().next().unwrap(), chosen.name());
+    assert_eq!(*gpu.tuned_choices().values().next().unwrap(), chosen.name());
+}
+
+/// Few outputs over a long K: the large tile with K split is among the kernels timed, and
+/// whichever wins gives the product.
+#[test]
+fn few_outputs_over_a_long_k_may_take_a_split_kernel() {
+    let gpu = open(Tuning::Memory);
+    let (m, n, k) = (100, 90, 1100);
+    let (a_host, b_host) = (random(7, m * k, -1.0, 1.0), random(8, k * n, -1.0, 1.0));
+    let a = Tensor::from_slice(&gpu, &a_host, &[m, k]).unwrap();
+    let b = Tensor::from_slice(&gpu, &b_host, &[k, n]).unwrap();
+    let y = ops::matmul(&a, &b, &MatmulSpec::default()).unwrap();
+    let choices = gpu.tuned_choices();
+    let (key, name) = choices.iter().next().unwrap();
+    assert!(key.starts_with("matmul m128 n128 k2048"), "{key}");
+    let names: Vec<String> = Tile::ALL
+        .iter()
+        .map(|t| t.name().to_string())
+        .chain(["large-split2".into(), "large-split4".into()])
+        .collect();
+    assert!(names.contains(name), "{name} not among {names:?}");
+    let shape = MatmulShape {
+        batch: 1,
+        m,
+        n,
+        k,
+        trans_a: false,
+        trans_b: false,
+        broadcast_a: false,
+        broadcast_b: false,
+    };
+    let inputs = MatmulInputs {
+        a: &a_host,
+        b: &b_host,
+        bias: None,
+        add: None,
+        activation: Activation::Identity,
+    };
+    assert_close(
+        &format!("product by {name}"),
+        &y.to_vec().unwrap(),
+        &reference::matmul(&shape, &inputs),
+        1e-4,
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::ops::{self, Activation, MatmulSpec, Tile};
+use crate::ops::{self, Activation, MatmulSpec};
 use crate::reference::{self, MatmulInputs, MatmulShape};
 use crate::tensor::Tensor;
 
@@ -60,8 +60,8 @@ fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// Runs one case: the tile [`ops::matmul`] chooses (tuned on this adapter unless tuning is off),
-/// and every other tile, the fastest of which is the baseline.
+/// Runs one case: the kernel [`ops::matmul`] chooses (tuned on this adapter unless tuning is
+/// off), and every other kernel tuning considers, the fastest of which is the baseline.
 pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
     let mut rng = StdRng::seed_from_u64(0x5eed ^ (case.m * 31 + case.n * 7 + case.k) as u64);
     let a_host = random(&mut rng, case.m * case.k);
@@ -76,7 +76,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
     };
     let b = Tensor::from_slice(gpu, &b_host, &b_shape)?;
     let bias = Tensor::from_slice(gpu, &bias_host, &[case.n])?;
-    let spec = |tile| MatmulSpec {
+    let spec = |kernel| MatmulSpec {
         trans_b: case.is_mlp(),
         bias: case.is_mlp().then_some(&bias),
         activation: if case.is_mlp() {
@@ -84,10 +84,10 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         } else {
             Activation::Identity
         },
-        tile,
+        kernel,
         ..Default::default()
     };
-    let chosen = ops::matmul_tile(&a, &b, &spec(None))?;
+    let chosen = ops::matmul_kernel(&a, &b, &spec(None))?;
 
     let result = ops::matmul(&a, &b, &spec(Some(chosen)))?;
     let got = result.to_vec()?;
@@ -130,11 +130,14 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         ops::matmul(&a, &b, &spec(Some(chosen))).map(drop)
     })?;
     let mut others = Vec::new();
-    for tile in Tile::ALL.into_iter().filter(|&t| t != chosen) {
+    for kernel in ops::matmul_candidates(&a, &b, &spec(None))? {
+        if kernel == chosen {
+            continue;
+        }
         let m = measure(gpu, config, || {
-            ops::matmul(&a, &b, &spec(Some(tile))).map(drop)
+            ops::matmul(&a, &b, &spec(Some(kernel))).map(drop)
         })?;
-        others.push((tile, m.median_ms));
+        others.push((kernel, m.median_ms));
     }
     let (other, other_ms) = others
         .iter()
@@ -143,7 +146,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         .expect("several tiles");
     let times: Vec<String> = others
         .iter()
-        .map(|(t, ms)| format!("{t:?} {ms:.3} ms"))
+        .map(|(kernel, ms)| format!("{kernel} {ms:.3} ms"))
         .collect();
     let summary = gpu.summary();
     Ok(BenchRecord {
@@ -155,12 +158,12 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         max_rel_err,
         ok: max_rel_err <= MAX_REL_ERR,
         baseline: Some(Baseline {
-            name: format!("tile {other:?}, the fastest other"),
+            name: format!("kernel {other}, the fastest other"),
             rate: tflops(other_ms),
             speedup: other_ms / main.median_ms,
         }),
         variant: format!(
-            "tile {chosen:?} ({}){} (others: {})",
+            "kernel {chosen} ({}){} (others: {})",
             if gpu.tuning() {
                 "matmul's choice, tuning on"
             } else {

@@ -34,11 +34,11 @@ impl Gpu {
     /// [`Gpu::time`] of the caller's, `candidates[0]` (the op's fixed rule) unless the bucket was
     /// measured before. `run` records one run of a variant on the caller's operands; it must
     /// write only outputs that the caller's own run overwrites afterwards.
-    pub(crate) fn tune<C: Copy + std::fmt::Debug>(
+    pub(crate) fn tune<C: Copy + std::fmt::Debug, N: AsRef<str>>(
         &self,
         key: String,
         candidates: &[C],
-        name: impl Fn(C) -> &'static str,
+        name: impl Fn(C) -> N,
         mut run: impl FnMut(C) -> Result<()>,
     ) -> Result<C> {
         let rule = candidates[0];
@@ -46,7 +46,7 @@ impl Gpu {
             return Ok(rule);
         };
         if let Some(kept) = table.get(&key) {
-            if let Some(&c) = candidates.iter().find(|&&c| name(c) == kept) {
+            if let Some(&c) = candidates.iter().find(|&&c| name(c).as_ref() == kept) {
                 return Ok(c);
             }
         }
@@ -87,7 +87,7 @@ impl Gpu {
             }
         }
         let (chosen, _) = best.expect("at least one candidate");
-        table.insert(key, name(chosen).to_string());
+        table.insert(key, name(chosen).as_ref().to_string());
         Ok(chosen)
     }
 }

@@ -13,6 +13,10 @@ const SOURCES: &[&str] = &[
     ACTIVATION_WGSL,
     include_str!("../../../shaders/matmul.wgsl"),
 ];
+const SPLIT_SOURCES: &[&str] = &[
+    ACTIVATION_WGSL,
+    include_str!("../../../shaders/matmul_split.wgsl"),
+];
 const BINDINGS: &[Access] = &[
     Access::Read,
     Access::Read,
@@ -22,6 +26,10 @@ const BINDINGS: &[Access] = &[
     Access::Read,
     Access::ReadWrite,
 ];
+const SPLIT_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+
+/// The most parts a forced split of K may have.
+pub const MAX_SPLIT_K: u32 = 64;
 
 /// Output blocks below which the untuned rule picks the small tile: fewer large blocks than this
 /// would leave most of a big GPU's compute units idle.
@@ -29,9 +37,10 @@ const LARGE_TILE_MIN_BLOCKS: usize = 96;
 
 /// Block shapes of the register-tiled kernel. Without tuning, [`matmul`] picks `Large` or
 /// `Small` by a fixed rule of the shape; with tuning (the default, see [`crate::Tuning`]) it
-/// times every tile once per shape bucket on the adapter and keeps the fastest. Any tile can be
-/// forced through [`MatmulSpec::tile`]; all give bit-identical results (each output sums over K
-/// in the same order).
+/// times every tile (and, for few outputs over a long K, the split-K kernels of
+/// [`MatmulKernel`]) once per shape bucket on the adapter and keeps the fastest. Any tile can be
+/// forced through [`MatmulSpec::kernel`]; unsplit, all give bit-identical results (each output sums over
+/// K in the same order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tile {
@@ -75,6 +84,45 @@ impl Tile {
     }
 }
 
+/// Which kernel computes a product: a block shape, and the parts K is split into.
+///
+/// With `split_k` > 1 each part's workgroups sum their share of K into a scratch buffer and a
+/// second dispatch adds the parts in order and applies the epilogue: `split_k` times the
+/// workgroups, for products whose outputs are too few to fill a large GPU (a 1024^3 product
+/// makes 64 blocks of 128 x 128 for an H200's 132 compute units), at the cost of writing and
+/// reading `split_k` partial outputs. Split kernels round differently from unsplit ones (K is
+/// summed in parts), and each is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulKernel {
+    /// The block shape.
+    pub tile: Tile,
+    /// Parts K is split into, 1 ..= [`MAX_SPLIT_K`]; 1 does not split.
+    pub split_k: u32,
+}
+
+impl From<Tile> for MatmulKernel {
+    fn from(tile: Tile) -> Self {
+        MatmulKernel { tile, split_k: 1 }
+    }
+}
+
+impl MatmulKernel {
+    /// The kernel's name in tuning files and reports: the tile's, with `-split<parts>` when K
+    /// is split.
+    pub fn name(self) -> String {
+        match self.split_k {
+            1 => self.tile.name().to_string(),
+            parts => format!("{}-split{parts}", self.tile.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for MatmulKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// The untuned rule: the large tile when it makes enough blocks, else the small one.
 fn rule_tile(m: usize, n: usize, batch: usize) -> Tile {
     if m.div_ceil(128) * n.div_ceil(128) * batch >= LARGE_TILE_MIN_BLOCKS {
@@ -97,8 +145,9 @@ pub struct MatmulSpec<'a> {
     pub add: Option<&'a Tensor>,
     /// Applied after the bias and the addend.
     pub activation: Activation,
-    /// Force a tile; `None` takes the tuned choice for the shape (see [`Tile`]).
-    pub tile: Option<Tile>,
+    /// Force a kernel (`Some(Tile::Large.into())`, say); `None` takes the tuned choice for the
+    /// shape (see [`Tile`] and [`MatmulKernel`]).
+    pub kernel: Option<MatmulKernel>,
 }
 
 #[repr(C)]
@@ -107,11 +156,20 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad0: u32,
+    k_part: u32,
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
-    _pad1: u32,
+    split_stride: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SplitParams {
+    total: u32,
+    n: u32,
+    parts: u32,
+    _pad: u32,
 }
 
 /// Splits `[batch.., r, c]` into (batch dims, r, c).
@@ -283,43 +341,83 @@ impl Problem {
     }
 }
 
-/// Records the product of validated operands into `c`, with the tile forced, tuned or ruled.
+/// Records the product of validated operands into `c`, with the kernel forced, tuned or ruled.
 fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
     let problem = Problem::new(a, b, spec, c)?;
-    let tile = match spec.tile {
-        Some(tile) => tile,
+    let kernel = match spec.kernel {
+        Some(kernel) => check_kernel(kernel, &problem)?,
         None => tune::choose(a, b, spec, c, &problem)?,
     };
-    record(a, b, spec, c, &problem, tile)
+    record(a, b, spec, c, &problem, kernel)
 }
 
-/// The tile [`matmul`] uses for these operands: `spec.tile` if set, else the tuned choice for
-/// their shape bucket (measured now if the bucket is new), else the untuned rule.
-pub fn matmul_tile(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Tile> {
-    let shape = output_shape(a, b, spec)?;
-    if let Some(tile) = spec.tile {
-        return Ok(tile);
+/// A forced kernel, if its split of K is one the product allows.
+fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
+    let (_, _, bk, _) = kernel.tile.dims();
+    let slices = p.k.div_ceil(bk).max(1);
+    let most = slices.min(MAX_SPLIT_K as usize);
+    if kernel.split_k == 0 || kernel.split_k as usize > most {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "split_k {} is out of range: K = {} in K-slices of {bk} allows 1 ..= {most}",
+                kernel.split_k, p.k
+            ),
+        ));
     }
-    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
-    tune::choose(a, b, spec, &c, &Problem::new(a, b, spec, &c)?)
+    Ok(kernel)
 }
 
-/// Records one dispatch of `tile`'s kernel.
+/// The kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned choice
+/// for their shape bucket (measured now if the bucket is new), else the untuned rule.
+pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<MatmulKernel> {
+    let shape = output_shape(a, b, spec)?;
+    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
+    let problem = Problem::new(a, b, spec, &c)?;
+    match spec.kernel {
+        Some(kernel) => check_kernel(kernel, &problem),
+        None => tune::choose(a, b, spec, &c, &problem),
+    }
+}
+
+/// The kernels tuning times for these operands, the untuned rule's first (the benchmark times
+/// each beside the chosen one).
+pub(crate) fn matmul_candidates(
+    a: &Tensor,
+    b: &Tensor,
+    spec: &MatmulSpec<'_>,
+) -> Result<Vec<MatmulKernel>> {
+    let shape = output_shape(a, b, spec)?;
+    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
+    Ok(tune::candidates(&Problem::new(a, b, spec, &c)?))
+}
+
+/// Records `kernel`'s dispatches: one, or for a split K the parts and their sum.
 fn record(
     a: &Tensor,
     b: &Tensor,
     spec: &MatmulSpec<'_>,
     c: &Tensor,
     p: &Problem,
-    tile: Tile,
+    kernel: MatmulKernel,
 ) -> Result<()> {
     const OP: &str = "matmul";
-    let (bm, bn, bk, per) = tile.dims();
-    let kernel = KernelSpec::new(OP, SOURCES, OP, BINDINGS)
+    let gpu = a.gpu();
+    let parts = kernel.split_k as usize;
+    let total = p.batch * p.m * p.n;
+    // The parts' sums go to a scratch buffer, [parts, batch, M, N].
+    let partial = match parts {
+        1 => None,
+        _ => Some(Tensor::uninit(gpu, &[parts, total], DType::F32)?),
+    };
+    let (bm, bn, bk, per) = kernel.tile.dims();
+    let k_part = p.k.div_ceil(parts).next_multiple_of(bk);
+    let main = KernelSpec::new(OP, SOURCES, OP, BINDINGS)
         .with("BM", Const::U32(bm as u32))
         .with("BN", Const::U32(bn as u32))
         .with("BK", Const::U32(bk as u32))
         .with("PER", Const::U32(per as u32))
+        .with("SPLIT", Const::U32(parts as u32))
         .with("TRANS_A", Const::Bool(spec.trans_a))
         .with("TRANS_B", Const::Bool(spec.trans_b))
         .with("VEC_A", Const::Bool(p.vec_a))
@@ -332,16 +430,16 @@ fn record(
         m: m as u32,
         n: n as u32,
         k: k as u32,
-        _pad0: 0,
+        k_part: k_part as u32,
         stride_a: if p.broadcast_a { 0 } else { (m * k) as u32 },
         stride_b: if p.broadcast_b { 0 } else { (k * n) as u32 },
         stride_c: (m * n) as u32,
-        _pad1: 0,
+        split_stride: fits_u32(OP, "elements of the output", total)?,
     };
     let bias = spec.bias.unwrap_or(a);
     let add = spec.add.unwrap_or(a);
-    a.gpu().dispatch(
-        &kernel,
+    gpu.dispatch(
+        &main,
         bytemuck::bytes_of(&params),
         &[
             a.binding(),
@@ -350,13 +448,37 @@ fn record(
             b.binding(),
             bias.binding(),
             add.binding(),
-            c.binding(),
+            partial.as_ref().unwrap_or(c).binding(),
         ],
         [
             fits_u32(OP, "column blocks", n.div_ceil(bn))?,
             fits_u32(OP, "row blocks", m.div_ceil(bm))?,
-            fits_u32(OP, "batch", p.batch)?,
+            fits_u32(OP, "batch times the parts of K", p.batch * parts)?,
         ],
+    )?;
+    let Some(partial) = partial else {
+        return Ok(());
+    };
+    let sum = KernelSpec::new(OP, SPLIT_SOURCES, "matmul_split_sum", SPLIT_BINDINGS)
+        .with("BIAS", Const::Bool(spec.bias.is_some()))
+        .with("ADD", Const::Bool(spec.add.is_some()))
+        .with("ACT", Const::U32(spec.activation.code()));
+    let params = SplitParams {
+        total: total as u32,
+        n: n as u32,
+        parts: parts as u32,
+        _pad: 0,
+    };
+    gpu.dispatch(
+        &sum,
+        bytemuck::bytes_of(&params),
+        &[
+            partial.binding(),
+            bias.binding(),
+            add.binding(),
+            c.binding(),
+        ],
+        gpu.grid((total as u64).div_ceil(256))?,
     )
 }
 

@@ -3,7 +3,7 @@
 //! lavapipe the 128 x 64 tiles beat the rule's choice by up to 1.8x, and on a large GPU
 //! mid-sized products want more, smaller blocks than the rule gives.
 
-use super::{MatmulSpec, Problem, Tile, record, rule_tile};
+use super::{MatmulKernel, MatmulSpec, Problem, Tile, record, rule_tile};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -15,25 +15,62 @@ const MIN_TUNED_FLOPS: f64 = (1u64 << 21) as f64;
 /// Powers of two from here up name a bucket; smaller sizes share the smallest.
 const MIN_BUCKET: usize = 16;
 
-/// The tile for `problem`: the bucket's tuned choice, measured on these operands (writing `c`)
-/// if the bucket is new, or the rule's where tuning is off or the product is small.
+/// Parts of K the tuner tries, with the large tile.
+const SPLITS: [u32; 2] = [2, 4];
+
+/// A split is tried while the large tile's blocks times the parts stay within this: beyond it
+/// the unsplit blocks already fill the largest GPUs several times over.
+const MAX_SPLIT_BLOCKS: usize = 512;
+
+/// ... and while each part keeps at least this much of K, so that a part's sums outweigh the
+/// partial outputs it writes and the sum reads.
+const MIN_PART_K: usize = 256;
+
+/// The kernel for `problem`: the bucket's tuned choice, measured on these operands (writing
+/// `c`) if the bucket is new, or the rule's where tuning is off or the product is small.
 pub(super) fn choose(
     a: &Tensor,
     b: &Tensor,
     spec: &MatmulSpec<'_>,
     c: &Tensor,
     problem: &Problem,
-) -> Result<Tile> {
-    let rule = rule_tile(problem.m, problem.n, problem.batch);
+) -> Result<MatmulKernel> {
+    let candidates = candidates(problem);
     if problem.flops() < MIN_TUNED_FLOPS {
-        return Ok(rule);
+        return Ok(candidates[0]);
     }
-    let mut candidates = vec![rule];
-    candidates.extend(Tile::ALL.into_iter().filter(|&t| t != rule));
-    a.gpu()
-        .tune(bucket_key(spec, problem), &candidates, Tile::name, |tile| {
-            record(a, b, spec, c, problem, tile)
-        })
+    a.gpu().tune(
+        bucket_key(spec, problem),
+        &candidates,
+        MatmulKernel::name,
+        |kernel| record(a, b, spec, c, problem, kernel),
+    )
+}
+
+/// The kernels tuning times for `problem`, the rule's first: every tile, then the large tile
+/// with K split where the product's outputs are few and K long.
+pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
+    let rule = rule_tile(p.m, p.n, p.batch);
+    let mut kernels = vec![MatmulKernel::from(rule)];
+    kernels.extend(
+        Tile::ALL
+            .into_iter()
+            .filter(|&t| t != rule)
+            .map(MatmulKernel::from),
+    );
+    let blocks = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
+    kernels.extend(
+        SPLITS
+            .into_iter()
+            .filter(|&parts| {
+                blocks * parts as usize <= MAX_SPLIT_BLOCKS && p.k / parts as usize >= MIN_PART_K
+            })
+            .map(|split_k| MatmulKernel {
+                tile: Tile::Large,
+                split_k,
+            }),
+    );
+    kernels
 }
 
 /// The bucket: sizes rounded up to powers of two, the transposes and the vector loads (which
