@@ -36,5 +36,5 @@ pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuOptions, Tuning};
+pub use gpu::{Gpu, GpuOptions, KernelTime, Tuning};
 pub use tensor::{DType, Tensor};

@@ -31,11 +31,21 @@ fn info_json_has_the_documented_keys() {
     }
 }
 
+/// With `--profile` each case's kernel times go to stderr, and stdout stays JSON.
 #[test]
 fn bench_matmul_quick_json_passes_its_oracle_checks() {
-    let (ok, stdout, stderr) =
-        percept(&["bench", "matmul", "--quick", "--json", "--sizes", "33,64"]);
+    let (ok, stdout, stderr) = percept(&[
+        "bench",
+        "matmul",
+        "--quick",
+        "--json",
+        "--sizes",
+        "33,64",
+        "--profile",
+    ]);
     assert!(ok, "{stderr}");
+    assert!(stderr.contains("mean us"), "{stderr}");
+    assert!(stderr.contains("matmul::matmul BM"), "{stderr}");
     let records: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(records.len(), 3);
     for r in &records {

@@ -10,6 +10,7 @@ mod adapter;
 mod capabilities;
 pub(crate) mod kernel;
 mod pool;
+mod profile;
 mod submit;
 mod timer;
 mod tuning;
@@ -17,6 +18,7 @@ mod tuning;
 use std::sync::{Arc, Mutex};
 
 pub use capabilities::{AdapterSummary, Capabilities};
+pub use profile::KernelTime;
 pub use timer::{Timing, TimingSource};
 pub use tuning::Tuning;
 
@@ -45,6 +47,10 @@ pub struct GpuOptions {
     /// `PERCEPT_TUNING` (see [`Tuning::from_env`]); the default keeps a file per adapter in the
     /// user's cache directory.
     pub tuning: Option<Tuning>,
+    /// Time every dispatch on the GPU, per kernel ([`Gpu::kernel_times`]). `None` reads
+    /// `PERCEPT_PROFILE` (`1` or `true` turns it on). Needs GPU timestamps; each submission is
+    /// waited for, so profiled runs show where time goes rather than how long a run takes.
+    pub profile: Option<bool>,
 }
 
 /// A device and queue with percept's caches. Cheap to clone: clones share everything.
@@ -85,11 +91,17 @@ impl Gpu {
 
     /// Opens the best adapter with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Self> {
-        let checked = options.checked.unwrap_or_else(|| {
-            std::env::var("PERCEPT_CHECKED")
+        let env_flag = |name: &str| {
+            std::env::var(name)
                 .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
                 .unwrap_or(false)
-        });
+        };
+        let checked = options
+            .checked
+            .unwrap_or_else(|| env_flag("PERCEPT_CHECKED"));
+        let profile = options
+            .profile
+            .unwrap_or_else(|| env_flag("PERCEPT_PROFILE"));
         let backends = options
             .backends
             .or_else(wgpu::Backends::from_env)
@@ -138,8 +150,20 @@ impl Gpu {
                 .get_or_insert(Error::DeviceLost(format!("{reason:?}: {message}")));
         });
 
-        let pending = Pending::new(&device, &limits);
         let summary = AdapterSummary::new(&info);
+        let capabilities = Capabilities::new(&info, device.features(), &limits);
+        if profile && !capabilities.timestamps {
+            return Err(Error::invalid(
+                "Gpu",
+                format!(
+                    "profiling needs GPU timestamps, which {} does not offer; unset \
+                     PERCEPT_PROFILE (or GpuOptions::profile)",
+                    summary.adapter
+                ),
+            ));
+        }
+        let profiler = profile.then(|| profile::Profiler::new(&device, &queue));
+        let pending = Pending::new(&device, &limits, profiler);
         let tuning = match options.tuning {
             Some(tuning) => tuning,
             None => Tuning::from_env(&summary)?,
@@ -148,7 +172,7 @@ impl Gpu {
             inner: Arc::new(Inner {
                 tuning: TuningTable::open(&tuning, &summary),
                 summary,
-                capabilities: Capabilities::new(&info, device.features(), &limits),
+                capabilities,
                 limits,
                 checked,
                 pipelines: PipelineCache::new(checked),
@@ -223,6 +247,24 @@ impl Gpu {
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
         self.wait()
+    }
+
+    /// GPU time per kernel variant over the dispatches submitted since the device opened or
+    /// [`Gpu::reset_kernel_times`], the most expensive first; `None` unless the device profiles
+    /// ([`GpuOptions::profile`]). Work still recorded is not in it: call [`Gpu::flush`] first.
+    pub fn kernel_times(&self) -> Option<Vec<KernelTime>> {
+        let pending = self.inner.pending.lock().unwrap();
+        pending.profiler.as_ref().map(profile::Profiler::totals)
+    }
+
+    /// Starts [`Gpu::kernel_times`] afresh (after submitting what was recorded before).
+    pub fn reset_kernel_times(&self) -> Result<()> {
+        self.flush()?;
+        let mut pending = self.inner.pending.lock().unwrap();
+        if let Some(profiler) = &mut pending.profiler {
+            profiler.reset();
+        }
+        Ok(())
     }
 
     /// Lets idle pooled buffers go back to the driver.
@@ -369,7 +411,14 @@ impl Gpu {
         if pending.is_full() {
             pending.submit(&self.inner.queue);
         }
-        pending.dispatch(&self.inner.device, &compiled, params, bindings, workgroups);
+        pending.dispatch(
+            &self.inner.device,
+            kernel,
+            &compiled,
+            params,
+            bindings,
+            workgroups,
+        );
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The pending command encoder and the uniform arena its dispatches draw their parameters from.
 
-use super::kernel::Compiled;
+use super::kernel::{Compiled, KernelSpec};
+use super::profile::Profiler;
 use super::{Binding, MAX_DISPATCHES_PER_SUBMIT};
 
 /// Bytes reserved per dispatch for its parameter block; every kernel's uniform struct fits.
@@ -13,10 +14,16 @@ pub(crate) struct Pending {
     arena: wgpu::Buffer,
     slot: u64,
     dispatches: usize,
+    /// Per-kernel timestamps, when the device profiles.
+    pub(crate) profiler: Option<Profiler>,
 }
 
 impl Pending {
-    pub(crate) fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Self {
+    pub(crate) fn new(
+        device: &wgpu::Device,
+        limits: &wgpu::Limits,
+        profiler: Option<Profiler>,
+    ) -> Self {
         let slot = PARAM_SLOT.max(limits.min_uniform_buffer_offset_alignment as u64);
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("percept params"),
@@ -30,6 +37,7 @@ impl Pending {
             arena,
             slot,
             dispatches: 0,
+            profiler,
         }
     }
 
@@ -46,6 +54,7 @@ impl Pending {
     pub(crate) fn dispatch(
         &mut self,
         device: &wgpu::Device,
+        kernel: &KernelSpec,
         compiled: &Compiled,
         params: &[u8],
         bindings: &[Binding<'_>],
@@ -82,9 +91,14 @@ impl Pending {
             layout: &compiled.layout,
             entries: &entries,
         });
-        let mut pass = self
-            .encoder(device)
-            .begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        });
+        let timestamp_writes = self.profiler.as_mut().map(|p| p.next_pass(kernel));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes,
+        });
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
@@ -92,15 +106,21 @@ impl Pending {
         self.dispatches += 1;
     }
 
-    /// Submits what was recorded; a no-op when nothing was.
+    /// Submits what was recorded; a no-op when nothing was. When profiling, waits for it.
     pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
-        let Some(encoder) = self.encoder.take() else {
+        let Some(mut encoder) = self.encoder.take() else {
             return;
         };
         if !self.params.is_empty() {
             queue.write_buffer(&self.arena, 0, &self.params);
         }
+        if let Some(profiler) = &self.profiler {
+            profiler.resolve(&mut encoder);
+        }
         queue.submit([encoder.finish()]);
+        if let Some(profiler) = &mut self.profiler {
+            profiler.collect();
+        }
         self.params.clear();
         self.dispatches = 0;
     }

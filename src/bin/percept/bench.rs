@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use percept::bench::{self, BenchConfig, BenchRecord, DeepPcrRecord, DeqSolveRecord};
-use percept::{Gpu, Result};
+use percept::{Gpu, GpuOptions, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Family {
@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// With deeppcr: write the forward-speedup heat map (SVG) here.
     #[arg(long)]
     heatmap: Option<PathBuf>,
+    /// Print each case's GPU time per kernel to stderr (GPU timestamps around every dispatch;
+    /// the host waits for each submission, so the cases' own timings run slower).
+    #[arg(long)]
+    profile: bool,
 }
 
 impl BenchArgs {
@@ -45,8 +49,9 @@ impl BenchArgs {
     }
 }
 
-/// Runs each case with a progress line on stderr.
+/// Runs each case with a progress line on stderr, and its kernel times when `gpu` profiles.
 fn run_cases<C: std::fmt::Debug, R>(
+    gpu: &Gpu,
     label: &str,
     cases: &[C],
     mut run: impl FnMut(&C) -> Result<R>,
@@ -54,13 +59,41 @@ fn run_cases<C: std::fmt::Debug, R>(
     let mut out = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
         eprintln!("[{}/{}] {label} {case:?}", i + 1, cases.len());
+        gpu.reset_kernel_times()?;
         out.push(run(case)?);
+        gpu.flush()?;
+        if let Some(times) = gpu.kernel_times() {
+            print_kernel_times(&times);
+        }
     }
     Ok(out)
 }
 
+/// The profile of one case, on stderr: every kernel variant's share of the GPU time.
+fn print_kernel_times(times: &[percept::KernelTime]) {
+    let all: f64 = times.iter().map(|t| t.total.as_secs_f64()).sum();
+    eprintln!(
+        "  {:>6} {:>10} {:>7} {:>10}  kernel (GPU time per dispatch, warm-up and tuning included)",
+        "share", "total ms", "calls", "mean us"
+    );
+    for t in times {
+        let total = t.total.as_secs_f64();
+        eprintln!(
+            "  {:>5.1}% {:>10.3} {:>7} {:>10.2}  {}",
+            100.0 * total / all.max(f64::MIN_POSITIVE),
+            total * 1e3,
+            t.calls,
+            total * 1e6 / t.calls as f64,
+            t.kernel
+        );
+    }
+}
+
 pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
-    let gpu = Gpu::new()?;
+    let gpu = Gpu::with_options(GpuOptions {
+        profile: args.profile.then_some(true),
+        ..Default::default()
+    })?;
     let software = gpu.summary().device_type == "cpu";
     let quick = args.quick || software;
     if software {
@@ -100,32 +133,34 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
             });
         }
         let cases = bench::matmul_cases(&sizes, quick);
-        records.extend(run_cases("matmul", &cases, |c| {
+        records.extend(run_cases(&gpu, "matmul", &cases, |c| {
             bench::run_matmul(&gpu, c, &config)
         })?);
     }
     if args.wants(Family::Fft) {
         let cases = bench::fft_cases(quick);
-        records.extend(run_cases("fft", &cases, |c| {
+        records.extend(run_cases(&gpu, "fft", &cases, |c| {
             bench::run_fft(&gpu, c, &config)
         })?);
     }
     if args.wants(Family::MlpStep) {
         let cases = bench::mlp_step_cases(quick);
-        records.extend(run_cases("mlp-step", &cases, |c| {
+        records.extend(run_cases(&gpu, "mlp-step", &cases, |c| {
             bench::run_mlp_step(&gpu, c, &config)
         })?);
     }
     if args.wants(Family::Pcr) {
         let cases = bench::tridiagonal_cases(quick);
-        records.extend(run_cases("pcr", &cases, |c| {
+        records.extend(run_cases(&gpu, "pcr", &cases, |c| {
             bench::run_tridiagonal(&gpu, c, &config)
         })?);
     }
     let mut deeppcr = Vec::new();
     if args.wants(Family::Deeppcr) {
         let cases = bench::deeppcr_cases(quick);
-        deeppcr = run_cases("deeppcr", &cases, |c| bench::run_deeppcr(&gpu, c, &config))?;
+        deeppcr = run_cases(&gpu, "deeppcr", &cases, |c| {
+            bench::run_deeppcr(&gpu, c, &config)
+        })?;
         if let Some(path) = &args.heatmap {
             write_heatmap(path, &deeppcr)?;
             eprintln!("wrote {}", path.display());
@@ -133,7 +168,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     }
     let mut deq = Vec::new();
     if args.wants(Family::Deq) {
-        for (record, solves) in run_cases("deq", &bench::deq_cases(quick), |c| {
+        for (record, solves) in run_cases(&gpu, "deq", &bench::deq_cases(quick), |c| {
             bench::run_deq(&gpu, c, &config)
         })? {
             records.push(record);
