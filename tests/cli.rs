@@ -31,7 +31,8 @@ fn info_json_has_the_documented_keys() {
     }
 }
 
-/// With `--profile` each case's kernel times go to stderr, and stdout stays JSON.
+/// With `--profile` each case's kernel times go to stderr, and stdout stays JSON; `--case`
+/// selects cases.
 #[test]
 fn bench_matmul_quick_json_passes_its_oracle_checks() {
     let (ok, stdout, stderr) = percept(&[
@@ -42,12 +43,15 @@ fn bench_matmul_quick_json_passes_its_oracle_checks() {
         "--sizes",
         "33,64",
         "--profile",
+        "--case",
+        "square",
     ]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("mean us"), "{stderr}");
     assert!(stderr.contains("matmul::matmul BM"), "{stderr}");
     let records: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(records.len(), 3);
+    // The two squares; --case left the MLP layer out.
+    assert_eq!(records.len(), 2);
     for r in &records {
         for key in [
             "name",
@@ -177,4 +181,9 @@ fn bad_input_fails_with_a_message_not_a_panic() {
     );
     let (ok, _, stderr) = percept(&["bench", "matmul", "--sizes", "0"]);
     assert!(!ok && stderr.contains("size 0"), "{stderr}");
+    let (ok, _, stderr) = percept(&["bench", "pcr", "--case", "no such case"]);
+    assert!(
+        !ok && stderr.contains("no case matches --case \"no such case\""),
+        "{stderr}"
+    );
 }

@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// With deeppcr: write the forward-speedup heat map (SVG) here.
     #[arg(long)]
     heatmap: Option<PathBuf>,
+    /// Only the cases whose description (as the progress lines print it) contains this, e.g.
+    /// "layers: 1024, width: 16".
+    #[arg(long)]
+    case: Option<String>,
     /// Print each case's GPU time per kernel to stderr (GPU timestamps around every dispatch;
     /// the host waits for each submission, so the cases' own timings run slower).
     #[arg(long)]
@@ -49,24 +53,40 @@ impl BenchArgs {
     }
 }
 
-/// Runs each case with a progress line on stderr, and its kernel times when `gpu` profiles.
-fn run_cases<C: std::fmt::Debug, R>(
-    gpu: &Gpu,
-    label: &str,
-    cases: &[C],
-    mut run: impl FnMut(&C) -> Result<R>,
-) -> Result<Vec<R>> {
-    let mut out = Vec::with_capacity(cases.len());
-    for (i, case) in cases.iter().enumerate() {
-        eprintln!("[{}/{}] {label} {case:?}", i + 1, cases.len());
-        gpu.reset_kernel_times()?;
-        out.push(run(case)?);
-        gpu.flush()?;
-        if let Some(times) = gpu.kernel_times() {
-            print_kernel_times(&times);
+/// Runs the cases of each family that `--case` selects.
+struct Runner<'a> {
+    gpu: &'a Gpu,
+    filter: Option<&'a str>,
+    /// Cases run so far, over all families.
+    ran: usize,
+}
+
+impl Runner<'_> {
+    /// Runs each selected case with a progress line on stderr, and its kernel times when the
+    /// device profiles.
+    fn run_cases<C: std::fmt::Debug, R>(
+        &mut self,
+        label: &str,
+        cases: &[C],
+        mut run: impl FnMut(&C) -> Result<R>,
+    ) -> Result<Vec<R>> {
+        let selected: Vec<&C> = cases
+            .iter()
+            .filter(|c| self.filter.is_none_or(|f| format!("{c:?}").contains(f)))
+            .collect();
+        let mut out = Vec::with_capacity(selected.len());
+        for (i, case) in selected.iter().enumerate() {
+            eprintln!("[{}/{}] {label} {case:?}", i + 1, selected.len());
+            self.gpu.reset_kernel_times()?;
+            out.push(run(case)?);
+            self.gpu.flush()?;
+            if let Some(times) = self.gpu.kernel_times() {
+                print_kernel_times(&times);
+            }
         }
+        self.ran += out.len();
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// The profile of one case, on stderr: every kernel variant's share of the GPU time.
@@ -118,6 +138,11 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         BenchConfig::full()
     };
+    let mut runner = Runner {
+        gpu: &gpu,
+        filter: args.case.as_deref(),
+        ran: 0,
+    };
     let mut records: Vec<BenchRecord> = Vec::new();
     if args.wants(Family::Matmul) {
         let default_sizes: &[usize] = if quick {
@@ -133,34 +158,28 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
             });
         }
         let cases = bench::matmul_cases(&sizes, quick);
-        records.extend(run_cases(&gpu, "matmul", &cases, |c| {
-            bench::run_matmul(&gpu, c, &config)
-        })?);
+        records
+            .extend(runner.run_cases("matmul", &cases, |c| bench::run_matmul(&gpu, c, &config))?);
     }
     if args.wants(Family::Fft) {
         let cases = bench::fft_cases(quick);
-        records.extend(run_cases(&gpu, "fft", &cases, |c| {
-            bench::run_fft(&gpu, c, &config)
-        })?);
+        records.extend(runner.run_cases("fft", &cases, |c| bench::run_fft(&gpu, c, &config))?);
     }
     if args.wants(Family::MlpStep) {
         let cases = bench::mlp_step_cases(quick);
-        records.extend(run_cases(&gpu, "mlp-step", &cases, |c| {
+        records.extend(runner.run_cases("mlp-step", &cases, |c| {
             bench::run_mlp_step(&gpu, c, &config)
         })?);
     }
     if args.wants(Family::Pcr) {
         let cases = bench::tridiagonal_cases(quick);
-        records.extend(run_cases(&gpu, "pcr", &cases, |c| {
-            bench::run_tridiagonal(&gpu, c, &config)
-        })?);
+        records
+            .extend(runner.run_cases("pcr", &cases, |c| bench::run_tridiagonal(&gpu, c, &config))?);
     }
     let mut deeppcr = Vec::new();
     if args.wants(Family::Deeppcr) {
         let cases = bench::deeppcr_cases(quick);
-        deeppcr = run_cases(&gpu, "deeppcr", &cases, |c| {
-            bench::run_deeppcr(&gpu, c, &config)
-        })?;
+        deeppcr = runner.run_cases("deeppcr", &cases, |c| bench::run_deeppcr(&gpu, c, &config))?;
         if let Some(path) = &args.heatmap {
             write_heatmap(path, &deeppcr)?;
             eprintln!("wrote {}", path.display());
@@ -168,12 +187,22 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     }
     let mut deq = Vec::new();
     if args.wants(Family::Deq) {
-        for (record, solves) in run_cases(&gpu, "deq", &bench::deq_cases(quick), |c| {
+        for (record, solves) in runner.run_cases("deq", &bench::deq_cases(quick), |c| {
             bench::run_deq(&gpu, c, &config)
         })? {
             records.push(record);
             deq.extend(solves);
         }
+    }
+    if runner.ran == 0 {
+        return Err(percept::Error::InvalidArgument {
+            op: "bench",
+            detail: format!(
+                "no case matches --case {:?}; the progress lines of a run without it show each \
+                 case's description",
+                args.case.unwrap_or_default()
+            ),
+        });
     }
     if args.json {
         let mut all: Vec<serde_json::Value> = records
