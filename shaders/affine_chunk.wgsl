@@ -7,9 +7,17 @@
 // `chunk_apply` replays each chunk from its carry. Work is O(L W^3) instead of the doubling
 // scan's O(L W^3 log L), at the price of CHUNK-long chains inside each invocation.
 //
+// Two ways to run the chains. `chunk_compose` and `chunk_apply` share each step among a
+// workgroup (an invocation per entry of the map, or per row of the vector) and synchronise it
+// with barriers. `chunk_compose_registers` and `chunk_apply_registers` keep a whole column of
+// the map, or the whole vector, in one invocation's registers: the columns of [P | q] evolve
+// independently (each is multiplied by A[k]), so the chain needs no barrier, at W + 1 (compose)
+// and 1 (apply) invocations per (chunk, batch entry) instead of W (W + 1) and W.
+//
 // Constants defined by the launcher: W (block width), CHUNK, GROUPS (chunk-batch pairs per
 // workgroup), PER (entries of the augmented maps per invocation, compose; 1 for apply) and
-// SHARED (floats of workgroup memory: GROUPS maps for compose, GROUPS vectors for apply).
+// SHARED (floats of workgroup memory: GROUPS maps for compose, GROUPS vectors for apply; the
+// register kernels use none of the three, which are 1 for them).
 
 struct Params {
     len: u32,
@@ -153,5 +161,94 @@ fn chunk_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
             maps[g * W + i] = value;
         }
         workgroupBarrier();
+    }
+}
+
+// The invocation's (chunk, batch entry) pair and its index among the pairs, for the register
+// kernels (64 invocations per workgroup, `per_pair` of them per pair).
+fn register_pair(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, per_pair: u32) -> vec3<u32> {
+    let id = (wg.x + wg.y * nwg.x) * 64u + lid;
+    let index = id / per_pair;
+    return vec3<u32>(index / params.batch, index % params.batch, id % per_pair);
+}
+
+@compute @workgroup_size(64)
+fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
+                           @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+    // Column j of the chunk's augmented map [P | q] (j == W is q), from the identity's.
+    let pair = register_pair(wg, nwg, lid, W + 1u);
+    let chunk = pair.x;
+    let j = pair.z;
+    if (chunk >= params.chunks) {
+        return;
+    }
+    var column: array<f32, W>;
+    for (var i = 0u; i < W; i++) {
+        column[i] = select(0.0, 1.0, i == j);
+    }
+    var next: array<f32, W>;
+    for (var step = 0u; step < CHUNK; step++) {
+        let k = chunk * CHUNK + step;
+        if (k >= params.len) {
+            break;
+        }
+        let row = k * params.batch + pair.y;
+        for (var i = 0u; i < W; i++) {
+            var value = select(0.0, v[row * W + i], j == W);
+            if (k > 0u) {
+                for (var m = 0u; m < W; m++) {
+                    value += a[(row * W + i) * W + m] * column[m];
+                }
+            }
+            next[i] = value;
+        }
+        column = next;
+    }
+    let row = chunk * params.batch + pair.y;
+    for (var i = 0u; i < W; i++) {
+        if (j == W) {
+            q_or_x[row * W + i] = column[i];
+        } else {
+            p_or_carry[(row * W + i) * W + j] = column[i];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn chunk_apply_registers(@builtin(workgroup_id) wg: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    // The chunk's vector, from its carry-in: the solution at the end of the previous chunk.
+    let pair = register_pair(wg, nwg, lid, 1u);
+    let chunk = pair.x;
+    if (chunk >= params.chunks) {
+        return;
+    }
+    var x: array<f32, W>;
+    for (var i = 0u; i < W; i++) {
+        x[i] = 0.0;
+        if (chunk > 0u) {
+            x[i] = p_or_carry[((chunk - 1u) * params.batch + pair.y) * W + i];
+        }
+    }
+    var next: array<f32, W>;
+    for (var step = 0u; step < CHUNK; step++) {
+        let k = chunk * CHUNK + step;
+        if (k >= params.len) {
+            break;
+        }
+        let row = k * params.batch + pair.y;
+        for (var i = 0u; i < W; i++) {
+            var value = v[row * W + i];
+            if (k > 0u) {
+                for (var m = 0u; m < W; m++) {
+                    value += a[(row * W + i) * W + m] * x[m];
+                }
+            }
+            next[i] = value;
+            q_or_x[row * W + i] = value;
+        }
+        x = next;
     }
 }

@@ -114,9 +114,14 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
             let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
             let want = reference::affine_scan(&a, &v, len, batch, w);
             let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
-            for method in [ScanMethod::Doubling, ScanMethod::Chunked] {
+            for method in ScanMethod::ALL {
                 let case = format!("{method:?} L={len} batch={batch} w={w}");
-                if w > ops::MAX_CHUNKED_WIDTH && method == ScanMethod::Chunked {
+                let too_wide = match method {
+                    ScanMethod::Doubling => false,
+                    ScanMethod::Chunked => w > ops::MAX_CHUNKED_WIDTH,
+                    ScanMethod::ChunkedRegisters => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
+                };
+                if too_wide {
                     let err = ops::affine_scan(&at, &vt, Some(method)).unwrap_err();
                     assert!(
                         matches!(err, Error::InvalidArgument { .. }),
@@ -147,6 +152,8 @@ fn affine_scan_methods_count_their_levels() {
     assert_eq!(ScanMethod::Doubling.levels(1024), 10);
     assert_eq!(ScanMethod::Chunked.levels(1024), 7);
     assert_eq!(ScanMethod::Chunked.chain(1024), 32);
+    assert_eq!(ScanMethod::ChunkedRegisters.levels(1024), 7);
+    assert_eq!(ScanMethod::ChunkedRegisters.chain(1024), 32);
     // L = 100: chunks of 16, 7 of them.
     assert_eq!(ScanMethod::Chunked.levels(100), 5);
     assert_eq!(ScanMethod::Doubling.chain(100), 1);

@@ -1,7 +1,8 @@
 //! Batched affine recurrences `x[k] = A[k] x[k-1] + v[k]`, forward and transposed-backward: the
 //! linear solves of DeepPCR (block-bidiagonal systems). Two parallel scans: recursive doubling
 //! (PCR) in ceil(log2 L) levels (`shaders/affine_scan.wgsl`), and a chunked, work-efficient scan
-//! (`shaders/affine_chunk.wgsl`); the faster for the shape is chosen by measurement.
+//! (`shaders/affine_chunk.wgsl`) whose chains run across a workgroup or in one invocation's
+//! registers; the fastest for the shape is chosen by measurement.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -55,6 +56,9 @@ struct RowParams {
 /// which some adapters' workgroup memory does not hold).
 pub const MAX_CHUNKED_WIDTH: usize = 64;
 
+/// Widest block [`ScanMethod::ChunkedRegisters`] takes: an invocation holds two w-vectors.
+pub const MAX_CHUNKED_REGISTERS_WIDTH: usize = 32;
+
 /// Whether the chunked scan's workgroup memory (at least 256 floats, or one w x (w + 1) map)
 /// fits the adapter, and w is at most [`MAX_CHUNKED_WIDTH`].
 fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
@@ -74,16 +78,29 @@ pub enum ScanMethod {
     /// Chunks of about sqrt(L) steps composed in parallel, recursive doubling over the chunks,
     /// then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent levels
     /// with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
-    /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory.
+    /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory. Each
+    /// chain runs across a workgroup, an invocation per entry of the map, a barrier per step.
     Chunked,
+    /// The chunked scan with each chain in one invocation's registers (a column of a chunk's
+    /// map, or a chunk's vector): no barriers, but w times fewer invocations. Same levels and
+    /// chains as `Chunked`; widths up to [`MAX_CHUNKED_REGISTERS_WIDTH`].
+    ChunkedRegisters,
 }
 
 impl ScanMethod {
+    /// Every method.
+    pub const ALL: [ScanMethod; 3] = [
+        ScanMethod::Doubling,
+        ScanMethod::Chunked,
+        ScanMethod::ChunkedRegisters,
+    ];
+
     /// The method's name in tuning files and reports.
     pub fn name(self) -> &'static str {
         match self {
             ScanMethod::Doubling => "doubling",
             ScanMethod::Chunked => "chunked",
+            ScanMethod::ChunkedRegisters => "chunked_registers",
         }
     }
 
@@ -91,7 +108,9 @@ impl ScanMethod {
     pub fn levels(self, len: usize) -> usize {
         match self {
             ScanMethod::Doubling => ceil_log2(len),
-            ScanMethod::Chunked => 2 + ceil_log2(len.div_ceil(chunk_len(len))),
+            ScanMethod::Chunked | ScanMethod::ChunkedRegisters => {
+                2 + ceil_log2(len.div_ceil(chunk_len(len)))
+            }
         }
     }
 
@@ -99,8 +118,35 @@ impl ScanMethod {
     pub fn chain(self, len: usize) -> usize {
         match self {
             ScanMethod::Doubling => 1,
-            ScanMethod::Chunked => chunk_len(len),
+            ScanMethod::Chunked | ScanMethod::ChunkedRegisters => chunk_len(len),
         }
+    }
+
+    /// Whether the method takes blocks of width `w` on `gpu`; if not, why.
+    fn check_width(self, gpu: &crate::Gpu, w: usize) -> Result<()> {
+        let fits = match self {
+            ScanMethod::Doubling => true,
+            ScanMethod::Chunked => chunked_fits(gpu, w),
+            ScanMethod::ChunkedRegisters => w <= MAX_CHUNKED_REGISTERS_WIDTH,
+        };
+        if fits {
+            return Ok(());
+        }
+        let limit = match self {
+            ScanMethod::Chunked => format!(
+                "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
+                 memory ({} bytes here)",
+                gpu.capabilities().max_workgroup_storage_size
+            ),
+            _ => format!("blocks up to {MAX_CHUNKED_REGISTERS_WIDTH} wide"),
+        };
+        Err(Error::invalid(
+            "affine_scan",
+            format!(
+                "the {} scan takes {limit}, not {w}; use ScanMethod::Doubling",
+                self.name()
+            ),
+        ))
     }
 }
 
@@ -141,10 +187,14 @@ fn dims(op: &'static str, a: &Tensor, v: &Tensor) -> Result<(usize, usize, usize
     Ok((s[0], s[1], s[2]))
 }
 
-/// The method for a scan of these operands: recursive doubling where the chunked scan does not
-/// apply (wider blocks) or the scan is small, else the one measured faster for the shape bucket.
+/// The method for a scan of these operands: recursive doubling where no chunked scan applies
+/// (wider blocks) or the scan is small, else the one measured fastest for the shape bucket.
 fn choose(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<ScanMethod> {
-    if !chunked_fits(v.gpu(), w) || len * batch * w * w < MIN_TUNED_ELEMENTS {
+    let candidates: Vec<ScanMethod> = ScanMethod::ALL
+        .into_iter()
+        .filter(|m| m.check_width(v.gpu(), w).is_ok())
+        .collect();
+    if candidates.len() == 1 || len * batch * w * w < MIN_TUNED_ELEMENTS {
         return Ok(ScanMethod::Doubling);
     }
     let key = format!(
@@ -152,12 +202,9 @@ fn choose(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<
         len.next_power_of_two(),
         batch.next_power_of_two()
     );
-    v.gpu().tune(
-        key,
-        &[ScanMethod::Doubling, ScanMethod::Chunked],
-        ScanMethod::name,
-        |method| scan_by(method, a, v, len, batch, w).map(drop),
-    )
+    v.gpu().tune(key, &candidates, ScanMethod::name, |method| {
+        scan_by(method, a, v, len, batch, w).map(drop)
+    })
 }
 
 /// The method [`affine_scan`] (and [`affine_scan_transposed`]) uses for these operands:
@@ -177,18 +224,10 @@ fn scan(
     method: Option<ScanMethod>,
 ) -> Result<Tensor> {
     let method = match method {
-        Some(ScanMethod::Chunked) if !chunked_fits(v.gpu(), w) => {
-            return Err(Error::invalid(
-                "affine_scan",
-                format!(
-                    "the chunked scan takes blocks up to {MAX_CHUNKED_WIDTH} wide whose \
-                     w x (w + 1) map fits workgroup memory ({} bytes here), not {w}; use \
-                     ScanMethod::Doubling",
-                    v.gpu().capabilities().max_workgroup_storage_size
-                ),
-            ));
+        Some(method) => {
+            method.check_width(v.gpu(), w)?;
+            method
         }
-        Some(method) => method,
         None => choose(a, v, len, batch, w)?,
     };
     scan_by(method, a, v, len, batch, w)
@@ -204,13 +243,22 @@ fn scan_by(
 ) -> Result<Tensor> {
     match method {
         ScanMethod::Doubling => doubling(a, v, len, batch, w),
-        ScanMethod::Chunked => chunked(a, v, len, batch, w),
+        ScanMethod::Chunked => chunked(a, v, len, batch, w, false),
+        ScanMethod::ChunkedRegisters => chunked(a, v, len, batch, w, true),
     }
 }
 
 /// The chunked scan: compose each chunk's maps, solve the recurrence of the chunks' maps by
-/// doubling, replay each chunk from its carry-in.
-fn chunked(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
+/// doubling, replay each chunk from its carry-in; each chain across a workgroup, or in one
+/// invocation's `registers`.
+fn chunked(
+    a: &Tensor,
+    v: &Tensor,
+    len: usize,
+    batch: usize,
+    w: usize,
+    registers: bool,
+) -> Result<Tensor> {
     let gpu = v.gpu();
     let chunk = chunk_len(len);
     let chunks = len.div_ceil(chunk);
@@ -230,33 +278,54 @@ fn chunked(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result
             .with("SHARED", Const::U32(shared as u32))
     };
 
-    // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256 invocations.
-    let entries = w * (w + 1);
-    let groups = (256 / entries).max(1);
     let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
     let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
-    gpu.dispatch(
-        &spec(
-            "chunk_compose",
-            groups,
-            (groups * entries).div_ceil(256),
-            groups * entries,
-        ),
-        bytemuck::bytes_of(&params),
-        &[a.binding(), v.binding(), p.binding(), q.binding()],
-        gpu.grid(pairs.div_ceil(groups as u64))?,
-    )?;
-    let carries = doubling(&p, &q, chunks, batch, w)?;
-
-    // One invocation per row of each group's vector.
-    let groups = 256 / w;
     let x = Tensor::uninit(gpu, v.shape(), DType::F32)?;
-    gpu.dispatch(
-        &spec("chunk_apply", groups, 1, groups * w),
-        bytemuck::bytes_of(&params),
-        &[a.binding(), v.binding(), carries.binding(), x.binding()],
-        gpu.grid(pairs.div_ceil(groups as u64))?,
-    )?;
+    // The register kernels run 64 invocations per workgroup: w + 1 per pair (one per column of
+    // its map) to compose, one per pair to apply.
+    let register_grid = |per_pair: u64| gpu.grid((pairs * per_pair).div_ceil(64));
+    if registers {
+        gpu.dispatch(
+            &spec("chunk_compose_registers", 1, 1, 1),
+            bytemuck::bytes_of(&params),
+            &[a.binding(), v.binding(), p.binding(), q.binding()],
+            register_grid(w as u64 + 1)?,
+        )?;
+    } else {
+        // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256
+        // invocations.
+        let entries = w * (w + 1);
+        let groups = (256 / entries).max(1);
+        gpu.dispatch(
+            &spec(
+                "chunk_compose",
+                groups,
+                (groups * entries).div_ceil(256),
+                groups * entries,
+            ),
+            bytemuck::bytes_of(&params),
+            &[a.binding(), v.binding(), p.binding(), q.binding()],
+            gpu.grid(pairs.div_ceil(groups as u64))?,
+        )?;
+    }
+    let carries = doubling(&p, &q, chunks, batch, w)?;
+    if registers {
+        gpu.dispatch(
+            &spec("chunk_apply_registers", 1, 1, 1),
+            bytemuck::bytes_of(&params),
+            &[a.binding(), v.binding(), carries.binding(), x.binding()],
+            register_grid(1)?,
+        )?;
+    } else {
+        // One invocation per row of each group's vector.
+        let groups = 256 / w;
+        gpu.dispatch(
+            &spec("chunk_apply", groups, 1, groups * w),
+            bytemuck::bytes_of(&params),
+            &[a.binding(), v.binding(), carries.binding(), x.binding()],
+            gpu.grid(pairs.div_ceil(groups as u64))?,
+        )?;
+    }
     Ok(x)
 }
 
