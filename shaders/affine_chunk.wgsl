@@ -1,6 +1,6 @@
 // The chunked (work-efficient) scan of the affine recurrence of affine_scan.wgsl,
 //   x[k] = A[k] x[k-1] + v[k],  k = 0 .. L-1,  x[-1] = 0  (A[0] unused: read as 0),
-// batched over `batch` recurrences of W-vectors; storage [L, batch, W, W] and [L, batch, W].
+// batched over `batch` recurrences of W-vectors; storage [L, batch, W] for vectors.
 // The L steps are cut into chunks of CHUNK; `chunk_compose` composes each chunk's maps into one,
 //   x[end] = P x[start-1] + q,
 // a doubling scan over the chunks (affine_scan.wgsl) gives every chunk's carry-in, and
@@ -14,10 +14,18 @@
 // independently (each is multiplied by A[k]), so the chain needs no barrier, at W + 1 (compose)
 // and 1 (apply) invocations per (chunk, batch entry) instead of W (W + 1) and W.
 //
-// Constants defined by the launcher: W (block width), CHUNK, GROUPS (chunk-batch pairs per
-// workgroup), PER (entries of the augmented maps per invocation, compose; 1 for apply) and
-// SHARED (floats of workgroup memory: GROUPS maps for compose, GROUPS vectors for apply; the
-// register kernels use none of the three, which are 1 for them).
+// The maps come dense (ROW_SCALED false: A [L, batch, W, W] in `a`) or as a deep MLP's layer
+// Jacobians (ROW_SCALED true: A[k] = diag(s[k]) Wt[k], the weights Wt [L, W, W] in `a`, shared by
+// the batch, and s [L, batch, W] in `scales`), which saves writing and reading L batch W^2 floats.
+// With REVERSE the kernels solve the transposed recurrence that runs backward,
+//   y[l] = A[l+1]^T y[l+1] + v[l],  l = L-1 .. 0,  y[L] = 0,
+// as the forward one of step k = L-1-l, whose map is A[L-k]^T, reading v and writing x at l: the
+// chunks' maps and carries are in k's order, the inputs and the result in l's.
+//
+// Constants defined by the launcher: W (block width), CHUNK, ROW_SCALED, REVERSE, GROUPS
+// (chunk-batch pairs per workgroup), PER (entries of the augmented maps per invocation, compose;
+// 1 for apply) and SHARED (floats of workgroup memory: GROUPS maps for compose, GROUPS vectors for
+// apply; the register kernels use none of the three, which are 1 for them).
 
 struct Params {
     len: u32,
@@ -28,11 +36,50 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(2) var<storage, read> scales: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
 // compose: P per (chunk, batch) entry; apply: the chunk scan's solution (carries).
-@group(0) @binding(3) var<storage, read_write> p_or_carry: array<f32>;
+@group(0) @binding(4) var<storage, read_write> p_or_carry: array<f32>;
 // compose: q per (chunk, batch) entry; apply: x.
-@group(0) @binding(4) var<storage, read_write> q_or_x: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q_or_x: array<f32>;
+
+// Where step k's vectors live: step k itself, or l = L-1-k when reversed.
+fn vector_at(k: u32, b: u32, i: u32) -> u32 {
+    let step = select(k, params.len - 1u - k, REVERSE);
+    return (step * params.batch + b) * W + i;
+}
+
+// Step k's map (k >= 1) is A[src] or A[src]^T with src = k or L-k. Entry (i, m) of it is
+// row_scale * base * column_scale:
+fn map_source(k: u32) -> u32 {
+    return select(k, params.len - k, REVERSE);
+}
+
+// ... the dense entry, or the weight, at (i, m) of the (possibly transposed) map,
+fn map_base(src: u32, b: u32, i: u32, m: u32) -> f32 {
+    let r = select(i, m, REVERSE);
+    let c = select(m, i, REVERSE);
+    if (ROW_SCALED) {
+        return a[(src * W + r) * W + c];
+    }
+    return a[((src * params.batch + b) * W + r) * W + c];
+}
+
+// ... s[src] at row i of a forward map (1 otherwise),
+fn row_scale(src: u32, b: u32, i: u32) -> f32 {
+    if (ROW_SCALED && !REVERSE) {
+        return scales[(src * params.batch + b) * W + i];
+    }
+    return 1.0;
+}
+
+// ... and s[src] at column m of a transposed one (1 otherwise).
+fn column_scale(src: u32, b: u32, m: u32) -> f32 {
+    if (ROW_SCALED && REVERSE) {
+        return scales[(src * params.batch + b) * W + m];
+    }
+    return 1.0;
+}
 
 const E: u32 = W * (W + 1u); // entries of one augmented map [P | q]
 
@@ -83,15 +130,18 @@ fn chunk_compose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
                 let en = entry(wg, nwg, t);
                 let k = en.cb.x * CHUNK + step;
                 if (en.cb.x < params.chunks && k < params.len) {
-                    let row = k * params.batch + en.cb.y;
+                    let b = en.cb.y;
                     if (en.j == W) {
-                        value = v[row * W + en.i];
+                        value = v[vector_at(k, b, en.i)];
                     }
                     if (k > 0u) {
+                        let src = map_source(k);
+                        var sum = 0.0;
                         for (var m = 0u; m < W; m++) {
-                            value += a[(row * W + en.i) * W + m]
+                            sum += map_base(src, b, en.i, m) * column_scale(src, b, m)
                                 * maps[en.g * E + m * (W + 1u) + en.j];
                         }
+                        value += row_scale(src, b, en.i) * sum;
                     }
                 } else {
                     value = maps[t]; // past the end: the map stays as it is
@@ -147,14 +197,17 @@ fn chunk_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         var value = 0.0;
         let run = live && k < params.len;
         if (run) {
-            let row = k * params.batch + cb.y;
-            value = v[row * W + i];
+            let b = cb.y;
+            value = v[vector_at(k, b, i)];
             if (k > 0u) {
+                let src = map_source(k);
+                var sum = 0.0;
                 for (var m = 0u; m < W; m++) {
-                    value += a[(row * W + i) * W + m] * maps[g * W + m];
+                    sum += map_base(src, b, i, m) * column_scale(src, b, m) * maps[g * W + m];
                 }
+                value += row_scale(src, b, i) * sum;
             }
-            q_or_x[row * W + i] = value;
+            q_or_x[vector_at(k, b, i)] = value;
         }
         workgroupBarrier();
         if (run) {
@@ -193,13 +246,21 @@ fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
         if (k >= params.len) {
             break;
         }
-        let row = k * params.batch + pair.y;
+        let b = pair.y;
+        let src = map_source(k);
+        if (k > 0u) {
+            for (var m = 0u; m < W; m++) {
+                column[m] *= column_scale(src, b, m);
+            }
+        }
         for (var i = 0u; i < W; i++) {
-            var value = select(0.0, v[row * W + i], j == W);
+            var value = select(0.0, v[vector_at(k, b, i)], j == W);
             if (k > 0u) {
+                var sum = 0.0;
                 for (var m = 0u; m < W; m++) {
-                    value += a[(row * W + i) * W + m] * column[m];
+                    sum += map_base(src, b, i, m) * column[m];
                 }
+                value += row_scale(src, b, i) * sum;
             }
             next[i] = value;
         }
@@ -238,16 +299,24 @@ fn chunk_apply_registers(@builtin(workgroup_id) wg: vec3<u32>,
         if (k >= params.len) {
             break;
         }
-        let row = k * params.batch + pair.y;
+        let b = pair.y;
+        let src = map_source(k);
+        if (k > 0u) {
+            for (var m = 0u; m < W; m++) {
+                x[m] *= column_scale(src, b, m);
+            }
+        }
         for (var i = 0u; i < W; i++) {
-            var value = v[row * W + i];
+            var value = v[vector_at(k, b, i)];
             if (k > 0u) {
+                var sum = 0.0;
                 for (var m = 0u; m < W; m++) {
-                    value += a[(row * W + i) * W + m] * x[m];
+                    sum += map_base(src, b, i, m) * x[m];
                 }
+                value += row_scale(src, b, i) * sum;
             }
             next[i] = value;
-            q_or_x[row * W + i] = value;
+            q_or_x[vector_at(k, b, i)] = value;
         }
         x = next;
     }

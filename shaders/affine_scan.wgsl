@@ -6,12 +6,14 @@
 //   v'[k] = v[k] + A[k] v[k-s],   A'[k] = A[k] A[k-s];
 // elements k < s already reach back to x[-1] = 0, so their v is final and their A no longer
 // matters (written as 0). ceil(log2 L) levels solve the recurrence; the last skips A (LAST).
-// One invocation per (k, batch, row i).
+// One invocation per (k, batch, row i); it keeps row i of A[k] in registers.
+//
+// Constants defined by the launcher: W (block width), LAST.
 
 struct Params {
     len: u32,
     batch: u32,
-    w: u32,
+    w: u32, // W, which the launcher also passes as a constant
     shift: u32,
 }
 
@@ -25,7 +27,7 @@ struct Params {
 fn affine_scan(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
     let t = (wg.x + wg.y * nwg.x) * 256u + lid;
-    let w = params.w;
+    let w = W;
     let rows = params.batch * w;
     if (t >= params.len * rows) {
         return;
@@ -46,16 +48,20 @@ fn affine_scan(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     let prev_vec = vec_base - params.shift * rows;
     let prev_mat = (k - params.shift) * rows * w + (r - i) * w; // A[k-s] of this batch entry
+    var row: array<f32, W>;
+    for (var m = 0u; m < w; m++) {
+        row[m] = a_in[mat_row + m];
+    }
     var acc = v_in[vec_base + i];
     for (var m = 0u; m < w; m++) {
-        acc += a_in[mat_row + m] * v_in[prev_vec + m];
+        acc += row[m] * v_in[prev_vec + m];
     }
     v_out[vec_base + i] = acc;
     if (!LAST) {
         for (var j = 0u; j < w; j++) {
             var s = 0.0;
             for (var m = 0u; m < w; m++) {
-                s += a_in[mat_row + m] * a_in[prev_mat + m * w + j];
+                s += row[m] * a_in[prev_mat + m * w + j];
             }
             a_out[mat_row + j] = s;
         }

@@ -1,15 +1,15 @@
 // Linearises every layer of a deep MLP z[l] = act(W[l] z[l-1] + b[l]) around the current
 // trajectory at once (DeepPCR's Newton step): for each layer l, batch entry and row i,
-//   u = W[l] z[l-1] + b[l],  residual[l] = act(u) - z[l],  dact[l] = act'(u),
-//   J[l] = diag(dact[l]) W[l]  (the layer's Jacobian, row i).
-// z[-1] is the input; states hold z[0..L-1] (the layers' outputs), all [L, batch, w]; J is
-// [L, batch, w, w]. One invocation per (l, batch, i). Concatenated after activation.wgsl;
-// ACT is the activation code.
+//   u = W[l] z[l-1] + b[l],  residual[l] = act(u) - z[l],  dact[l] = act'(u);
+// the layer's Jacobian is diag(dact[l]) W[l], which the scans read in that factored form.
+// z[-1] is the input; states hold z[0..L-1] (the layers' outputs), all [L, batch, w]. One
+// invocation per (l, batch, i). Concatenated after activation.wgsl;
+// constants defined by the launcher: W (the width) and ACT (the activation code).
 
 struct Params {
     len: u32,
     batch: u32,
-    w: u32,
+    w: u32, // W, which the launcher also passes as a constant
     _pad: u32,
 }
 
@@ -20,13 +20,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read> states: array<f32>;
 @group(0) @binding(5) var<storage, read_write> residual: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dact: array<f32>;
-@group(0) @binding(7) var<storage, read_write> jacobian: array<f32>;
 
 @compute @workgroup_size(256)
 fn deeppcr_linearize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let t = (wg.x + wg.y * nwg.x) * 256u + lid;
-    let w = params.w;
+    let w = W;
     let rows = params.batch * w;
     if (t >= params.len * rows) {
         return;
@@ -47,10 +46,6 @@ fn deeppcr_linearize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
             u += weights[w_row + j] * states[prev + j];
         }
     }
-    let d = act_derivative(ACT, u);
     residual[t] = act_forward(ACT, u) - states[t];
-    dact[t] = d;
-    for (var j = 0u; j < w; j++) {
-        jacobian[t * w + j] = d * weights[w_row + j];
-    }
+    dact[t] = act_derivative(ACT, u);
 }

@@ -2,9 +2,12 @@
 //! steps. The trajectory z[1..L] of `z[l] = f_l(z[l-1])` solves the nonlinear system
 //! `z[l] - f_l(z[l-1]) = 0`; each Newton step linearises all layers at once and solves the
 //! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan
-//! ([`ops::affine_scan`]: recursive doubling in ceil(log2 L) levels, or the chunked scan in
-//! O(log L) levels with O(sqrt L) chains inside, whichever is tuned). The backward pass is already linear, `g[l-1] = J[l]^T g[l]`, and takes one
-//! transposed scan. Work grows as w^3, so this pays at small widths and large depths.
+//! ([`ops::affine_scan`]: recursive doubling in ceil(log2 L) levels, or a chunked scan in
+//! O(log L) levels with O(sqrt L) chains inside, whichever is tuned). The Jacobians
+//! `J[l] = diag(act'(u[l])) W[l]` are never formed: the scans read the weights and act'
+//! ([`ops::ScanMaps::RowScaled`]). The backward pass is already linear,
+//! `g[l-1] = J[l]^T g[l]`, and takes one transposed scan. Work grows as w^3, so this pays at
+//! small widths and large depths.
 
 use bytemuck::{Pod, Zeroable};
 use rand::SeedableRng;
@@ -117,8 +120,9 @@ pub struct NewtonStats {
     /// Whether the sequential pass replaced the result.
     pub fell_back: bool,
     /// Dependent dispatch levels of the solve: per step one linearisation, the scan's levels
-    /// ([`ops::ScanMethod::levels`]) and one update, plus the final linearisation (the residual
-    /// reductions that let the host decide are not counted). The sequential pass takes L.
+    /// ([`ops::ScanMethod::levels`], plus one for doubling, which forms the Jacobians) and one
+    /// update, plus the final linearisation (the residual reductions that let the host decide
+    /// are not counted). The sequential pass takes L.
     pub sequential_steps: usize,
     /// How the scans were solved (`None` when no Newton step was needed).
     pub scan: Option<ops::ScanMethod>,
@@ -271,18 +275,13 @@ impl DeepMlp {
         Ok(t)
     }
 
-    /// Linearises every layer around `states`: (residual, dact, Jacobians).
-    fn linearize(
-        &self,
-        x: &Tensor,
-        states: &Tensor,
-        batch: usize,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    /// Linearises every layer around `states`: (residual, dact). The layer Jacobians are
+    /// `diag(dact[l]) W[l]`, which the scans read as [`ops::ScanMaps::RowScaled`].
+    fn linearize(&self, x: &Tensor, states: &Tensor, batch: usize) -> Result<(Tensor, Tensor)> {
         let gpu = self.gpu();
         let (l, w) = (self.layers, self.width);
         let residual = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
         let dact = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
-        let jacobian = Tensor::uninit(gpu, &[l, batch, w, w], DType::F32)?;
         let spec = KernelSpec::new(
             "deeppcr_linearize",
             LINEARIZE,
@@ -294,9 +293,9 @@ impl DeepMlp {
                 Access::Read,
                 Access::ReadWrite,
                 Access::ReadWrite,
-                Access::ReadWrite,
             ],
         )
+        .with("W", Const::U32(w as u32))
         .with("ACT", Const::U32(self.activation.code()));
         gpu.dispatch(
             &spec,
@@ -308,11 +307,10 @@ impl DeepMlp {
                 states.binding(),
                 residual.binding(),
                 dact.binding(),
-                jacobian.binding(),
             ],
             gpu.grid(((l * batch * w) as u64).div_ceil(256))?,
         )?;
-        Ok((residual, dact, jacobian))
+        Ok((residual, dact))
     }
 
     /// The forward pass by Newton iterations with parallel scans, from the all-zero trajectory.
@@ -336,7 +334,7 @@ impl DeepMlp {
             scan: None,
         };
         loop {
-            let (residual, dact, jacobian) = self.linearize(x, &states, batch)?;
+            let (residual, dact) = self.linearize(x, &states, batch)?;
             stats.sequential_steps += 1;
             let rms =
                 (ops::reduce_all(&residual, Reduction::SumOfSquares)?.to_vec()?[0] / count).sqrt();
@@ -355,14 +353,20 @@ impl DeepMlp {
             if !rms.is_finite() || stats.iterations >= options.max_iterations {
                 break;
             }
+            let jacobians = ops::ScanMaps::RowScaled {
+                weights: &self.weights,
+                scales: &dact,
+            };
             let method = match options.scan {
                 Some(method) => method,
-                None => ops::affine_scan_method(&jacobian, &residual)?,
+                None => ops::affine_scan_method(jacobians, &residual, false)?,
             };
-            let step = ops::affine_scan(&jacobian, &residual, Some(method))?;
+            let step = ops::affine_scan(jacobians, &residual, Some(method))?;
             ops::axpy(1.0, &step, &states)?;
             stats.iterations += 1;
-            stats.sequential_steps += method.levels(self.layers) + 1;
+            // Doubling multiplies the factored Jacobians out first: one level more.
+            let expand = usize::from(method == ops::ScanMethod::Doubling);
+            stats.sequential_steps += expand + method.levels(self.layers) + 1;
             stats.scan = Some(method);
         }
         if !options.fallback {
@@ -381,6 +385,20 @@ impl DeepMlp {
         Ok((self.forward_sequential(x)?, stats))
     }
 
+    /// The layer Jacobians along `trajectory`, `diag(act'(u[l])) W[l]`, as the scans read them.
+    fn jacobians<'a>(&'a self, trajectory: &'a Trajectory) -> ops::ScanMaps<'a> {
+        ops::ScanMaps::RowScaled {
+            weights: &self.weights,
+            scales: &trajectory.dact,
+        }
+    }
+
+    /// The scan method the parallel [`DeepMlp::backward`] through `trajectory` takes (tuned
+    /// per shape bucket, and measured now if the bucket is new).
+    pub fn backward_scan(&self, trajectory: &Trajectory) -> Result<ops::ScanMethod> {
+        ops::affine_scan_method(self.jacobians(trajectory), &trajectory.dact, true)
+    }
+
     /// Back-propagates `grad_output` (`d loss / d z[L]`, `[batch, w]`) through a forward
     /// `trajectory`: by one transposed parallel scan (`parallel`), or layer by layer.
     pub fn backward(
@@ -397,8 +415,7 @@ impl DeepMlp {
         let grads = if parallel {
             let top = Tensor::zeros(gpu, &[l, batch, w])?;
             top.copy_from(grad_output, (l - 1) * rows)?;
-            let (_, _, jacobian) = self.linearize(&trajectory.input, &trajectory.states, batch)?;
-            ops::affine_scan_transposed(&jacobian, &top, None)?
+            ops::affine_scan_transposed(self.jacobians(trajectory), &top, None)?
         } else {
             let grads = Tensor::uninit(gpu, &[l, batch, w], DType::F32)?;
             grads.copy_from(grad_output, (l - 1) * rows)?;

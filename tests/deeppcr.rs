@@ -67,7 +67,8 @@ fn deeppcr_forward_equals_sequential_and_f64() {
                 assert!(stats.converged && !stats.fell_back, "{case}: {stats:?}");
                 assert!(stats.iterations <= layers, "{case}: {stats:?}");
                 // A linearisation per step and one to confirm; each step's scan and update.
-                let levels = scan.levels(layers) + 1;
+                let expand = usize::from(scan == ScanMethod::Doubling);
+                let levels = expand + scan.levels(layers) + 1;
                 let steps = stats.iterations + 1 + stats.iterations * levels;
                 assert_eq!(stats.sequential_steps, steps, "{case}");
                 assert_close(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_close, both, random};
-use percept::ops::{self, ScanMethod, TridiagonalMethod};
+use percept::ops::{self, ScanMaps, ScanMethod, TridiagonalMethod};
 use percept::{Error, Tensor, reference};
 
 /// Systems of `n` equations; `dominant` makes |b| > |a| + |c|, otherwise |b| is about the size
@@ -135,6 +135,7 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
                 let case = format!("{case} transposed");
                 assert_close(&case, &y.to_vec().unwrap(), &want_t, 1e-5);
             }
+            row_scaled_maps_match_their_dense_product(gpu, len, batch, w);
         }
     }
     let gpu = common::unchecked();
@@ -144,6 +145,64 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
         ops::affine_scan(&bad, &v, None),
         Err(Error::Shape { .. })
     ));
+}
+
+/// Maps given as factors, A[k] = diag(s[k]) W[k] (a deep MLP's layer Jacobians), give what their
+/// product gives, by every method, forward and transposed; step 0's factors are NaN and unused.
+fn row_scaled_maps_match_their_dense_product(
+    gpu: &percept::Gpu,
+    len: usize,
+    batch: usize,
+    w: usize,
+) {
+    let scale = 0.9 / (w as f32).sqrt();
+    let mut weights: Vec<f32> = random(len as u64 + 11, len * w * w, -1.0, 1.0)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let mut scales = random(len as u64 + 12, len * batch * w, 0.2, 1.0);
+    weights[..w * w].fill(f32::NAN);
+    scales[..batch * w].fill(f32::NAN);
+    let dense: Vec<f32> = (0..len * batch * w * w)
+        .map(|t| {
+            let (row, j) = (t / w, t % w);
+            let (i, k) = (row % w, row / (batch * w));
+            scales[row] * weights[(k * w + i) * w + j]
+        })
+        .collect();
+    let v = random(len as u64 + 13, len * batch * w, -1.0, 1.0);
+    let want = reference::affine_scan(&dense, &v, len, batch, w);
+    let want_t = reference::affine_scan_transposed(&dense, &v, len, batch, w);
+    let weights = Tensor::from_slice(gpu, &weights, &[len, w, w]).unwrap();
+    let scales = Tensor::from_slice(gpu, &scales, &[len, batch, w]).unwrap();
+    let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
+    let maps = ScanMaps::RowScaled {
+        weights: &weights,
+        scales: &scales,
+    };
+    for method in ScanMethod::ALL {
+        let case = format!("{method:?} row-scaled L={len} batch={batch} w={w}");
+        let Ok(x) = ops::affine_scan(maps, &vt, Some(method)) else {
+            assert!(w > ops::MAX_CHUNKED_REGISTERS_WIDTH, "{case}");
+            continue;
+        };
+        assert_close(&case, &x.to_vec().unwrap(), &want, 1e-5);
+        let y = ops::affine_scan_transposed(maps, &vt, Some(method)).unwrap();
+        assert_close(
+            &format!("{case} transposed"),
+            &y.to_vec().unwrap(),
+            &want_t,
+            1e-5,
+        );
+    }
+    // Factors that do not fit v.
+    let short = Tensor::zeros(gpu, &[len, w, w + 1]).unwrap();
+    let bad = ScanMaps::RowScaled {
+        weights: &short,
+        scales: &scales,
+    };
+    let err = ops::affine_scan(bad, &vt, None).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
 }
 
 #[test]

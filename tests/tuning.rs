@@ -277,9 +277,18 @@ fn scans_are_tuned_between_doubling_and_chunks() {
     let x = ops::affine_scan(&at, &vt, None).unwrap();
     let want = reference::affine_scan(&a, &v, len, batch, w);
     assert_close("tuned scan", &x.to_vec().unwrap(), &want, 1e-5);
-    let method = ops::affine_scan_method(&at, &vt).unwrap();
+    let method = ops::affine_scan_method(&at, &vt, false).unwrap();
     assert_eq!(
-        gpu.tuned_choices()["affine_scan len128 batch8 w10"],
+        gpu.tuned_choices()["affine_scan len128 batch8 w10 dense"],
+        method.name()
+    );
+    // The transposed scan is a bucket of its own.
+    let y = ops::affine_scan_transposed(&at, &vt, None).unwrap();
+    let want = reference::affine_scan_transposed(&a, &v, len, batch, w);
+    assert_close("tuned transposed scan", &y.to_vec().unwrap(), &want, 1e-5);
+    let method = ops::affine_scan_method(&at, &vt, true).unwrap();
+    assert_eq!(
+        gpu.tuned_choices()["affine_scan len128 batch8 w10 dense transposed"],
         method.name()
     );
 }

@@ -63,10 +63,14 @@ pub struct DeepPcrRecord {
     pub sequential_steps: usize,
     /// Those of the sequential forward: L.
     pub sequential_steps_baseline: usize,
-    /// Dependent dispatch levels of the DeepPCR backward's solve: the scan's levels + 3.
+    /// Dependent dispatch levels of the DeepPCR backward's solve: the transposed scan's levels,
+    /// plus 3 for doubling (which forms the Jacobians and reverses the recurrence and back).
     pub backward_steps: usize,
-    /// How the scans were solved (tuned per shape bucket): `doubling` or `chunked`.
+    /// How the forward's scans were solved (tuned per shape bucket): `doubling`, `chunked` or
+    /// `chunked_registers`.
     pub scan: String,
+    /// How the backward's transposed scan was solved (a bucket of its own).
+    pub backward_scan: String,
     /// The longest chain of dependent steps inside one of the scan's dispatches.
     pub scan_chain: usize,
     /// DeepPCR output against the sequential output (relative, infinity norm).
@@ -121,9 +125,13 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
     let par_bwd = measure(gpu, config, || {
         net.backward(&sequential, &g, true).map(drop)
     })?;
-    // Both passes here scan with the tuned method, and the backward's scan has the forward's
-    // shapes, hence the same bucket and method.
     let scan = stats.scan.unwrap_or(ops::ScanMethod::Doubling);
+    let backward_scan = net.backward_scan(&sequential)?;
+    let backward_extra = if backward_scan == ops::ScanMethod::Doubling {
+        3
+    } else {
+        0
+    };
     let summary = gpu.summary();
     Ok(DeepPcrRecord {
         name: "deeppcr".to_string(),
@@ -138,8 +146,9 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
         newton_iterations: stats.iterations,
         sequential_steps: stats.sequential_steps,
         sequential_steps_baseline: case.layers,
-        backward_steps: scan.levels(case.layers) + 3,
+        backward_steps: backward_scan.levels(case.layers) + backward_extra,
         scan: scan.name().to_string(),
+        backward_scan: backward_scan.name().to_string(),
         scan_chain: scan.chain(case.layers),
         max_rel_err,
         converged: stats.converged,

@@ -15,12 +15,21 @@ const SCAN_SOURCES: &[&str] = &[include_str!("../../shaders/affine_scan.wgsl")];
 const CHUNK_SOURCES: &[&str] = &[include_str!("../../shaders/affine_chunk.wgsl")];
 const REVERSE_SOURCES: &[&str] = &[include_str!("../../shaders/affine_scan_reverse.wgsl")];
 const UNREVERSE_SOURCES: &[&str] = &[include_str!("../../shaders/reverse_rows.wgsl")];
+const MAPS_SOURCES: &[&str] = &[include_str!("../../shaders/affine_maps.wgsl")];
+const FIVE: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
 const FOUR: &[Access] = &[
     Access::Read,
     Access::Read,
     Access::ReadWrite,
     Access::ReadWrite,
 ];
+const THREE: &[Access] = &[Access::Read, Access::Read, Access::ReadWrite];
 const TWO: &[Access] = &[Access::Read, Access::ReadWrite];
 
 /// Largest block width the kernels take (each invocation loops over a row of w x w products).
@@ -160,176 +169,322 @@ fn chunk_len(len: usize) -> usize {
     1 << ceil_log2(len).div_ceil(2)
 }
 
-/// Checks `a: [L, batch, w, w]` and `v: [L, batch, w]`; returns (L, batch, w).
-fn dims(op: &'static str, a: &Tensor, v: &Tensor) -> Result<(usize, usize, usize)> {
-    check_input(op, v, a)?;
+/// The maps `A[k]` of an affine scan, per step and batch entry.
+#[derive(Clone, Copy, Debug)]
+pub enum ScanMaps<'a> {
+    /// `[L, batch, w, w]`, a block per step and batch entry.
+    Dense(&'a Tensor),
+    /// `A[k] = diag(scales[k]) weights[k]` for each batch entry: `weights` `[L, w, w]` shared by
+    /// the batch and `scales` `[L, batch, w]`, as a deep MLP's layer Jacobians (the weight's rows
+    /// scaled by act'(u)). The chunked scans read the factors, L batch w^2 floats fewer than the
+    /// dense maps; recursive doubling multiplies them out first.
+    RowScaled {
+        /// `[L, w, w]`.
+        weights: &'a Tensor,
+        /// `[L, batch, w]`.
+        scales: &'a Tensor,
+    },
+}
+
+impl<'a> From<&'a Tensor> for ScanMaps<'a> {
+    fn from(a: &'a Tensor) -> Self {
+        ScanMaps::Dense(a)
+    }
+}
+
+impl ScanMaps<'_> {
+    /// The tensor the kernels bind as `a` (dense maps or weights) and as `scales`.
+    fn bindings(&self) -> (&Tensor, &Tensor) {
+        match *self {
+            ScanMaps::Dense(a) => (a, a),
+            ScanMaps::RowScaled { weights, scales } => (weights, scales),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ScanMaps::Dense(_) => "dense",
+            ScanMaps::RowScaled { .. } => "row_scaled",
+        }
+    }
+}
+
+/// Checks the maps against `v: [L, batch, w]`; returns (L, batch, w).
+fn dims(op: &'static str, maps: &ScanMaps<'_>, v: &Tensor) -> Result<(usize, usize, usize)> {
     check_input(op, v, v)?;
     let s = v.shape();
-    if s.len() != 3 || a.shape() != [s[0], s[1], s[2], s[2]] || s.contains(&0) {
+    if s.len() != 3 || s.contains(&0) {
         return Err(Error::shape(
             op,
-            format!(
-                "need A [L, batch, w, w] and v [L, batch, w], non-empty; got {:?} and {s:?}",
-                a.shape()
-            ),
+            format!("need v [L, batch, w], non-empty; got {s:?}"),
         ));
     }
-    if s[2] > MAX_AFFINE_WIDTH {
+    let (len, batch, w) = (s[0], s[1], s[2]);
+    match *maps {
+        ScanMaps::Dense(a) => {
+            check_input(op, v, a)?;
+            if a.shape() != [len, batch, w, w] {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "need A [L, batch, w, w] = {:?} for v {s:?}; got {:?}",
+                        [len, batch, w, w],
+                        a.shape()
+                    ),
+                ));
+            }
+            fits_u32(op, "elements of A", a.len())?;
+        }
+        ScanMaps::RowScaled { weights, scales } => {
+            check_input(op, v, weights)?;
+            check_input(op, v, scales)?;
+            if weights.shape() != [len, w, w] || scales.shape() != s {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "need weights [L, w, w] = {:?} and scales [L, batch, w] = {s:?} for v \
+                         {s:?}; got {:?} and {:?}",
+                        [len, w, w],
+                        weights.shape(),
+                        scales.shape()
+                    ),
+                ));
+            }
+            // Recursive doubling multiplies the factors out.
+            fits_u32(op, "elements of A", len * batch * w * w)?;
+        }
+    }
+    if w > MAX_AFFINE_WIDTH {
         return Err(Error::invalid(
             op,
-            format!(
-                "block width {} is past the kernels' {MAX_AFFINE_WIDTH}",
-                s[2]
-            ),
+            format!("block width {w} is past the kernels' {MAX_AFFINE_WIDTH}"),
         ));
     }
-    fits_u32(op, "elements of A", a.len())?;
-    Ok((s[0], s[1], s[2]))
+    Ok((len, batch, w))
 }
 
-/// The method for a scan of these operands: recursive doubling where no chunked scan applies
-/// (wider blocks) or the scan is small, else the one measured fastest for the shape bucket.
-fn choose(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<ScanMethod> {
-    let candidates: Vec<ScanMethod> = ScanMethod::ALL
-        .into_iter()
-        .filter(|m| m.check_width(v.gpu(), w).is_ok())
-        .collect();
-    if candidates.len() == 1 || len * batch * w * w < MIN_TUNED_ELEMENTS {
-        return Ok(ScanMethod::Doubling);
-    }
-    let key = format!(
-        "affine_scan len{} batch{} w{w}",
-        len.next_power_of_two(),
-        batch.next_power_of_two()
-    );
-    v.gpu().tune(key, &candidates, ScanMethod::name, |method| {
-        scan_by(method, a, v, len, batch, w).map(drop)
-    })
-}
-
-/// The method [`affine_scan`] (and [`affine_scan_transposed`]) uses for these operands:
-/// measured now if their shape bucket is new (see [`crate::Tuning`]).
-pub fn affine_scan_method(a: &Tensor, v: &Tensor) -> Result<ScanMethod> {
-    let (len, batch, w) = dims("affine_scan_method", a, v)?;
-    choose(a, v, len, batch, w)
-}
-
-/// Records the scan of `(a, v)` (logical order) by `method`, or the chosen one, and returns `x`.
-fn scan(
-    a: &Tensor,
-    v: &Tensor,
+/// What one scan solves: the maps, the right-hand sides, and whether it is the transposed,
+/// backward recurrence.
+struct Scan<'a> {
+    maps: ScanMaps<'a>,
+    v: &'a Tensor,
+    transposed: bool,
     len: usize,
     batch: usize,
     w: usize,
-    method: Option<ScanMethod>,
-) -> Result<Tensor> {
-    let method = match method {
-        Some(method) => {
-            method.check_width(v.gpu(), w)?;
-            method
+}
+
+impl Scan<'_> {
+    /// The method for this scan: recursive doubling where no chunked scan applies (wider
+    /// blocks) or the scan is small, else the one measured fastest for the shape bucket.
+    fn choose(&self) -> Result<ScanMethod> {
+        let (len, batch, w) = (self.len, self.batch, self.w);
+        let candidates: Vec<ScanMethod> = ScanMethod::ALL
+            .into_iter()
+            .filter(|m| m.check_width(self.v.gpu(), w).is_ok())
+            .collect();
+        if candidates.len() == 1 || len * batch * w * w < MIN_TUNED_ELEMENTS {
+            return Ok(ScanMethod::Doubling);
         }
-        None => choose(a, v, len, batch, w)?,
-    };
-    scan_by(method, a, v, len, batch, w)
-}
-
-fn scan_by(
-    method: ScanMethod,
-    a: &Tensor,
-    v: &Tensor,
-    len: usize,
-    batch: usize,
-    w: usize,
-) -> Result<Tensor> {
-    match method {
-        ScanMethod::Doubling => doubling(a, v, len, batch, w),
-        ScanMethod::Chunked => chunked(a, v, len, batch, w, false),
-        ScanMethod::ChunkedRegisters => chunked(a, v, len, batch, w, true),
+        let key = format!(
+            "affine_scan len{} batch{} w{w} {}{}",
+            len.next_power_of_two(),
+            batch.next_power_of_two(),
+            self.maps.name(),
+            if self.transposed { " transposed" } else { "" }
+        );
+        self.v
+            .gpu()
+            .tune(key, &candidates, ScanMethod::name, |method| {
+                self.run(method).map(drop)
+            })
     }
-}
 
-/// The chunked scan: compose each chunk's maps, solve the recurrence of the chunks' maps by
-/// doubling, replay each chunk from its carry-in; each chain across a workgroup, or in one
-/// invocation's `registers`.
-fn chunked(
-    a: &Tensor,
-    v: &Tensor,
-    len: usize,
-    batch: usize,
-    w: usize,
-    registers: bool,
-) -> Result<Tensor> {
-    let gpu = v.gpu();
-    let chunk = chunk_len(len);
-    let chunks = len.div_ceil(chunk);
-    let params = ChunkParams {
-        len: len as u32,
-        batch: batch as u32,
-        chunks: chunks as u32,
-        _pad: 0,
-    };
-    let pairs = (chunks * batch) as u64;
-    let spec = |entry: &'static str, groups: usize, per: usize, shared: usize| {
-        KernelSpec::new("affine_chunk", CHUNK_SOURCES, entry, FOUR)
-            .with("W", Const::U32(w as u32))
-            .with("CHUNK", Const::U32(chunk as u32))
-            .with("GROUPS", Const::U32(groups as u32))
-            .with("PER", Const::U32(per as u32))
-            .with("SHARED", Const::U32(shared as u32))
-    };
+    /// Solves by `method`, or the chosen one.
+    fn solve(&self, method: Option<ScanMethod>) -> Result<Tensor> {
+        let method = match method {
+            Some(method) => {
+                method.check_width(self.v.gpu(), self.w)?;
+                method
+            }
+            None => self.choose()?,
+        };
+        self.run(method)
+    }
 
-    let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
-    let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
-    let x = Tensor::uninit(gpu, v.shape(), DType::F32)?;
-    // The register kernels run 64 invocations per workgroup: w + 1 per pair (one per column of
-    // its map) to compose, one per pair to apply.
-    let register_grid = |per_pair: u64| gpu.grid((pairs * per_pair).div_ceil(64));
-    if registers {
+    fn run(&self, method: ScanMethod) -> Result<Tensor> {
+        match method {
+            ScanMethod::Doubling => self.doubling(),
+            ScanMethod::Chunked => self.chunked(false),
+            ScanMethod::ChunkedRegisters => self.chunked(true),
+        }
+    }
+
+    /// The maps as one dense tensor, multiplying factored ones out.
+    fn dense_maps(&self) -> Result<Tensor> {
+        let (weights, scales) = match self.maps {
+            ScanMaps::Dense(a) => return Ok(a.clone()),
+            ScanMaps::RowScaled { weights, scales } => (weights, scales),
+        };
+        let gpu = self.v.gpu();
+        let (len, batch, w) = (self.len, self.batch, self.w);
+        let a = Tensor::uninit(gpu, &[len, batch, w, w], DType::F32)?;
+        let params = Params {
+            len: len as u32,
+            batch: batch as u32,
+            w: w as u32,
+            shift: 0,
+        };
         gpu.dispatch(
-            &spec("chunk_compose_registers", 1, 1, 1),
+            &KernelSpec::new("affine_maps", MAPS_SOURCES, "row_scaled_maps", THREE),
             bytemuck::bytes_of(&params),
-            &[a.binding(), v.binding(), p.binding(), q.binding()],
-            register_grid(w as u64 + 1)?,
+            &[weights.binding(), scales.binding(), a.binding()],
+            gpu.grid(((len * batch * w * w) as u64).div_ceil(256))?,
         )?;
-    } else {
-        // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256
-        // invocations.
-        let entries = w * (w + 1);
-        let groups = (256 / entries).max(1);
+        Ok(a)
+    }
+
+    /// Recursive doubling; a transposed scan is reversed into a forward one first, and its
+    /// solution put back in order.
+    fn doubling(&self) -> Result<Tensor> {
+        let a = self.dense_maps()?;
+        let (len, batch, w) = (self.len, self.batch, self.w);
+        if !self.transposed {
+            return doubling(&a, self.v, len, batch, w);
+        }
+        let gpu = self.v.gpu();
+        let m = Tensor::uninit(gpu, a.shape(), DType::F32)?;
+        let u = Tensor::uninit(gpu, self.v.shape(), DType::F32)?;
+        let params = Params {
+            len: len as u32,
+            batch: batch as u32,
+            w: w as u32,
+            shift: 0,
+        };
+        let grid = gpu.grid(((len * batch * w) as u64).div_ceil(256))?;
         gpu.dispatch(
-            &spec(
-                "chunk_compose",
-                groups,
-                (groups * entries).div_ceil(256),
-                groups * entries,
+            &KernelSpec::new(
+                "affine_scan_reverse",
+                REVERSE_SOURCES,
+                "affine_scan_reverse",
+                FOUR,
             ),
             bytemuck::bytes_of(&params),
-            &[a.binding(), v.binding(), p.binding(), q.binding()],
-            gpu.grid(pairs.div_ceil(groups as u64))?,
+            &[a.binding(), self.v.binding(), m.binding(), u.binding()],
+            grid,
         )?;
-    }
-    let carries = doubling(&p, &q, chunks, batch, w)?;
-    if registers {
+        let reversed = doubling(&m, &u, len, batch, w)?;
+        let y = Tensor::uninit(gpu, self.v.shape(), DType::F32)?;
+        let params = RowParams {
+            len: len as u32,
+            row: (batch * w) as u32,
+            _pad: [0; 2],
+        };
         gpu.dispatch(
-            &spec("chunk_apply_registers", 1, 1, 1),
+            &KernelSpec::new("reverse_rows", UNREVERSE_SOURCES, "reverse_rows", TWO),
             bytemuck::bytes_of(&params),
-            &[a.binding(), v.binding(), carries.binding(), x.binding()],
-            register_grid(1)?,
+            &[reversed.binding(), y.binding()],
+            grid,
         )?;
-    } else {
-        // One invocation per row of each group's vector.
-        let groups = 256 / w;
-        gpu.dispatch(
-            &spec("chunk_apply", groups, 1, groups * w),
-            bytemuck::bytes_of(&params),
-            &[a.binding(), v.binding(), carries.binding(), x.binding()],
-            gpu.grid(pairs.div_ceil(groups as u64))?,
-        )?;
+        Ok(y)
     }
-    Ok(x)
+
+    /// The chunked scan: compose each chunk's maps, solve the recurrence of the chunks' maps by
+    /// doubling, replay each chunk from its carry-in; each chain across a workgroup, or in one
+    /// invocation's `registers`. The kernels read the maps as given (dense or factored, and
+    /// transposed in reverse order for the transposed scan).
+    fn chunked(&self, registers: bool) -> Result<Tensor> {
+        let gpu = self.v.gpu();
+        let (len, batch, w) = (self.len, self.batch, self.w);
+        let chunk = chunk_len(len);
+        let chunks = len.div_ceil(chunk);
+        let params = ChunkParams {
+            len: len as u32,
+            batch: batch as u32,
+            chunks: chunks as u32,
+            _pad: 0,
+        };
+        let pairs = (chunks * batch) as u64;
+        let spec = |entry: &'static str, groups: usize, per: usize, shared: usize| {
+            KernelSpec::new("affine_chunk", CHUNK_SOURCES, entry, FIVE)
+                .with("W", Const::U32(w as u32))
+                .with("CHUNK", Const::U32(chunk as u32))
+                .with(
+                    "ROW_SCALED",
+                    Const::Bool(matches!(self.maps, ScanMaps::RowScaled { .. })),
+                )
+                .with("REVERSE", Const::Bool(self.transposed))
+                .with("GROUPS", Const::U32(groups as u32))
+                .with("PER", Const::U32(per as u32))
+                .with("SHARED", Const::U32(shared as u32))
+        };
+        let (a, scales) = self.maps.bindings();
+        let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
+        let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
+        let x = Tensor::uninit(gpu, self.v.shape(), DType::F32)?;
+        let inputs = [a.binding(), scales.binding(), self.v.binding()];
+        // The register kernels run 64 invocations per workgroup: w + 1 per pair (one per column
+        // of its map) to compose, one per pair to apply.
+        let register_grid = |per_pair: u64| gpu.grid((pairs * per_pair).div_ceil(64));
+        if registers {
+            gpu.dispatch(
+                &spec("chunk_compose_registers", 1, 1, 1),
+                bytemuck::bytes_of(&params),
+                &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
+                register_grid(w as u64 + 1)?,
+            )?;
+        } else {
+            // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256
+            // invocations.
+            let entries = w * (w + 1);
+            let groups = (256 / entries).max(1);
+            gpu.dispatch(
+                &spec(
+                    "chunk_compose",
+                    groups,
+                    (groups * entries).div_ceil(256),
+                    groups * entries,
+                ),
+                bytemuck::bytes_of(&params),
+                &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
+                gpu.grid(pairs.div_ceil(groups as u64))?,
+            )?;
+        }
+        let carries = doubling(&p, &q, chunks, batch, w)?;
+        if registers {
+            gpu.dispatch(
+                &spec("chunk_apply_registers", 1, 1, 1),
+                bytemuck::bytes_of(&params),
+                &[
+                    inputs[0],
+                    inputs[1],
+                    inputs[2],
+                    carries.binding(),
+                    x.binding(),
+                ],
+                register_grid(1)?,
+            )?;
+        } else {
+            // One invocation per row of each group's vector.
+            let groups = 256 / w;
+            gpu.dispatch(
+                &spec("chunk_apply", groups, 1, groups * w),
+                bytemuck::bytes_of(&params),
+                &[
+                    inputs[0],
+                    inputs[1],
+                    inputs[2],
+                    carries.binding(),
+                    x.binding(),
+                ],
+                gpu.grid(pairs.div_ceil(groups as u64))?,
+            )?;
+        }
+        Ok(x)
+    }
 }
 
-/// Recursive doubling: ceil(log2 L) levels of `shaders/affine_scan.wgsl`.
+/// Recursive doubling of dense maps: ceil(log2 L) levels of `shaders/affine_scan.wgsl`.
 fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
     let gpu = v.gpu();
     let levels = ScanMethod::Doubling.levels(len);
@@ -356,6 +511,7 @@ fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Resul
             shift: 1 << level,
         };
         let spec = KernelSpec::new("affine_scan", SCAN_SOURCES, "affine_scan", FOUR)
+            .with("W", Const::U32(w as u32))
             .with("LAST", Const::Bool(last));
         gpu.dispatch(
             &spec,
@@ -378,56 +534,52 @@ fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Resul
 }
 
 /// Solves `x[k] = A[k] x[k-1] + v[k]` for k = 0..L-1 with `x[-1] = 0` (`A[0]` is unused), for
-/// `batch` independent recurrences: `a` is `[L, batch, w, w]`, `v` and the result `[L, batch, w]`.
-/// Takes [`ScanMethod::levels`] dependent dispatches of the method [`affine_scan_method`]
-/// reports, unless `method` forces one.
-pub fn affine_scan(a: &Tensor, v: &Tensor, method: Option<ScanMethod>) -> Result<Tensor> {
-    let (len, batch, w) = dims("affine_scan", a, v)?;
-    scan(a, v, len, batch, w, method)
+/// `batch` independent recurrences: the maps are `[L, batch, w, w]` (a `&Tensor`, or
+/// [`ScanMaps::RowScaled`] factors), `v` and the result `[L, batch, w]`. Takes
+/// [`ScanMethod::levels`] dependent dispatches of the method [`affine_scan_method`] reports,
+/// unless `method` forces one.
+pub fn affine_scan<'a>(
+    maps: impl Into<ScanMaps<'a>>,
+    v: &'a Tensor,
+    method: Option<ScanMethod>,
+) -> Result<Tensor> {
+    scan("affine_scan", maps.into(), v, false)?.solve(method)
 }
 
 /// Solves the transposed recurrence that runs backward,
 /// `y[l] = A[l+1]^T y[l+1] + v[l]` for l = L-1..0 with `y[L] = 0`: the adjoint of
 /// [`affine_scan`], which back-propagation through it needs. Same shapes and methods.
-pub fn affine_scan_transposed(
-    a: &Tensor,
-    v: &Tensor,
+pub fn affine_scan_transposed<'a>(
+    maps: impl Into<ScanMaps<'a>>,
+    v: &'a Tensor,
     method: Option<ScanMethod>,
 ) -> Result<Tensor> {
-    let (len, batch, w) = dims("affine_scan_transposed", a, v)?;
-    let gpu = v.gpu();
-    let m = Tensor::uninit(gpu, a.shape(), DType::F32)?;
-    let u = Tensor::uninit(gpu, v.shape(), DType::F32)?;
-    let params = Params {
-        len: len as u32,
-        batch: batch as u32,
-        w: w as u32,
-        shift: 0,
-    };
-    let grid = gpu.grid(((len * batch * w) as u64).div_ceil(256))?;
-    gpu.dispatch(
-        &KernelSpec::new(
-            "affine_scan_reverse",
-            REVERSE_SOURCES,
-            "affine_scan_reverse",
-            FOUR,
-        ),
-        bytemuck::bytes_of(&params),
-        &[a.binding(), v.binding(), m.binding(), u.binding()],
-        grid,
-    )?;
-    let reversed = scan(&m, &u, len, batch, w, method)?;
-    let y = Tensor::uninit(gpu, v.shape(), DType::F32)?;
-    let params = RowParams {
-        len: len as u32,
-        row: (batch * w) as u32,
-        _pad: [0; 2],
-    };
-    gpu.dispatch(
-        &KernelSpec::new("reverse_rows", UNREVERSE_SOURCES, "reverse_rows", TWO),
-        bytemuck::bytes_of(&params),
-        &[reversed.binding(), y.binding()],
-        grid,
-    )?;
-    Ok(y)
+    scan("affine_scan_transposed", maps.into(), v, true)?.solve(method)
+}
+
+/// The method [`affine_scan`] uses for these operands (or [`affine_scan_transposed`], when
+/// `transposed`): measured now if their shape bucket is new (see [`crate::Tuning`]).
+pub fn affine_scan_method<'a>(
+    maps: impl Into<ScanMaps<'a>>,
+    v: &'a Tensor,
+    transposed: bool,
+) -> Result<ScanMethod> {
+    scan("affine_scan_method", maps.into(), v, transposed)?.choose()
+}
+
+fn scan<'a>(
+    op: &'static str,
+    maps: ScanMaps<'a>,
+    v: &'a Tensor,
+    transposed: bool,
+) -> Result<Scan<'a>> {
+    let (len, batch, w) = dims(op, &maps, v)?;
+    Ok(Scan {
+        maps,
+        v,
+        transposed,
+        len,
+        batch,
+        w,
+    })
 }

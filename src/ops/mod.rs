@@ -18,8 +18,8 @@ mod transpose;
 mod tridiagonal;
 
 pub use affine_scan::{
-    MAX_AFFINE_WIDTH, MAX_CHUNKED_REGISTERS_WIDTH, MAX_CHUNKED_WIDTH, ScanMethod, affine_scan,
-    affine_scan_method, affine_scan_transposed,
+    MAX_AFFINE_WIDTH, MAX_CHUNKED_REGISTERS_WIDTH, MAX_CHUNKED_WIDTH, ScanMaps, ScanMethod,
+    affine_scan, affine_scan_method, affine_scan_transposed,
 };
 pub use column_sum::{column_sums, column_sums_into};
 pub use copy::copy;

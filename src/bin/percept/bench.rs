@@ -337,11 +337,11 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
         "newton",
         "steps vs L",
         "max_rel",
-        "scan (chain)"
+        "scan (chain); backward scan"
     );
     for r in records {
         println!(
-            "{:>6} {:>4} {:>6} {:>12.3} {:>12.3} {:>8.2} {:>12.3} {:>12.3} {:>8.2} {:>7} {:>8} / {:<5} {:>10.2e} {:>9} ({})",
+            "{:>6} {:>4} {:>6} {:>12.3} {:>12.3} {:>8.2} {:>12.3} {:>12.3} {:>8.2} {:>7} {:>8} / {:<5} {:>10.2e} {:>9} ({}); {}",
             r.shape[0],
             r.shape[1],
             r.shape[2],
@@ -356,7 +356,8 @@ fn print_deeppcr(records: &[DeepPcrRecord]) {
             r.sequential_steps_baseline,
             r.max_rel_err,
             r.scan,
-            r.scan_chain
+            r.scan_chain,
+            r.backward_scan
         );
     }
 }
