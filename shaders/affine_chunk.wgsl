@@ -217,8 +217,9 @@ fn chunk_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
-// The invocation's (chunk, batch entry) pair and its index among the pairs, for the register
-// kernels (64 invocations per workgroup, `per_pair` of them per pair).
+// The invocation's (chunk, batch entry) pair and its index within the pair's `per_pair`
+// invocations (the column j, for compose), for the register kernels (64 invocations per
+// workgroup).
 fn register_pair(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, per_pair: u32) -> vec3<u32> {
     let id = (wg.x + wg.y * nwg.x) * 64u + lid;
     let index = id / per_pair;
@@ -240,7 +241,7 @@ fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
     for (var i = 0u; i < W; i++) {
         column[i] = select(0.0, 1.0, i == j);
     }
-    var next: array<f32, W>;
+    var stepped: array<f32, W>;
     for (var step = 0u; step < CHUNK; step++) {
         let k = chunk * CHUNK + step;
         if (k >= params.len) {
@@ -262,9 +263,9 @@ fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
                 }
                 value += row_scale(src, b, i) * sum;
             }
-            next[i] = value;
+            stepped[i] = value;
         }
-        column = next;
+        column = stepped;
     }
     let row = chunk * params.batch + pair.y;
     for (var i = 0u; i < W; i++) {
@@ -293,7 +294,7 @@ fn chunk_apply_registers(@builtin(workgroup_id) wg: vec3<u32>,
             x[i] = p_or_carry[((chunk - 1u) * params.batch + pair.y) * W + i];
         }
     }
-    var next: array<f32, W>;
+    var stepped: array<f32, W>;
     for (var step = 0u; step < CHUNK; step++) {
         let k = chunk * CHUNK + step;
         if (k >= params.len) {
@@ -315,9 +316,9 @@ fn chunk_apply_registers(@builtin(workgroup_id) wg: vec3<u32>,
                 }
                 value += row_scale(src, b, i) * sum;
             }
-            next[i] = value;
+            stepped[i] = value;
             q_or_x[vector_at(k, b, i)] = value;
         }
-        x = next;
+        x = stepped;
     }
 }

@@ -156,8 +156,9 @@ fn split(tile: Tile, split_k: u32) -> MatmulKernel {
     MatmulKernel { tile, split_k }
 }
 
-/// K split into parts, including parts that do not divide K and an empty last part (K = 40 in
-/// 3 parts of 16 for the 16-deep slices of `Fine`).
+/// K split into parts that do not divide it (K = 40 in parts of 16, 16 and 8 for the 16-deep
+/// slices of `Fine`), and into more parts than it fills (K = 65 in 7 parts of 16: the last two
+/// are empty and add zeros).
 #[test]
 fn matmul_split_k_odd_shapes_every_transpose() {
     let shapes = [(17, 33, 65), (130, 7, 257), (5, 64, 40)];
@@ -165,11 +166,15 @@ fn matmul_split_k_odd_shapes_every_transpose() {
         for (i, &(m, n, k)) in shapes.iter().enumerate() {
             for trans_a in [false, true] {
                 for trans_b in [false, true] {
-                    for kernel in [
+                    let mut kernels = vec![
                         split(Tile::Large, 2),
                         split(Tile::Small, 3),
                         split(Tile::Fine, 3),
-                    ] {
+                    ];
+                    if k == 65 {
+                        kernels.push(split(Tile::Large, 7));
+                    }
+                    for kernel in kernels {
                         let case = Case {
                             trans_a,
                             trans_b,

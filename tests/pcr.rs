@@ -116,12 +116,7 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
             let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
             for method in ScanMethod::ALL {
                 let case = format!("{method:?} L={len} batch={batch} w={w}");
-                let too_wide = match method {
-                    ScanMethod::Doubling => false,
-                    ScanMethod::Chunked => w > ops::MAX_CHUNKED_WIDTH,
-                    ScanMethod::ChunkedRegisters => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
-                };
-                if too_wide {
+                if too_wide(method, w) {
                     let err = ops::affine_scan(&at, &vt, Some(method)).unwrap_err();
                     assert!(
                         matches!(err, Error::InvalidArgument { .. }),
@@ -145,6 +140,15 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
         ops::affine_scan(&bad, &v, None),
         Err(Error::Shape { .. })
     ));
+}
+
+/// Whether `method` refuses blocks of width `w`.
+fn too_wide(method: ScanMethod, w: usize) -> bool {
+    match method {
+        ScanMethod::Doubling => false,
+        ScanMethod::Chunked => w > ops::MAX_CHUNKED_WIDTH,
+        ScanMethod::ChunkedRegisters => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
+    }
 }
 
 /// Maps given as factors, A[k] = diag(s[k]) W[k] (a deep MLP's layer Jacobians), give what their
@@ -182,10 +186,15 @@ fn row_scaled_maps_match_their_dense_product(
     };
     for method in ScanMethod::ALL {
         let case = format!("{method:?} row-scaled L={len} batch={batch} w={w}");
-        let Ok(x) = ops::affine_scan(maps, &vt, Some(method)) else {
-            assert!(w > ops::MAX_CHUNKED_REGISTERS_WIDTH, "{case}");
+        if too_wide(method, w) {
+            let err = ops::affine_scan(maps, &vt, Some(method)).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument { .. }),
+                "{case}: {err}"
+            );
             continue;
-        };
+        }
+        let x = ops::affine_scan(maps, &vt, Some(method)).unwrap();
         assert_close(&case, &x.to_vec().unwrap(), &want, 1e-5);
         let y = ops::affine_scan_transposed(maps, &vt, Some(method)).unwrap();
         assert_close(
@@ -216,4 +225,29 @@ fn affine_scan_methods_count_their_levels() {
     // L = 100: chunks of 16, 7 of them.
     assert_eq!(ScanMethod::Chunked.levels(100), 5);
     assert_eq!(ScanMethod::Doubling.chain(100), 1);
+}
+
+/// Factored maps whose dense product would not fit one binding: doubling (which forms it) is
+/// refused with the limit named, and the chunked scans, which never form it, are chosen.
+#[test]
+fn factored_maps_too_big_to_multiply_out_take_a_chunked_scan() {
+    let gpu = common::unchecked();
+    let (len, w) = (1024, 32);
+    let per_batch = (4 * len * w * w) as u64;
+    let batch = (gpu.limits().max_storage_buffer_binding_size / per_batch + 1) as usize;
+    let weights = Tensor::zeros(gpu, &[len, w, w]).unwrap();
+    let scales = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
+    let v = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
+    let maps = ScanMaps::RowScaled {
+        weights: &weights,
+        scales: &scales,
+    };
+    let err = ops::affine_scan(maps, &v, Some(ScanMethod::Doubling)).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit { .. }) && err.to_string().contains("dense maps"),
+        "{err}"
+    );
+    // The device tunes nothing: the first method that takes the scan.
+    let method = ops::affine_scan_method(maps, &v, false).unwrap();
+    assert_eq!(method, ScanMethod::Chunked);
 }

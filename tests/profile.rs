@@ -7,13 +7,27 @@ use common::{open_with, random};
 use percept::ops::{self, MatmulKernel, MatmulSpec, Tile};
 use percept::{GpuOptions, Tensor, Tuning};
 
-#[test]
-fn a_profiled_device_times_every_dispatch_by_kernel() {
-    let gpu = open_with(GpuOptions {
+/// A profiling device, or `None` where the adapter has no timestamps (after checking that
+/// opening one fails and says why).
+fn profiling_device() -> Option<percept::Gpu> {
+    let options = GpuOptions {
         profile: Some(true),
         tuning: Some(Tuning::Off),
         ..Default::default()
-    });
+    };
+    if common::unchecked().capabilities().timestamps {
+        return Some(open_with(options));
+    }
+    let err = percept::Gpu::with_options(options).err().expect("refused");
+    assert!(err.to_string().contains("needs GPU timestamps"), "{err}");
+    None
+}
+
+#[test]
+fn a_profiled_device_times_every_dispatch_by_kernel() {
+    let Some(gpu) = profiling_device() else {
+        return;
+    };
     let a = Tensor::from_slice(&gpu, &random(1, 70 * 50, -1.0, 1.0), &[70, 50]).unwrap();
     let b = Tensor::from_slice(&gpu, &random(2, 50 * 30, -1.0, 1.0), &[50, 30]).unwrap();
     let split = MatmulSpec {

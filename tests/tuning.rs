@@ -196,15 +196,19 @@ fn few_outputs_over_a_long_k_may_take_a_split_kernel() {
     let (a_host, b_host) = (random(7, m * k, -1.0, 1.0), random(8, k * n, -1.0, 1.0));
     let a = Tensor::from_slice(&gpu, &a_host, &[m, k]).unwrap();
     let b = Tensor::from_slice(&gpu, &b_host, &[k, n]).unwrap();
-    let y = ops::matmul(&a, &b, &MatmulSpec::default()).unwrap();
+    let spec = MatmulSpec::default();
+    let names: Vec<String> = ops::matmul_candidates(&a, &b, &spec)
+        .unwrap()
+        .iter()
+        .map(|kernel| kernel.name())
+        .collect();
+    for split in ["large-split2", "large-split4"] {
+        assert!(names.iter().any(|n| n == split), "{split} not in {names:?}");
+    }
+    let y = ops::matmul(&a, &b, &spec).unwrap();
     let choices = gpu.tuned_choices();
     let (key, name) = choices.iter().next().unwrap();
     assert!(key.starts_with("matmul m128 n128 k2048"), "{key}");
-    let names: Vec<String> = Tile::ALL
-        .iter()
-        .map(|t| t.name().to_string())
-        .chain(["large-split2".into(), "large-split4".into()])
-        .collect();
     assert!(names.contains(name), "{name} not among {names:?}");
     let shape = MatmulShape {
         batch: 1,

@@ -100,14 +100,15 @@ impl Profiler {
             && let Ok(view) = slice.get_mapped_range()
         {
             let ticks: &[u64] = bytemuck::cast_slice(&view);
-            for (label, pair) in self.labels.drain(..).zip(ticks.chunks_exact(2)) {
+            for (label, pair) in self.labels.iter().zip(ticks.chunks_exact(2)) {
                 let ns = pair[1].saturating_sub(pair[0]) as f64 * self.period_ns;
-                let entry = self.totals.entry(label).or_default();
+                let entry = self.totals.entry(label.clone()).or_default();
                 entry.0 += 1;
                 entry.1 += ns;
             }
+            drop(view);
+            self.staging.unmap();
         }
-        self.staging.unmap();
         self.labels.clear();
     }
 

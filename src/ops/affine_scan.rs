@@ -130,33 +130,6 @@ impl ScanMethod {
             ScanMethod::Chunked | ScanMethod::ChunkedRegisters => chunk_len(len),
         }
     }
-
-    /// Whether the method takes blocks of width `w` on `gpu`; if not, why.
-    fn check_width(self, gpu: &crate::Gpu, w: usize) -> Result<()> {
-        let fits = match self {
-            ScanMethod::Doubling => true,
-            ScanMethod::Chunked => chunked_fits(gpu, w),
-            ScanMethod::ChunkedRegisters => w <= MAX_CHUNKED_REGISTERS_WIDTH,
-        };
-        if fits {
-            return Ok(());
-        }
-        let limit = match self {
-            ScanMethod::Chunked => format!(
-                "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
-                 memory ({} bytes here)",
-                gpu.capabilities().max_workgroup_storage_size
-            ),
-            _ => format!("blocks up to {MAX_CHUNKED_REGISTERS_WIDTH} wide"),
-        };
-        Err(Error::invalid(
-            "affine_scan",
-            format!(
-                "the {} scan takes {limit}, not {w}; use ScanMethod::Doubling",
-                self.name()
-            ),
-        ))
-    }
 }
 
 fn ceil_log2(n: usize) -> usize {
@@ -176,8 +149,8 @@ pub enum ScanMaps<'a> {
     Dense(&'a Tensor),
     /// `A[k] = diag(scales[k]) weights[k]` for each batch entry: `weights` `[L, w, w]` shared by
     /// the batch and `scales` `[L, batch, w]`, as a deep MLP's layer Jacobians (the weight's rows
-    /// scaled by act'(u)). The chunked scans read the factors, L batch w^2 floats fewer than the
-    /// dense maps; recursive doubling multiplies them out first.
+    /// scaled by act'(u)): L (w^2 + batch w) floats instead of L batch w^2. The chunked scans read
+    /// the factors; recursive doubling multiplies them out first.
     RowScaled {
         /// `[L, w, w]`.
         weights: &'a Tensor,
@@ -250,8 +223,6 @@ fn dims(op: &'static str, maps: &ScanMaps<'_>, v: &Tensor) -> Result<(usize, usi
                     ),
                 ));
             }
-            // Recursive doubling multiplies the factors out.
-            fits_u32(op, "elements of A", len * batch * w * w)?;
         }
     }
     if w > MAX_AFFINE_WIDTH {
@@ -275,16 +246,57 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// The method for this scan: recursive doubling where no chunked scan applies (wider
-    /// blocks) or the scan is small, else the one measured fastest for the shape bucket.
+    /// Whether `method` takes this scan; if not, why: the chunked scans' widths, and for
+    /// doubling of factored maps, the dense maps it forms.
+    fn check(&self, method: ScanMethod) -> Result<()> {
+        let (gpu, w) = (self.v.gpu(), self.w);
+        let limit = match method {
+            ScanMethod::Doubling => {
+                if let ScanMaps::RowScaled { .. } = self.maps {
+                    let dense = self.len * self.batch * w * w;
+                    fits_u32("affine_scan", "elements of the dense maps", dense)?;
+                    gpu.check_buffer_size("the dense maps of a doubling scan", 4 * dense as u64)?;
+                }
+                return Ok(());
+            }
+            ScanMethod::Chunked if chunked_fits(gpu, w) => return Ok(()),
+            ScanMethod::ChunkedRegisters if w <= MAX_CHUNKED_REGISTERS_WIDTH => return Ok(()),
+            ScanMethod::Chunked => format!(
+                "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
+                 memory ({} bytes here)",
+                gpu.capabilities().max_workgroup_storage_size
+            ),
+            ScanMethod::ChunkedRegisters => {
+                format!("blocks up to {MAX_CHUNKED_REGISTERS_WIDTH} wide")
+            }
+        };
+        Err(Error::invalid(
+            "affine_scan",
+            format!(
+                "the {} scan takes {limit}, not {w}; use another ScanMethod",
+                method.name()
+            ),
+        ))
+    }
+
+    /// The method for this scan: the first that takes it (recursive doubling, unless its dense
+    /// maps would not fit) where the scan is small or only one applies, else the one measured
+    /// fastest for the shape bucket.
     fn choose(&self) -> Result<ScanMethod> {
         let (len, batch, w) = (self.len, self.batch, self.w);
         let candidates: Vec<ScanMethod> = ScanMethod::ALL
             .into_iter()
-            .filter(|m| m.check_width(self.v.gpu(), w).is_ok())
+            .filter(|&m| self.check(m).is_ok())
             .collect();
-        if candidates.len() == 1 || len * batch * w * w < MIN_TUNED_ELEMENTS {
-            return Ok(ScanMethod::Doubling);
+        match candidates[..] {
+            [] => {
+                return self
+                    .check(ScanMethod::Doubling)
+                    .map(|()| ScanMethod::Doubling);
+            }
+            [only] => return Ok(only),
+            [first, ..] if len * batch * w * w < MIN_TUNED_ELEMENTS => return Ok(first),
+            _ => {}
         }
         let key = format!(
             "affine_scan len{} batch{} w{w} {}{}",
@@ -304,7 +316,7 @@ impl Scan<'_> {
     fn solve(&self, method: Option<ScanMethod>) -> Result<Tensor> {
         let method = match method {
             Some(method) => {
-                method.check_width(self.v.gpu(), self.w)?;
+                self.check(method)?;
                 method
             }
             None => self.choose()?,
@@ -536,8 +548,8 @@ fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Resul
 /// Solves `x[k] = A[k] x[k-1] + v[k]` for k = 0..L-1 with `x[-1] = 0` (`A[0]` is unused), for
 /// `batch` independent recurrences: the maps are `[L, batch, w, w]` (a `&Tensor`, or
 /// [`ScanMaps::RowScaled`] factors), `v` and the result `[L, batch, w]`. Takes
-/// [`ScanMethod::levels`] dependent dispatches of the method [`affine_scan_method`] reports,
-/// unless `method` forces one.
+/// [`ScanMethod::levels`] dependent dispatches of the method [`affine_scan_method`] reports
+/// (doubling one more for factored maps, which it multiplies out), unless `method` forces one.
 pub fn affine_scan<'a>(
     maps: impl Into<ScanMaps<'a>>,
     v: &'a Tensor,
@@ -548,7 +560,9 @@ pub fn affine_scan<'a>(
 
 /// Solves the transposed recurrence that runs backward,
 /// `y[l] = A[l+1]^T y[l+1] + v[l]` for l = L-1..0 with `y[L] = 0`: the adjoint of
-/// [`affine_scan`], which back-propagation through it needs. Same shapes and methods.
+/// [`affine_scan`], which back-propagation through it needs. Same shapes and methods; the
+/// chunked scans read the maps in reverse order themselves, doubling reverses a copy of them
+/// and its solution (two dispatch levels more).
 pub fn affine_scan_transposed<'a>(
     maps: impl Into<ScanMaps<'a>>,
     v: &'a Tensor,

@@ -29,8 +29,10 @@ pub use elementwise::{
 pub use fft::{FftKind, FftNorm, FftPlan};
 pub use layernorm::{LayerNormAffineGrads, LayerNormOutput, layernorm, layernorm_backward};
 pub use loss::{Loss, LossOutput, loss};
-pub(crate) use matmul::matmul_candidates;
-pub use matmul::{MAX_SPLIT_K, MatmulKernel, MatmulSpec, Tile, matmul, matmul_into, matmul_kernel};
+pub use matmul::{
+    MAX_SPLIT_K, MatmulKernel, MatmulSpec, Tile, matmul, matmul_candidates, matmul_into,
+    matmul_kernel,
+};
 pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
 pub use random::{Distribution, random, random_fill, random_normal, random_uniform};
 pub use reduce::{Reduction, reduce_all, reduce_rows};

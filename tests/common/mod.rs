@@ -14,6 +14,8 @@ fn open(checked: bool) -> Gpu {
         checked: Some(checked),
         // Every tile gives the same bits; tests/tuning.rs covers choosing one by measurement.
         tuning: Some(Tuning::Off),
+        // Whatever PERCEPT_PROFILE says; tests/profile.rs covers profiling.
+        profile: Some(false),
         ..Default::default()
     })
 }

@@ -380,9 +380,10 @@ pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Ma
     }
 }
 
-/// The kernels tuning times for these operands, the untuned rule's first (the benchmark times
-/// each beside the chosen one).
-pub(crate) fn matmul_candidates(
+/// The kernels tuning times for these operands' shape bucket, the untuned rule's first:
+/// every tile, and the large tile with K split where the bucket's outputs are few and its K
+/// long (`percept bench matmul` times each beside the chosen one).
+pub fn matmul_candidates(
     a: &Tensor,
     b: &Tensor,
     spec: &MatmulSpec<'_>,

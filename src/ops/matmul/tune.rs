@@ -48,7 +48,9 @@ pub(super) fn choose(
 }
 
 /// The kernels tuning times for `problem`, the rule's first: every tile, then the large tile
-/// with K split where the product's outputs are few and K long.
+/// with K split where the bucket's outputs are few and its K long. Which splits are candidates
+/// depends on the bucket alone, so that a kernel kept for the bucket is a candidate for every
+/// product in it.
 pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
     let rule = rule_tile(p.m, p.n, p.batch);
     let mut kernels = vec![MatmulKernel::from(rule)];
@@ -58,12 +60,13 @@ pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
             .filter(|&t| t != rule)
             .map(MatmulKernel::from),
     );
-    let blocks = p.m.div_ceil(128) * p.n.div_ceil(128) * p.batch;
+    let b = Bucket::of(p);
+    let blocks = b.m.div_ceil(128) * b.n.div_ceil(128) * b.batch;
     kernels.extend(
         SPLITS
             .into_iter()
             .filter(|&parts| {
-                blocks * parts as usize <= MAX_SPLIT_BLOCKS && p.k / parts as usize >= MIN_PART_K
+                blocks * parts as usize <= MAX_SPLIT_BLOCKS && b.k / parts as usize >= MIN_PART_K
             })
             .map(|split_k| MatmulKernel {
                 tile: Tile::Large,
@@ -73,10 +76,29 @@ pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
     kernels
 }
 
+/// A product's sizes rounded up to powers of two.
+struct Bucket {
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+}
+
+impl Bucket {
+    fn of(p: &Problem) -> Bucket {
+        let round = |x: usize| x.max(MIN_BUCKET).next_power_of_two();
+        Bucket {
+            m: round(p.m),
+            n: round(p.n),
+            k: round(p.k),
+            batch: p.batch.next_power_of_two(),
+        }
+    }
+}
+
 /// The bucket: sizes rounded up to powers of two, the transposes and the vector loads (which
 /// change the kernel). Bias, addend and activation only touch the epilogue and share buckets.
 fn bucket_key(spec: &MatmulSpec<'_>, p: &Problem) -> String {
-    let bucket = |x: usize| x.max(MIN_BUCKET).next_power_of_two();
     let layout = |transposed: bool, vec4: bool| {
         format!(
             "{}{}",
@@ -84,12 +106,13 @@ fn bucket_key(spec: &MatmulSpec<'_>, p: &Problem) -> String {
             if vec4 { "4" } else { "1" }
         )
     };
+    let b = Bucket::of(p);
     format!(
         "matmul m{} n{} k{} batch{} a{} b{}",
-        bucket(p.m),
-        bucket(p.n),
-        bucket(p.k),
-        p.batch.next_power_of_two(),
+        b.m,
+        b.n,
+        b.k,
+        b.batch,
         layout(spec.trans_a, p.vec_a),
         layout(spec.trans_b, p.vec_b)
     )
