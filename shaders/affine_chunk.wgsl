@@ -226,6 +226,31 @@ fn register_pair(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, per_pair: u32) -> vec3
     return vec3<u32>(index / params.batch, index % params.batch, id % per_pair);
 }
 
+// One step of a chain held in registers: y = A[k] y, plus v[k] when `add_v` (step 0 has no
+// map: y = v[0], or 0). The map's column scales are applied to y first, so that each row's sum
+// is scaled once.
+fn register_step(k: u32, b: u32, y: ptr<function, array<f32, W>>, add_v: bool) {
+    let src = map_source(k);
+    if (k > 0u) {
+        for (var m = 0u; m < W; m++) {
+            (*y)[m] *= column_scale(src, b, m);
+        }
+    }
+    var stepped: array<f32, W>;
+    for (var i = 0u; i < W; i++) {
+        var value = select(0.0, v[vector_at(k, b, i)], add_v);
+        if (k > 0u) {
+            var sum = 0.0;
+            for (var m = 0u; m < W; m++) {
+                sum += map_base(src, b, i, m) * (*y)[m];
+            }
+            value += row_scale(src, b, i) * sum;
+        }
+        stepped[i] = value;
+    }
+    *y = stepped;
+}
+
 @compute @workgroup_size(64)
 fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
                            @builtin(num_workgroups) nwg: vec3<u32>,
@@ -241,31 +266,12 @@ fn chunk_compose_registers(@builtin(workgroup_id) wg: vec3<u32>,
     for (var i = 0u; i < W; i++) {
         column[i] = select(0.0, 1.0, i == j);
     }
-    var stepped: array<f32, W>;
     for (var step = 0u; step < CHUNK; step++) {
         let k = chunk * CHUNK + step;
         if (k >= params.len) {
             break;
         }
-        let b = pair.y;
-        let src = map_source(k);
-        if (k > 0u) {
-            for (var m = 0u; m < W; m++) {
-                column[m] *= column_scale(src, b, m);
-            }
-        }
-        for (var i = 0u; i < W; i++) {
-            var value = select(0.0, v[vector_at(k, b, i)], j == W);
-            if (k > 0u) {
-                var sum = 0.0;
-                for (var m = 0u; m < W; m++) {
-                    sum += map_base(src, b, i, m) * column[m];
-                }
-                value += row_scale(src, b, i) * sum;
-            }
-            stepped[i] = value;
-        }
-        column = stepped;
+        register_step(k, pair.y, &column, j == W);
     }
     let row = chunk * params.batch + pair.y;
     for (var i = 0u; i < W; i++) {
@@ -294,31 +300,14 @@ fn chunk_apply_registers(@builtin(workgroup_id) wg: vec3<u32>,
             x[i] = p_or_carry[((chunk - 1u) * params.batch + pair.y) * W + i];
         }
     }
-    var stepped: array<f32, W>;
     for (var step = 0u; step < CHUNK; step++) {
         let k = chunk * CHUNK + step;
         if (k >= params.len) {
             break;
         }
-        let b = pair.y;
-        let src = map_source(k);
-        if (k > 0u) {
-            for (var m = 0u; m < W; m++) {
-                x[m] *= column_scale(src, b, m);
-            }
-        }
+        register_step(k, pair.y, &x, true);
         for (var i = 0u; i < W; i++) {
-            var value = v[vector_at(k, b, i)];
-            if (k > 0u) {
-                var sum = 0.0;
-                for (var m = 0u; m < W; m++) {
-                    sum += map_base(src, b, i, m) * x[m];
-                }
-                value += row_scale(src, b, i) * sum;
-            }
-            stepped[i] = value;
-            q_or_x[vector_at(k, b, i)] = value;
+            q_or_x[vector_at(k, pair.y, i)] = x[i];
         }
-        x = stepped;
     }
 }
