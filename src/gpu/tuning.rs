@@ -140,7 +140,7 @@ impl Tuning {
     }
 }
 
-/// `tuning-<adapter>.json`, the adapter's name reduced to letters, digits and dashes.
+/// `tuning-<adapter>-<backend>.json`, the adapter's name reduced to letters, digits and dashes.
 fn default_file_name(summary: &AdapterSummary) -> String {
     let slug: String = summary
         .adapter

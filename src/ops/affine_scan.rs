@@ -255,7 +255,11 @@ impl Scan<'_> {
                 if let ScanMaps::RowScaled { .. } = self.maps {
                     let dense = self.len * self.batch * w * w;
                     fits_u32("affine_scan", "elements of the dense maps", dense)?;
-                    gpu.check_buffer_size("the dense maps of a doubling scan", 4 * dense as u64)?;
+                    gpu.check_buffer_size(
+                        "the dense maps a doubling scan forms from factored ones (a chunked \
+                         ScanMethod reads the factors)",
+                        4 * dense as u64,
+                    )?;
                 }
                 return Ok(());
             }

@@ -371,9 +371,7 @@ fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
 /// The kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned choice
 /// for their shape bucket (measured now if the bucket is new), else the untuned rule.
 pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<MatmulKernel> {
-    let shape = output_shape(a, b, spec)?;
-    let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
-    let problem = Problem::new(a, b, spec, &c)?;
+    let (c, problem) = scratch_problem(a, b, spec)?;
     match spec.kernel {
         Some(kernel) => check_kernel(kernel, &problem),
         None => tune::choose(a, b, spec, &c, &problem),
@@ -388,9 +386,15 @@ pub fn matmul_candidates(
     b: &Tensor,
     spec: &MatmulSpec<'_>,
 ) -> Result<Vec<MatmulKernel>> {
+    Ok(tune::candidates(&scratch_problem(a, b, spec)?.1))
+}
+
+/// A scratch output of the product's shape (tuning writes it), and the product's sizes.
+fn scratch_problem(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<(Tensor, Problem)> {
     let shape = output_shape(a, b, spec)?;
     let c = Tensor::uninit(a.gpu(), &shape, DType::F32)?;
-    Ok(tune::candidates(&Problem::new(a, b, spec, &c)?))
+    let problem = Problem::new(a, b, spec, &c)?;
+    Ok((c, problem))
 }
 
 /// Records `kernel`'s dispatches: one, or for a split K the parts and their sum.
