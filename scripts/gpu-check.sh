@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device check for a session that is lent a GPU: every benchmark family at full size and
 # PyTorch's baselines, in one call, within about nine minutes. Prepare it here first:
-#   cargo build --release && ../shared/gpu/prepare.sh
+#   bash scripts/gpu-prepare.sh
 # then call the device tool with carry [".gpu"], timeout_s 600 and the command
 #   bash scripts/gpu-check.sh
 # It writes at most eight files to $OUT (the tool's limit): run.log (adapter, progress, the
@@ -16,8 +16,12 @@ elapsed() { echo $(( $(date +%s) - begin )); }
 percept() { bash .gpu/on-device.sh .gpu/percept "$@"; }
 
 percept info >> "$out/run.log" 2>&1
+# The tensor-core kernels against their oracles: CI's lavapipe cannot run them.
+echo "== unit tests: coop" >> "$out/run.log"
+timeout 30 bash .gpu/on-device.sh .gpu/percept-lib-tests coop --nocapture >> "$out/run.log" 2>&1
+echo "unit tests: exit $?" >> "$out/run.log"
 # PyTorch first: its numbers are the bar every family is compared with. Time limits keep the
-# worst case (2 x 60 + 6 x 75 s) inside the device tool's 600 s.
+# worst case (30 + 2 x 60 + 6 x 75 s) inside the device tool's 600 s.
 {
     timeout 60 python3 .gpu/torch_anchor.py
     timeout 60 python3 .gpu/torch_anchor_graphs.py

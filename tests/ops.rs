@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, both, random};
-use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Reduction, Tile};
+use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Precision, Reduction, Tile};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, Tensor};
 
@@ -24,6 +24,7 @@ struct Case {
     add: bool,
     act: Activation,
     kernel: Option<MatmulKernel>,
+    precision: Precision,
 }
 
 impl Case {
@@ -40,6 +41,7 @@ impl Case {
             add: false,
             act: Activation::Identity,
             kernel: None,
+            precision: Precision::F32,
         }
     }
 
@@ -80,6 +82,7 @@ impl Case {
             add: self.add.then_some(&add),
             activation: self.act,
             kernel: self.kernel,
+            precision: self.precision,
         };
         let c = ops::matmul(&a, &b, &spec).unwrap();
         assert_eq!(c.shape(), &want_shape[..]);
@@ -226,6 +229,61 @@ fn matmul_rejects_a_split_k_out_of_range() {
         );
         assert!(err.contains("allows 1 ..= 3"), "{err}");
     }
+}
+
+/// The split-precision product through the public API (the tuned kernel; each kernel forced is
+/// tested in src/ops/matmul/coop.rs) where the adapter has tensor cores; elsewhere a refusal
+/// that names what is missing and the way out.
+#[test]
+fn matmul_split_f16_matches_the_oracle_or_is_refused() {
+    for gpu in both() {
+        if Precision::SplitF16.available(gpu).is_err() {
+            let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
+            let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
+            let spec = MatmulSpec {
+                precision: Precision::SplitF16,
+                ..Default::default()
+            };
+            let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+            assert!(err.contains("Precision::SplitF16 needs"), "{err}");
+            assert!(err.contains("use Precision::F32"), "{err}");
+            continue;
+        }
+        for (i, (batch_a, trans_a, trans_b, bias, act)) in [
+            (None, false, false, false, Activation::Identity),
+            (Some(3), true, true, true, Activation::Relu),
+            (Some(2), false, true, true, Activation::Tanh),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let case = Case {
+                batch_a,
+                trans_a,
+                trans_b,
+                bias,
+                add: bias,
+                act,
+                precision: Precision::SplitF16,
+                ..Case::plain(67, 129, 300)
+            };
+            case.run(gpu, 40 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_rejects_a_forced_f32_kernel_with_split_precision() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
+    let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
+    let spec = MatmulSpec {
+        precision: Precision::SplitF16,
+        kernel: Some(Tile::Large.into()),
+        ..Default::default()
+    };
+    let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+    assert!(err.contains("cannot go with Precision::SplitF16"), "{err}");
 }
 
 #[test]

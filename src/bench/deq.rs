@@ -7,7 +7,7 @@ use crate::deq::{FixedPointMap, Method, SolverConfig, Stop, solve};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::init::standard_normal;
-use crate::ops::{self, Activation, MatmulSpec};
+use crate::ops::{self, Activation, MatmulSpec, Precision};
 use crate::reference;
 use crate::tensor::Tensor;
 
@@ -59,9 +59,11 @@ pub struct DeqSolveRecord {
 }
 
 /// z -> tanh(z W + inj), PyTorch's form of the anchor (W not transposed).
+#[derive(Clone)]
 struct Anchor {
     w: Tensor,
     injection: Tensor,
+    precision: Precision,
 }
 
 impl FixedPointMap for Anchor {
@@ -77,6 +79,7 @@ impl FixedPointMap for Anchor {
         let spec = MatmulSpec {
             add: Some(&self.injection),
             activation: Activation::Tanh,
+            precision: self.precision,
             ..Default::default()
         };
         ops::matmul_into(z, &self.w, &spec, out)
@@ -85,12 +88,14 @@ impl FixedPointMap for Anchor {
 
 /// Times 30 iterations through [`solve`] (tolerance 0, one readback at the end) against the
 /// bare loop of fused matmuls, checks sampled rows against an f64 twin, then solves to a
-/// relative residual of 1e-4 with each solver.
+/// relative residual of 1e-4 with each solver. Where the adapter has tensor cores, the 30
+/// iterations again with the split-precision product ([`Precision::SplitF16`]), against the
+/// f32 solve.
 pub fn run_deq(
     gpu: &Gpu,
     case: &DeqCase,
     config: &BenchConfig,
-) -> Result<(BenchRecord, Vec<DeqSolveRecord>)> {
+) -> Result<(Vec<BenchRecord>, Vec<DeqSolveRecord>)> {
     let (b, n) = (case.batch, case.width);
     let mut rng = StdRng::seed_from_u64((b * n) as u64);
     let scaled = |v: Vec<f32>, s: f32| -> Vec<f32> { v.into_iter().map(|x| x * s).collect() };
@@ -103,6 +108,7 @@ pub fn run_deq(
     let anchor = Anchor {
         injection: ops::matmul(&x, &u, &MatmulSpec::default())?,
         w,
+        precision: Precision::F32,
     };
     let fixed = |method, tol, max_iter, check_every| SolverConfig {
         method,
@@ -114,10 +120,13 @@ pub fn run_deq(
     };
     let thirty = fixed(Method::FIXED_POINT, 0.0, ITERATIONS, ITERATIONS);
 
-    let z = solve(&anchor, None, &thirty)?.z.to_vec()?;
     let rows = CHECKED_ROWS.min(b);
     let want = oracle(&w_host, &u_host, &x_host[..rows * n], n);
-    let max_rel_err = reference::max_rel_err(&z[..rows * n], &want);
+    let thirty_err = |map: &Anchor| -> Result<f64> {
+        let z = solve(map, None, &thirty)?.z.to_vec()?;
+        Ok(reference::max_rel_err(&z[..rows * n], &want))
+    };
+    let max_rel_err = thirty_err(&anchor)?;
 
     let solver = measure(gpu, config, || solve(&anchor, None, &thirty).map(drop))?;
     let (ping, pong) = (Tensor::zeros(gpu, &[b, n])?, Tensor::zeros(gpu, &[b, n])?);
@@ -135,7 +144,7 @@ pub fn run_deq(
     let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
     let summary = gpu.summary();
-    let record = BenchRecord {
+    let mut records = vec![BenchRecord {
         name: "deq/fixed-point-30".to_string(),
         shape: vec![b, n, ITERATIONS],
         median_ms: solver.median_ms,
@@ -155,7 +164,33 @@ pub fn run_deq(
         checked: gpu.checked(),
         adapter: summary.adapter.clone(),
         backend: summary.backend.clone(),
-    };
+    }];
+    if Precision::SplitF16.available(gpu).is_ok() {
+        let split = Anchor {
+            precision: Precision::SplitF16,
+            ..anchor.clone()
+        };
+        let max_rel_err = thirty_err(&split)?;
+        let time = measure(gpu, config, || solve(&split, None, &thirty).map(drop))?;
+        records.push(BenchRecord {
+            name: "deq/fixed-point-30-split-f16".to_string(),
+            median_ms: time.median_ms,
+            rate: tflops(time.median_ms),
+            max_rel_err,
+            ok: max_rel_err <= MAX_REL_ERR,
+            baseline: Some(Baseline {
+                name: "the same solve in f32".to_string(),
+                rate: tflops(solver.median_ms),
+                speedup: solver.median_ms / time.median_ms,
+            }),
+            variant: "deq::solve, fixed point, tol 0, split-f16 products on tensor cores"
+                .to_string(),
+            samples: time.samples,
+            runs_per_sample: time.runs_per_sample,
+            timing: time.timing,
+            ..records[0].clone()
+        });
+    }
 
     let mut solves: Vec<DeqSolveRecord> = Vec::new();
     for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
@@ -176,7 +211,7 @@ pub fn run_deq(
             adapter: summary.adapter.clone(),
         });
     }
-    Ok((record, solves))
+    Ok((records, solves))
 }
 
 /// Thirty iterations of z = tanh(z W + x U) from zero in f64, for the given rows of x.

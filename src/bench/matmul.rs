@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::ops::{self, Activation, MatmulSpec};
+use crate::ops::{self, Activation, MatmulSpec, Precision};
 use crate::reference::{self, MatmulInputs, MatmulShape};
 use crate::tensor::Tensor;
 
@@ -22,6 +22,8 @@ pub struct MatmulCase {
     pub n: usize,
     /// Contracted dimension.
     pub k: usize,
+    /// f32, or the split-precision product on tensor cores.
+    pub precision: Precision,
 }
 
 impl MatmulCase {
@@ -31,8 +33,9 @@ impl MatmulCase {
 }
 
 /// The cases of `percept bench matmul`: squares of `sizes`, then MLP-shaped layers
-/// (batch x width x width with bias and ReLU).
-pub fn matmul_cases(sizes: &[usize], quick: bool) -> Vec<MatmulCase> {
+/// (batch x width x width with bias and ReLU); `with_split_f16` (for adapters with tensor
+/// cores, see [`Precision::available`]) adds each again at [`Precision::SplitF16`].
+pub fn matmul_cases(sizes: &[usize], quick: bool, with_split_f16: bool) -> Vec<MatmulCase> {
     let mut cases: Vec<MatmulCase> = sizes
         .iter()
         .map(|&s| MatmulCase {
@@ -40,6 +43,7 @@ pub fn matmul_cases(sizes: &[usize], quick: bool) -> Vec<MatmulCase> {
             m: s,
             n: s,
             k: s,
+            precision: Precision::F32,
         })
         .collect();
     let mlp: &[(usize, usize)] = if quick {
@@ -52,7 +56,18 @@ pub fn matmul_cases(sizes: &[usize], quick: bool) -> Vec<MatmulCase> {
         m: batch,
         n: width,
         k: width,
+        precision: Precision::F32,
     }));
+    if with_split_f16 {
+        let split: Vec<MatmulCase> = cases
+            .iter()
+            .map(|c| MatmulCase {
+                precision: Precision::SplitF16,
+                ..c.clone()
+            })
+            .collect();
+        cases.extend(split);
+    }
     cases
 }
 
@@ -61,7 +76,8 @@ fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
 }
 
 /// Runs one case: the kernel [`ops::matmul`] chooses (tuned on this adapter unless tuning is
-/// off), and every other kernel tuning considers, the fastest of which is the baseline.
+/// off), and every other kernel tuning considers, the fastest of which is the baseline; for a
+/// split-precision case, the tuned split-precision product against the tuned f32 one.
 pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
     let mut rng = StdRng::seed_from_u64(0x5eed ^ (case.m * 31 + case.n * 7 + case.k) as u64);
     let a_host = random(&mut rng, case.m * case.k);
@@ -88,8 +104,16 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         ..Default::default()
     };
     let chosen = ops::matmul_kernel(&a, &b, &spec(None))?;
+    let split_f16 = MatmulSpec {
+        precision: Precision::SplitF16,
+        ..spec(None)
+    };
+    let measured = match case.precision {
+        Precision::F32 => spec(Some(chosen)),
+        Precision::SplitF16 => split_f16,
+    };
 
-    let result = ops::matmul(&a, &b, &spec(Some(chosen)))?;
+    let result = ops::matmul(&a, &b, &measured)?;
     let got = result.to_vec()?;
     let shape = MatmulShape {
         batch: 1,
@@ -126,9 +150,49 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
 
     let flops = 2.0 * case.m as f64 * case.n as f64 * case.k as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
-    let main = measure(gpu, config, || {
-        ops::matmul(&a, &b, &spec(Some(chosen))).map(drop)
-    })?;
+    let main = measure(gpu, config, || ops::matmul(&a, &b, &measured).map(drop))?;
+    let summary = gpu.summary();
+    let tuning = if gpu.tuning() {
+        "matmul's choice, tuning on"
+    } else {
+        "matmul's choice, tuning off"
+    };
+    let epilogue = if case.is_mlp() {
+        ", Bᵀ + bias + relu"
+    } else {
+        ""
+    };
+    let record = |name: String, baseline: Baseline, variant: String| BenchRecord {
+        name,
+        shape: vec![case.m, case.n, case.k],
+        median_ms: main.median_ms,
+        rate: tflops(main.median_ms),
+        unit: "TFLOP/s".to_string(),
+        max_rel_err,
+        ok: max_rel_err <= MAX_REL_ERR,
+        baseline: Some(baseline),
+        variant,
+        samples: main.samples,
+        runs_per_sample: main.runs_per_sample,
+        timing: main.timing,
+        checked: gpu.checked(),
+        adapter: summary.adapter.clone(),
+        backend: summary.backend.clone(),
+    };
+    if case.precision == Precision::SplitF16 {
+        let f32_time = measure(gpu, config, || {
+            ops::matmul(&a, &b, &spec(Some(chosen))).map(drop)
+        })?;
+        return Ok(record(
+            format!("matmul/{}-split-f16", case.kind),
+            Baseline {
+                name: format!("f32 kernel {chosen}"),
+                rate: tflops(f32_time.median_ms),
+                speedup: f32_time.median_ms / main.median_ms,
+            },
+            format!("split-f16 on tensor cores ({tuning}, see `percept info`){epilogue}"),
+        ));
+    }
     let mut others = Vec::new();
     for kernel in ops::matmul_candidates(&a, &b, &spec(None))? {
         if kernel == chosen {
@@ -148,39 +212,16 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         .iter()
         .map(|(kernel, ms)| format!("{kernel} {ms:.3} ms"))
         .collect();
-    let summary = gpu.summary();
-    Ok(BenchRecord {
-        name: format!("matmul/{}", case.kind),
-        shape: vec![case.m, case.n, case.k],
-        median_ms: main.median_ms,
-        rate: tflops(main.median_ms),
-        unit: "TFLOP/s".to_string(),
-        max_rel_err,
-        ok: max_rel_err <= MAX_REL_ERR,
-        baseline: Some(Baseline {
+    Ok(record(
+        format!("matmul/{}", case.kind),
+        Baseline {
             name: format!("kernel {other}, the fastest other"),
             rate: tflops(other_ms),
             speedup: other_ms / main.median_ms,
-        }),
-        variant: format!(
-            "kernel {chosen} ({}){} (others: {})",
-            if gpu.tuning() {
-                "matmul's choice, tuning on"
-            } else {
-                "matmul's choice, tuning off"
-            },
-            if case.is_mlp() {
-                ", Bᵀ + bias + relu"
-            } else {
-                ""
-            },
+        },
+        format!(
+            "kernel {chosen} ({tuning}){epilogue} (others: {})",
             times.join(", ")
         ),
-        samples: main.samples,
-        runs_per_sample: main.runs_per_sample,
-        timing: main.timing,
-        checked: gpu.checked(),
-        adapter: summary.adapter.clone(),
-        backend: summary.backend.clone(),
-    })
+    ))
 }

@@ -62,6 +62,9 @@ pub struct Capabilities {
     pub pipeline_cache: bool,
     /// Cooperative-matrix (tensor core) operations.
     pub cooperative_matrix: bool,
+    /// Cooperative matrices of 16 x 16 x 16 with f16 inputs and f32 accumulators, the shape
+    /// [`crate::ops::Precision::SplitF16`] multiplies with.
+    pub cooperative_f16_16x16: bool,
     /// Smallest subgroup size the adapter reports.
     pub min_subgroup_size: u32,
     /// Largest subgroup size the adapter reports.
@@ -85,8 +88,11 @@ impl Capabilities {
         info: &wgpu::AdapterInfo,
         features: wgpu::Features,
         limits: &wgpu::Limits,
+        cooperative: &[wgpu::CooperativeMatrixProperties],
     ) -> Self {
+        use wgpu::CooperativeScalarType as S;
         use wgpu::Features as F;
+        let has_coop = features.contains(F::EXPERIMENTAL_COOPERATIVE_MATRIX);
         Capabilities {
             subgroups: features.contains(F::SUBGROUP),
             shader_f16: features.contains(F::SHADER_F16),
@@ -95,7 +101,13 @@ impl Capabilities {
             timestamps_inside_passes: features.contains(F::TIMESTAMP_QUERY_INSIDE_PASSES),
             immediates: features.contains(F::IMMEDIATES),
             pipeline_cache: features.contains(F::PIPELINE_CACHE),
-            cooperative_matrix: features.contains(F::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            cooperative_matrix: has_coop,
+            cooperative_f16_16x16: has_coop
+                && cooperative.iter().any(|p| {
+                    (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                        && p.ab_type == S::F16
+                        && p.cr_type == S::F32
+                }),
             min_subgroup_size: info.subgroup_min_size,
             max_subgroup_size: info.subgroup_max_size,
             max_buffer_size: limits.max_buffer_size,

@@ -36,6 +36,9 @@ pub(crate) struct KernelSpec {
     pub entry: &'static str,
     pub storage: &'static [Access],
     pub consts: Vec<(&'static str, Const)>,
+    /// WGSL extensions the family needs (`f16`, say), written before everything else as
+    /// `enable` directives must be; fixed per family, so not part of the variant's key.
+    pub enables: &'static [&'static str],
 }
 
 impl KernelSpec {
@@ -51,7 +54,13 @@ impl KernelSpec {
             entry,
             storage,
             consts: Vec::new(),
+            enables: &[],
         }
+    }
+
+    pub(crate) fn enabling(mut self, extensions: &'static [&'static str]) -> Self {
+        self.enables = extensions;
+        self
     }
 
     pub(crate) fn with(mut self, name: &'static str, value: Const) -> Self {
@@ -59,15 +68,19 @@ impl KernelSpec {
         self
     }
 
-    fn prelude(&self) -> String {
+    /// The variant's whole WGSL source: directives, constants, then the family's parts.
+    pub(crate) fn source(&self) -> String {
         let mut out = String::new();
+        for extension in self.enables {
+            let _ = writeln!(out, "enable {extension};");
+        }
         for (name, value) in &self.consts {
             let _ = match value {
                 Const::U32(v) => writeln!(out, "const {name}: u32 = {v}u;"),
                 Const::Bool(v) => writeln!(out, "const {name}: bool = {v};"),
             };
         }
-        out
+        out + &self.sources.concat()
     }
 
     /// What identifies the compiled variant; cheaper than its source text, as it is built on
@@ -115,7 +128,7 @@ impl PipelineCache {
 
     fn compile(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Compiled> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let source = spec.prelude() + &spec.sources.concat();
+        let source = spec.source();
         let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(spec.family),
             source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -151,7 +151,12 @@ impl Gpu {
         });
 
         let summary = AdapterSummary::new(&info);
-        let capabilities = Capabilities::new(&info, device.features(), &limits);
+        let capabilities = Capabilities::new(
+            &info,
+            device.features(),
+            &limits,
+            &adapter.cooperative_matrix_properties(),
+        );
         if profile && !capabilities.timestamps {
             return Err(Error::invalid(
                 "Gpu",

@@ -157,7 +157,8 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
                 detail: format!("size {bad} is not a matrix size; give sizes of at least 1"),
             });
         }
-        let cases = bench::matmul_cases(&sizes, quick);
+        let split_f16 = percept::ops::Precision::SplitF16.available(&gpu).is_ok();
+        let cases = bench::matmul_cases(&sizes, quick, split_f16);
         records
             .extend(runner.run_cases("matmul", &cases, |c| bench::run_matmul(&gpu, c, &config))?);
     }
@@ -187,10 +188,10 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     }
     let mut deq = Vec::new();
     if args.wants(Family::Deq) {
-        for (record, solves) in runner.run_cases("deq", &bench::deq_cases(quick), |c| {
+        for (cases, solves) in runner.run_cases("deq", &bench::deq_cases(quick), |c| {
             bench::run_deq(&gpu, c, &config)
         })? {
-            records.push(record);
+            records.extend(cases);
             deq.extend(solves);
         }
     }

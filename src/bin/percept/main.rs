@@ -97,6 +97,10 @@ fn info(json: bool) -> Result<ExitCode> {
         "subgroups    {} (size {}..{})",
         c.subgroups, c.min_subgroup_size, c.max_subgroup_size
     );
+    match percept::ops::Precision::SplitF16.available(&gpu) {
+        Ok(()) => println!("split-f16    available (matmul on tensor cores)"),
+        Err(e) => println!("split-f16    unavailable: {e}"),
+    }
     println!("limits");
     println!("  max_buffer_size                    {}", c.max_buffer_size);
     println!(

@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
+mod coop;
 mod tune;
+
+pub use coop::{CoopKernel, Precision, SPLIT_F16_KERNELS};
 
 const SOURCES: &[&str] = &[
     ACTIVATION_WGSL,
@@ -146,8 +149,10 @@ pub struct MatmulSpec<'a> {
     /// Applied after the bias and the addend.
     pub activation: Activation,
     /// Force a kernel (`Some(Tile::Large.into())`, say); `None` takes the tuned choice for the
-    /// shape (see [`Tile`] and [`MatmulKernel`]).
+    /// shape (see [`Tile`] and [`MatmulKernel`]). Only with [`Precision::F32`].
     pub kernel: Option<MatmulKernel>,
+    /// f32 kernels (the default), or the split-precision product on tensor cores.
+    pub precision: Precision,
 }
 
 #[repr(C)]
@@ -344,6 +349,18 @@ impl Problem {
 /// Records the product of validated operands into `c`, with the kernel forced, tuned or ruled.
 fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
     let problem = Problem::new(a, b, spec, c)?;
+    if spec.precision == Precision::SplitF16 {
+        if spec.kernel.is_some() {
+            return Err(Error::invalid(
+                "matmul",
+                "MatmulSpec::kernel forces an f32 kernel, so it cannot go with \
+                 Precision::SplitF16; leave it None (the tuner chooses among SPLIT_F16_KERNELS)",
+            ));
+        }
+        spec.precision.available(a.gpu())?;
+        let kernel = tune::choose_split_f16(a, b, spec, c, &problem)?;
+        return coop::record(a, b, spec, c, &problem, kernel);
+    }
     let kernel = match spec.kernel {
         Some(kernel) => check_kernel(kernel, &problem)?,
         None => tune::choose(a, b, spec, c, &problem)?,

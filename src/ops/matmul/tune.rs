@@ -3,8 +3,9 @@
 //! lavapipe the 128 x 64 tiles beat the rule's choice by up to 1.8x, and on a large GPU
 //! mid-sized products want more, smaller blocks than the rule gives.
 
+use super::coop::{self, CoopKernel, SPLIT_F16_KERNELS};
 use super::{MatmulKernel, MatmulSpec, Problem, Tile, record, rule_tile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Products smaller than this (a 100^3 product) take the rule's tile: on a GPU launch overhead
@@ -45,6 +46,39 @@ pub(super) fn choose(
         &candidates,
         MatmulKernel::name,
         |kernel| record(a, b, spec, c, problem, kernel),
+    )
+}
+
+/// The split-precision kernel for `problem`, chosen as [`choose`] chooses an f32 one.
+pub(super) fn choose_split_f16(
+    a: &Tensor,
+    b: &Tensor,
+    spec: &MatmulSpec<'_>,
+    c: &Tensor,
+    problem: &Problem,
+) -> Result<CoopKernel> {
+    let room = a.gpu().capabilities().max_workgroup_storage_size;
+    let candidates: Vec<CoopKernel> = SPLIT_F16_KERNELS
+        .into_iter()
+        .filter(|k| k.workgroup_bytes() <= room)
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "every split-precision kernel needs more workgroup memory than the adapter's \
+                 {room} bytes; use Precision::F32"
+            ),
+        ));
+    }
+    if problem.flops() < MIN_TUNED_FLOPS {
+        return Ok(candidates[0]);
+    }
+    a.gpu().tune(
+        format!("{} split_f16", bucket_key(spec, problem)),
+        &candidates,
+        CoopKernel::name,
+        |kernel| coop::record(a, b, spec, c, problem, kernel),
     )
 }
 

@@ -1,0 +1,262 @@
+// Split-precision matrix multiply on cooperative matrices (tensor cores), with matmul.wgsl's
+// fused epilogue:
+//   C[b] = act(op(A[b]) op(B[b]) / (sa sb) + bias + addend[b]),
+//   op(A) op(B) * sa sb ~ Ah Bh + Ah Bl + Al Bh,
+// where split_f16.wgsl has split sa A = Ah + Al and sb B = Bh + Bl into f16 halves (Al Bl, about
+// 2^-22 of the product, is left out). Each f16 x f16 product is exact in the f32 accumulators,
+// so the result is about as accurate as an f32 product, at the tensor cores' rate.
+//
+// The halves are stored as the operands are (A as M x K, or K x M when TRANS_A; B as K x N, or
+// N x K when TRANS_B), each matrix padded with zeros to multiples of the block tile (BM, BN) and
+// of BK along K, so that no fragment load needs a bounds check; highs first, lows at lows_a /
+// lows_b. Row-major storage loads with coopLoadT, its transpose with coopLoad (column-major).
+//
+// Each workgroup computes a BM x BN block of C; each subgroup of 32 invocations (the launcher
+// requires that size) a 32 x 32 part of it as 2 x 2 fragments of 16 x 16. With STAGE, each K-slice
+// of BK is first copied to workgroup memory (eight halves per vec4<u32> read) and the fragments
+// load from there; without, they load straight from the storage buffers. The accumulators go
+// through a 16 x 16 scratch per subgroup to apply the epilogue and write only in-range outputs.
+//
+// naga 30 panics on coopLoad/coopStore pointers with indices computed inline: every index is
+// bound with `let` first.
+//
+// Constants defined by the launcher: BM, BN, BK, STAGE, TRANS_A, TRANS_B, BIAS, ADD, ACT.
+// Concatenated after activation.wgsl, behind `enable f16; enable wgpu_cooperative_matrix;`.
+
+struct Params {
+    m: u32,
+    n: u32,
+    m_pad: u32,
+    n_pad: u32,
+    k_pad: u32,
+    // Halves per padded matrix of A and of B (0 broadcasts one matrix over the batch).
+    stride_a: u32,
+    stride_b: u32,
+    lows_a: u32,
+    lows_b: u32,
+    // Elements per matrix of C.
+    stride_c: u32,
+    // Index of the 1 / scale that split_f16.wgsl left in each operand's partials.
+    unscale: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> ah: array<f16>;
+@group(0) @binding(2) var<storage, read> ah8: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bh: array<f16>;
+@group(0) @binding(4) var<storage, read> bh8: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> scales_a: array<f32>;
+@group(0) @binding(6) var<storage, read> scales_b: array<f32>;
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
+@group(0) @binding(8) var<storage, read> addend: array<f32>;
+@group(0) @binding(9) var<storage, read_write> c: array<f32>;
+
+const SUBGROUPS_N: u32 = BN / 32u;
+const WG_SIZE: u32 = (BM / 32u) * SUBGROUPS_N * 32u;
+
+// One K-slice of each operand's halves, in the operand's own orientation: A as BM rows of BK
+// (or BK rows of BM when TRANS_A), B as BK rows of BN (or BN rows of BK when TRANS_B); highs
+// first, lows after them.
+const A_SLICE: u32 = BM * BK;
+const B_SLICE: u32 = BK * BN;
+var<workgroup> a_tile: array<f16, 2u * A_SLICE>;
+var<workgroup> b_tile: array<f16, 2u * B_SLICE>;
+// Each subgroup's 16 x 16 fragment on its way to the epilogue.
+var<workgroup> out_frag: array<f32, WG_SIZE * 8u>;
+
+// Writes the eight halves packed in v to a_tile (is_a) or b_tile from index at.
+fn store8(is_a: bool, at: u32, v: vec4<u32>) {
+    // f16 -> f32 -> f16 is exact.
+    let h0 = vec2<f16>(unpack2x16float(v.x));
+    let h1 = vec2<f16>(unpack2x16float(v.y));
+    let h2 = vec2<f16>(unpack2x16float(v.z));
+    let h3 = vec2<f16>(unpack2x16float(v.w));
+    let e = array<f16, 8>(h0.x, h0.y, h1.x, h1.y, h2.x, h2.y, h3.x, h3.y);
+    for (var i = 0u; i < 8u; i++) {
+        if (is_a) {
+            a_tile[at + i] = e[i];
+        } else {
+            b_tile[at + i] = e[i];
+        }
+    }
+}
+
+// Copies the K-slice at k0 of both operands' halves into workgroup memory.
+fn stage(base_a: u32, base_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
+    // Rows of eight halves per slice, and the index of each in global memory.
+    for (var v = lid; v < A_SLICE / 8u; v += WG_SIZE) {
+        var g: u32;
+        if (TRANS_A) {
+            // Stored K x M: slice row kk holds m0 .. m0 + BM.
+            let kk = v / (BM / 8u);
+            let mm = (v % (BM / 8u)) * 8u;
+            g = base_a + (k0 + kk) * params.m_pad + m0 + mm;
+        } else {
+            let mm = v / (BK / 8u);
+            let kk = (v % (BK / 8u)) * 8u;
+            g = base_a + (m0 + mm) * params.k_pad + k0 + kk;
+        }
+        store8(true, v * 8u, ah8[g / 8u]);
+        store8(true, A_SLICE + v * 8u, ah8[(params.lows_a + g) / 8u]);
+    }
+    for (var v = lid; v < B_SLICE / 8u; v += WG_SIZE) {
+        var g: u32;
+        if (TRANS_B) {
+            // Stored N x K: slice row nn holds k0 .. k0 + BK.
+            let nn = v / (BK / 8u);
+            let kk = (v % (BK / 8u)) * 8u;
+            g = base_b + (n0 + nn) * params.k_pad + k0 + kk;
+        } else {
+            let kk = v / (BN / 8u);
+            let nn = (v % (BN / 8u)) * 8u;
+            g = base_b + (k0 + kk) * params.n_pad + n0 + nn;
+        }
+        store8(false, v * 8u, bh8[g / 8u]);
+        store8(false, B_SLICE + v * 8u, bh8[(params.lows_b + g) / 8u]);
+    }
+}
+
+// The A fragment at rows m, columns k of the slice (STAGE) or of the matrix at base, from the
+// highs (half = 0) or the lows (half = the lows' offset). Branches only on constants: coopLoad
+// needs uniform control flow.
+fn load_a(half: u32, base: u32, m: u32, k: u32) -> coop_mat16x16<f16, A> {
+    if (STAGE) {
+        if (TRANS_A) {
+            let at = half + k * BM + m;
+            let stride = BM;
+            return coopLoad<coop_mat16x16<f16, A>>(&a_tile[at], stride);
+        }
+        let at = half + m * BK + k;
+        let stride = BK;
+        return coopLoadT<coop_mat16x16<f16, A>>(&a_tile[at], stride);
+    }
+    if (TRANS_A) {
+        let at = half + base + k * params.m_pad + m;
+        let stride = params.m_pad;
+        return coopLoad<coop_mat16x16<f16, A>>(&ah[at], stride);
+    }
+    let at = half + base + m * params.k_pad + k;
+    let stride = params.k_pad;
+    return coopLoadT<coop_mat16x16<f16, A>>(&ah[at], stride);
+}
+
+// The B fragment at rows k, columns n, as load_a.
+fn load_b(half: u32, base: u32, k: u32, n: u32) -> coop_mat16x16<f16, B> {
+    if (STAGE) {
+        if (TRANS_B) {
+            let at = half + n * BK + k;
+            let stride = BK;
+            return coopLoad<coop_mat16x16<f16, B>>(&b_tile[at], stride);
+        }
+        let at = half + k * BN + n;
+        let stride = BN;
+        return coopLoadT<coop_mat16x16<f16, B>>(&b_tile[at], stride);
+    }
+    if (TRANS_B) {
+        let at = half + base + n * params.k_pad + k;
+        let stride = params.k_pad;
+        return coopLoad<coop_mat16x16<f16, B>>(&bh[at], stride);
+    }
+    let at = half + base + k * params.n_pad + n;
+    let stride = params.n_pad;
+    return coopLoadT<coop_mat16x16<f16, B>>(&bh[at], stride);
+}
+
+// Applies the epilogue to one accumulated fragment at C rows m, columns n and writes the
+// in-range outputs. Every invocation of the workgroup calls it (it has barriers).
+fn emit(frag: coop_mat16x16<f32, C>, sg: u32, lane: u32, base_c: u32, m: u32, n: u32, unscale_a: f32, unscale_b: f32) {
+    let at = sg * 256u;
+    let stride = 16u;
+    coopStoreT(frag, &out_frag[at], stride);
+    workgroupBarrier();
+    for (var e = lane; e < 256u; e += 32u) {
+        let row = m + e / 16u;
+        let col = n + e % 16u;
+        if (row < params.m && col < params.n) {
+            var v = out_frag[at + e] * unscale_a * unscale_b;
+            let i = base_c + row * params.n + col;
+            if (BIAS) {
+                v += bias[col];
+            }
+            if (ADD) {
+                v += addend[i];
+            }
+            c[i] = act_forward(ACT, v);
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn matmul_coop(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let batch = wg.z;
+    let base_a = batch * params.stride_a;
+    let base_b = batch * params.stride_b;
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    // This subgroup's 32 x 32 part: rows sm .. sm + 32, columns sn .. sn + 32 of the block.
+    let sm = (sg / SUBGROUPS_N) * 32u;
+    let sn = (sg % SUBGROUPS_N) * 32u;
+    var c00 = coop_mat16x16<f32, C>();
+    var c01 = coop_mat16x16<f32, C>();
+    var c10 = coop_mat16x16<f32, C>();
+    var c11 = coop_mat16x16<f32, C>();
+    // Where the lows start: in the staged slice, or in the operand's buffer.
+    let lows_a = select(params.lows_a, A_SLICE, STAGE);
+    let lows_b = select(params.lows_b, B_SLICE, STAGE);
+    for (var k0 = 0u; k0 < params.k_pad; k0 += BK) {
+        // Fragment coordinates: within the slice when staged, within the matrix otherwise.
+        var fm = m0 + sm;
+        var fn_ = n0 + sn;
+        var fk = k0;
+        if (STAGE) {
+            workgroupBarrier();
+            stage(base_a, base_b, m0, n0, k0, lid);
+            workgroupBarrier();
+            fm = sm;
+            fn_ = sn;
+            fk = 0u;
+        }
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let k = fk + kk;
+            let m1 = fm + 16u;
+            let n1 = fn_ + 16u;
+            let a0h = load_a(0u, base_a, fm, k);
+            let a0l = load_a(lows_a, base_a, fm, k);
+            let a1h = load_a(0u, base_a, m1, k);
+            let a1l = load_a(lows_a, base_a, m1, k);
+            let b0h = load_b(0u, base_b, k, fn_);
+            let b0l = load_b(lows_b, base_b, k, fn_);
+            let b1h = load_b(0u, base_b, k, n1);
+            let b1l = load_b(lows_b, base_b, k, n1);
+            // The small terms first, into each accumulator.
+            c00 = coopMultiplyAdd(a0l, b0h, c00);
+            c00 = coopMultiplyAdd(a0h, b0l, c00);
+            c00 = coopMultiplyAdd(a0h, b0h, c00);
+            c01 = coopMultiplyAdd(a0l, b1h, c01);
+            c01 = coopMultiplyAdd(a0h, b1l, c01);
+            c01 = coopMultiplyAdd(a0h, b1h, c01);
+            c10 = coopMultiplyAdd(a1l, b0h, c10);
+            c10 = coopMultiplyAdd(a1h, b0l, c10);
+            c10 = coopMultiplyAdd(a1h, b0h, c10);
+            c11 = coopMultiplyAdd(a1l, b1h, c11);
+            c11 = coopMultiplyAdd(a1h, b1l, c11);
+            c11 = coopMultiplyAdd(a1h, b1h, c11);
+        }
+    }
+    let ua = scales_a[params.unscale];
+    let ub = scales_b[params.unscale];
+    let base_c = batch * params.stride_c;
+    let m = m0 + sm;
+    let n = n0 + sn;
+    emit(c00, sg, lane, base_c, m, n, ua, ub);
+    emit(c01, sg, lane, base_c, m, n + 16u, ua, ub);
+    emit(c10, sg, lane, base_c, m + 16u, n, ua, ub);
+    emit(c11, sg, lane, base_c, m + 16u, n + 16u, ua, ub);
+}

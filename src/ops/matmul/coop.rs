@@ -1,0 +1,670 @@
+//! The split-precision product on cooperative matrices ([`Precision::SplitF16`]):
+//! `shaders/split_f16.wgsl` splits each operand into f16 halves, `shaders/matmul_coop.wgsl`
+//! multiplies them on tensor cores with f32 accumulators and applies the epilogue.
+//!
+//! Why: an f32 product runs on the GPU's general-purpose cores, whose rate the register-tiled
+//! kernels approach but cannot pass (29.6 TFLOP/s at 4096^3 on an H200, where tensor cores
+//! offer over ten times that for f16). Three f16 products of the halves recover about 22 bits of
+//! each operand, close to f32's 24, at a third of the tensor cores' rate.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{ACTIVATION_WGSL, MatmulSpec, Problem, fits_u32};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::kernel::{Access, Const, KernelSpec};
+use crate::ops::WORKGROUP_REDUCE_WGSL;
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "matmul";
+
+const SPLIT_SOURCES: &[&str] = &[
+    WORKGROUP_REDUCE_WGSL,
+    include_str!("../../../shaders/split_f16.wgsl"),
+];
+const SPLIT_BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite, Access::ReadWrite];
+
+const COOP_SOURCES: &[&str] = &[
+    ACTIVATION_WGSL,
+    include_str!("../../../shaders/matmul_coop.wgsl"),
+];
+const COOP_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+];
+const COOP_ENABLES: &[&str] = &["f16", "wgpu_cooperative_matrix"];
+
+/// Workgroups of the max-|x| pass, and the partial maxima each split pass reduces (one per
+/// invocation of its workgroup, `WG_REDUCE` in `shaders/workgroup_reduce.wgsl`).
+const GROUPS: usize = 256;
+
+/// Workgroups of a split pass at most; beyond, its invocations loop over the elements.
+const MAX_SPLIT_GROUPS: usize = 4096;
+
+/// The operands' halves are padded along K to a multiple of this, the deepest K-slice.
+const K_PAD: usize = 64;
+
+/// Rows and columns of C are padded to a multiple of this, the largest block side.
+const BLOCK_PAD: usize = 128;
+
+/// Invocations per subgroup the product kernel is written for: each subgroup computes 32 x 32
+/// outputs, and a workgroup has one subgroup per such part of its block.
+const SUBGROUP: u32 = 32;
+
+/// How a product is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// f32 throughout, on the register-tiled kernels of [`super::Tile`].
+    #[default]
+    F32,
+    /// On tensor cores: each operand scaled by a power of two and split into two f16 halves
+    /// (`s x = hi + lo`), three f16 products (`hi hi + hi lo + lo hi`) accumulated in f32, then
+    /// scaled back. Each element keeps about 22 bits (f32 has 24), so products come out near
+    /// f32's accuracy; elements below 2^-17 of their operand's largest keep fewer bits (down to
+    /// an absolute error of 2^-40 of the largest), as in any format with one scale per
+    /// operand. Non-finite elements make the product non-finite. Needs cooperative matrices of 16 x 16 x 16 with f16 inputs and
+    /// f32 accumulators, and subgroups of 32 invocations ([`Precision::available`] says whether
+    /// an adapter has them); other adapters get an error. The tuner chooses among the
+    /// [`SPLIT_F16_KERNELS`] that fit the adapter's workgroup memory.
+    SplitF16,
+}
+
+/// A block shape of the split-precision product kernel, the depth of its K-slices, and whether
+/// its fragments load from a K-slice staged in workgroup memory or straight from the halves in
+/// global memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopKernel {
+    /// Rows of C per workgroup (a multiple of 32).
+    pub bm: u32,
+    /// Columns of C per workgroup (a multiple of 32).
+    pub bn: u32,
+    /// K per slice (16, 32 or 64): deeper slices mean fewer barriers and more workgroup memory.
+    pub bk: u32,
+    /// Stage each K-slice in workgroup memory.
+    pub staged: bool,
+}
+
+impl CoopKernel {
+    /// The kernel's name in tuning files and reports, e.g. `coop-64x64x32-staged`.
+    pub fn name(self) -> String {
+        format!(
+            "coop-{}x{}x{}-{}",
+            self.bm,
+            self.bn,
+            self.bk,
+            if self.staged { "staged" } else { "direct" }
+        )
+    }
+
+    /// Workgroup memory the kernel declares: a K-slice of both operands' halves, and a 16 x 16
+    /// f32 fragment per subgroup for the epilogue.
+    pub fn workgroup_bytes(self) -> u32 {
+        2 * 2 * (self.bm + self.bn) * self.bk + 4 * 256 * (self.bm / 32) * (self.bn / 32)
+    }
+}
+
+/// The split-precision kernels the tuner times, the default (for products too small to tune)
+/// first.
+pub const SPLIT_F16_KERNELS: [CoopKernel; 4] = [
+    CoopKernel {
+        bm: 64,
+        bn: 64,
+        bk: 32,
+        staged: true,
+    },
+    CoopKernel {
+        bm: 64,
+        bn: 64,
+        bk: 64,
+        staged: true,
+    },
+    CoopKernel {
+        bm: 128,
+        bn: 64,
+        bk: 32,
+        staged: true,
+    },
+    CoopKernel {
+        bm: 64,
+        bn: 64,
+        bk: 32,
+        staged: false,
+    },
+];
+
+impl Precision {
+    /// Whether `gpu` can compute at this precision: `Ok` for [`Precision::F32`] everywhere, and
+    /// for [`Precision::SplitF16`] where the adapter has what it needs; else an error naming
+    /// what is missing.
+    pub fn available(self, gpu: &Gpu) -> Result<()> {
+        if self == Precision::F32 {
+            return Ok(());
+        }
+        let caps = gpu.capabilities();
+        let missing = if !caps.cooperative_f16_16x16 {
+            "cooperative matrices of 16 x 16 x 16 with f16 inputs and f32 accumulators"
+        } else if !caps.shader_f16 {
+            "f16 arithmetic in shaders"
+        } else if (caps.min_subgroup_size, caps.max_subgroup_size) != (SUBGROUP, SUBGROUP) {
+            "subgroups of exactly 32 invocations"
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid(
+            OP,
+            format!(
+                "Precision::SplitF16 needs {missing}, which {} does not offer; use \
+                 Precision::F32 on this adapter",
+                gpu.summary().adapter
+            ),
+        ))
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SplitParams {
+    rows: u32,
+    cols: u32,
+    rows_pad: u32,
+    cols_pad: u32,
+    count: u32,
+    padded_count: u32,
+    lows: u32,
+    _pad: u32,
+}
+
+/// One operand split into halves: `halves` holds the padded highs then the padded lows (two f16
+/// per f32 slot), `scales` the partial maxima and, at `GROUPS`, 1 / s.
+pub(super) struct Halves {
+    halves: Tensor,
+    scales: Tensor,
+    /// f16 elements per padded matrix.
+    per_matrix: usize,
+    /// Offset of the lows, in f16 elements.
+    lows: usize,
+}
+
+fn split_kernel(entry: &'static str) -> KernelSpec {
+    KernelSpec::new("split_f16", SPLIT_SOURCES, entry, SPLIT_BINDINGS)
+        .enabling(&["f16"])
+        .with("GROUPS", Const::U32(GROUPS as u32))
+}
+
+/// Records the split of `x`, stored as `batch` matrices of `rows x cols`, padded to
+/// `rows_pad x cols_pad`.
+pub(super) fn split(
+    x: &Tensor,
+    batch: usize,
+    (rows, cols): (usize, usize),
+    (rows_pad, cols_pad): (usize, usize),
+) -> Result<Halves> {
+    let gpu = x.gpu();
+    let per_matrix = rows_pad * cols_pad;
+    let lows = batch * per_matrix;
+    // Highs and lows are f16: the pair fits one f32 slot.
+    fits_u32(OP, "halves of a padded operand", 2 * lows)?;
+    let halves = Tensor::uninit(gpu, &[lows], DType::F32)?;
+    let scales = Tensor::uninit(gpu, &[GROUPS + 1], DType::F32)?;
+    let params = SplitParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        rows_pad: rows_pad as u32,
+        cols_pad: cols_pad as u32,
+        count: fits_u32(OP, "elements of an operand", batch * rows * cols)?,
+        padded_count: fits_u32(OP, "elements of a padded operand", lows)?,
+        lows: lows as u32,
+        _pad: 0,
+    };
+    let bindings = [x.binding(), scales.binding(), halves.binding()];
+    gpu.dispatch(
+        &split_kernel("max_abs_partials"),
+        bytemuck::bytes_of(&params),
+        &bindings,
+        [GROUPS as u32, 1, 1],
+    )?;
+    gpu.dispatch(
+        &split_kernel("split_halves"),
+        bytemuck::bytes_of(&params),
+        &bindings,
+        [lows.div_ceil(256).clamp(1, MAX_SPLIT_GROUPS) as u32, 1, 1],
+    )?;
+    Ok(Halves {
+        halves,
+        scales,
+        per_matrix,
+        lows,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CoopParams {
+    m: u32,
+    n: u32,
+    m_pad: u32,
+    n_pad: u32,
+    k_pad: u32,
+    stride_a: u32,
+    stride_b: u32,
+    lows_a: u32,
+    lows_b: u32,
+    stride_c: u32,
+    unscale: u32,
+    _pad: u32,
+}
+
+/// The product kernel's variant for `spec` (its transposes and epilogue) and `kernel`.
+fn product_kernel(spec: &MatmulSpec<'_>, kernel: CoopKernel) -> KernelSpec {
+    KernelSpec::new(OP, COOP_SOURCES, "matmul_coop", COOP_BINDINGS)
+        .enabling(COOP_ENABLES)
+        .with("BM", Const::U32(kernel.bm))
+        .with("BN", Const::U32(kernel.bn))
+        .with("BK", Const::U32(kernel.bk))
+        .with("STAGE", Const::Bool(kernel.staged))
+        .with("TRANS_A", Const::Bool(spec.trans_a))
+        .with("TRANS_B", Const::Bool(spec.trans_b))
+        .with("BIAS", Const::Bool(spec.bias.is_some()))
+        .with("ADD", Const::Bool(spec.add.is_some()))
+        .with("ACT", Const::U32(spec.activation.code()))
+}
+
+/// The padded sizes of a product: M and N to a multiple of [`BLOCK_PAD`], K of [`K_PAD`].
+fn padded(p: &Problem) -> (usize, usize, usize) {
+    (
+        p.m.next_multiple_of(BLOCK_PAD),
+        p.n.next_multiple_of(BLOCK_PAD),
+        p.k.max(1).next_multiple_of(K_PAD),
+    )
+}
+
+/// Records the split of both operands and the product with `kernel`.
+pub(super) fn record(
+    a: &Tensor,
+    b: &Tensor,
+    spec: &MatmulSpec<'_>,
+    c: &Tensor,
+    p: &Problem,
+    kernel: CoopKernel,
+) -> Result<()> {
+    let gpu = a.gpu();
+    let (m_pad, n_pad, k_pad) = padded(p);
+    let batch_a = if p.broadcast_a { 1 } else { p.batch };
+    let batch_b = if p.broadcast_b { 1 } else { p.batch };
+    let (a_dims, a_pad) = match spec.trans_a {
+        false => ((p.m, p.k), (m_pad, k_pad)),
+        true => ((p.k, p.m), (k_pad, m_pad)),
+    };
+    let (b_dims, b_pad) = match spec.trans_b {
+        false => ((p.k, p.n), (k_pad, n_pad)),
+        true => ((p.n, p.k), (n_pad, k_pad)),
+    };
+    let ha = split(a, batch_a, a_dims, a_pad)?;
+    let hb = split(b, batch_b, b_dims, b_pad)?;
+    let spec_coop = product_kernel(spec, kernel);
+    let stride = |h: &Halves, broadcast: bool| if broadcast { 0 } else { h.per_matrix as u32 };
+    let params = CoopParams {
+        m: p.m as u32,
+        n: p.n as u32,
+        m_pad: m_pad as u32,
+        n_pad: n_pad as u32,
+        k_pad: k_pad as u32,
+        stride_a: stride(&ha, p.broadcast_a),
+        stride_b: stride(&hb, p.broadcast_b),
+        lows_a: ha.lows as u32,
+        lows_b: hb.lows as u32,
+        stride_c: (p.m * p.n) as u32,
+        unscale: GROUPS as u32,
+        _pad: 0,
+    };
+    let bias = spec.bias.unwrap_or(a);
+    let add = spec.add.unwrap_or(a);
+    gpu.dispatch(
+        &spec_coop,
+        bytemuck::bytes_of(&params),
+        &[
+            ha.halves.binding(),
+            ha.halves.binding(),
+            hb.halves.binding(),
+            hb.halves.binding(),
+            ha.scales.binding(),
+            hb.scales.binding(),
+            bias.binding(),
+            add.binding(),
+            c.binding(),
+        ],
+        [
+            fits_u32(OP, "column blocks", n_pad / kernel.bn as usize)?,
+            fits_u32(OP, "row blocks", m_pad / kernel.bm as usize)?,
+            fits_u32(OP, "matrices in the batch", p.batch)?,
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::ops::Activation;
+    use crate::reference::{self, MatmulInputs, MatmulShape};
+    use crate::{Gpu, GpuOptions, Tuning};
+
+    fn gpu() -> Gpu {
+        Gpu::with_options(GpuOptions {
+            tuning: Some(Tuning::Off),
+            profile: Some(false),
+            ..Default::default()
+        })
+        .expect(
+            "these tests need a GPU adapter: on a machine without one, `apt-get install -y \
+             mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan",
+        )
+    }
+
+    /// Entries spread over six orders of magnitude, of both signs.
+    fn spread(rng: &mut StdRng, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powf(rng.random_range(-3.0..3.0)))
+            .collect()
+    }
+
+    /// The f16 halves of a split operand, and its 1 / s.
+    fn read_halves(h: &Halves) -> (Vec<f64>, Vec<f64>, f64) {
+        let words = h.halves.to_vec().unwrap();
+        let all: Vec<f64> = bytemuck::cast_slice::<f32, u16>(&words)
+            .iter()
+            .map(|&bits| half::f16::from_bits(bits).to_f64())
+            .collect();
+        let (hi, lo) = all.split_at(h.lows);
+        let unscale = h.scales.to_vec().unwrap()[GROUPS] as f64;
+        (hi.to_vec(), lo.to_vec(), unscale)
+    }
+
+    /// On any adapter with f16 (lavapipe too): the split kernels scale by the right power of two,
+    /// pad with zeros, and keep about 22 bits of every element; and the three products of the
+    /// halves, summed in f64 here, match the f64 product far inside f32 tolerances (the tensor
+    /// cores compute the same sums with f32 accumulators).
+    #[test]
+    fn split_halves_keep_each_operand_and_the_product() {
+        let gpu = gpu();
+        let mut rng = StdRng::seed_from_u64(7);
+        let (batch, rows, cols, rows_pad, cols_pad) = (3, 37, 45, 48, 64);
+        let x_host = spread(&mut rng, batch * rows * cols);
+        let x = Tensor::from_slice(&gpu, &x_host, &[batch, rows, cols]).unwrap();
+        let split_x = split(&x, batch, (rows, cols), (rows_pad, cols_pad)).unwrap();
+        let (hi, lo, unscale) = read_halves(&split_x);
+        let largest = x_host.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let s = 1.0 / unscale;
+        assert_eq!(s.log2().fract(), 0.0, "s = {s} is a power of two");
+        assert!(
+            (16384.0..32768.0).contains(&(largest * s)),
+            "largest * s = {}",
+            largest * s
+        );
+        for bt in 0..batch {
+            for r in 0..rows_pad {
+                for c in 0..cols_pad {
+                    let i = (bt * rows_pad + r) * cols_pad + c;
+                    if r >= rows || c >= cols {
+                        assert_eq!((hi[i], lo[i]), (0.0, 0.0), "padding at {bt}, {r}, {c}");
+                        continue;
+                    }
+                    let v = s * x_host[(bt * rows + r) * cols + c] as f64;
+                    let err = (hi[i] + lo[i] - v).abs();
+                    // hi rounds v to 11 bits, lo the rest to 11 more, or to f16's subnormal
+                    // spacing 2^-24 where the rest is that small.
+                    let bound = v.abs() * 2f64.powi(-21) + 2f64.powi(-25);
+                    assert!(
+                        err <= bound,
+                        "element {bt}, {r}, {c}: {v} kept as {} + {}",
+                        hi[i],
+                        lo[i]
+                    );
+                }
+            }
+        }
+
+        // The product the tensor cores compute, A [m, k] by B [k, n] with both split.
+        let (m, k, n) = (29, 70, 23);
+        let a_host = spread(&mut rng, m * k);
+        let b_host = spread(&mut rng, k * n);
+        let a = Tensor::from_slice(&gpu, &a_host, &[m, k]).unwrap();
+        let b = Tensor::from_slice(&gpu, &b_host, &[k, n]).unwrap();
+        let (ah, al, ua) = read_halves(&split(&a, 1, (m, k), (m, k)).unwrap());
+        let (bh, bl, ub) = read_halves(&split(&b, 1, (k, n), (k, n)).unwrap());
+        let mut got = Vec::with_capacity(m * n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0;
+                for p in 0..k {
+                    let (x, y) = (i * k + p, p * n + j);
+                    acc += ah[x] * bh[y] + ah[x] * bl[y] + al[x] * bh[y];
+                }
+                got.push((acc * ua * ub) as f32);
+            }
+        }
+        let shape = MatmulShape {
+            batch: 1,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            broadcast_a: false,
+            broadcast_b: false,
+        };
+        let inputs = MatmulInputs {
+            a: &a_host,
+            b: &b_host,
+            bias: None,
+            add: None,
+            activation: Activation::Identity,
+        };
+        let err = reference::max_rel_err(&got, &reference::matmul(&shape, &inputs));
+        assert!(err < 1e-6, "split product max_rel_err {err:.2e}");
+    }
+
+    /// Every split-precision kernel, forced, against the oracle on odd shapes, every transpose,
+    /// a batch and a broadcast, and the epilogue; where the adapter has no tensor cores (CI's
+    /// lavapipe), the refusal instead. `scripts/gpu-check.sh` runs this on a lent GPU.
+    #[test]
+    fn every_split_kernel_matches_the_oracle_or_is_refused() {
+        let gpu = gpu();
+        let mut rng = StdRng::seed_from_u64(11);
+        if let Err(e) = Precision::SplitF16.available(&gpu) {
+            let caps = gpu.capabilities();
+            assert!(
+                !(caps.cooperative_f16_16x16 && caps.shader_f16 && caps.max_subgroup_size == 32),
+                "refused although the adapter has what it needs: {e}"
+            );
+            assert!(e.to_string().contains("use Precision::F32"), "{e}");
+            eprintln!(
+                "no split-precision kernels to run on {}: {e}",
+                gpu.summary().adapter
+            );
+            return;
+        }
+        let shapes = [
+            (17, 33, 65, None, None),
+            (130, 7, 257, Some(2), Some(2)),
+            (5, 64, 40, Some(3), None),
+        ];
+        for kernel in SPLIT_F16_KERNELS {
+            for &(m, n, k, batch_a, batch_b) in &shapes {
+                for (trans_a, trans_b) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let batch = batch_a.or(batch_b).unwrap_or(1);
+                    let dims = |batch: Option<usize>, r, c| match batch {
+                        Some(bt) => vec![bt, r, c],
+                        None => vec![r, c],
+                    };
+                    let a_shape = if trans_a {
+                        dims(batch_a, k, m)
+                    } else {
+                        dims(batch_a, m, k)
+                    };
+                    let b_shape = if trans_b {
+                        dims(batch_b, n, k)
+                    } else {
+                        dims(batch_b, k, n)
+                    };
+                    let a_host: Vec<f32> = (0..a_shape.iter().product())
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let b_host: Vec<f32> = (0..b_shape.iter().product())
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let bias_host: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let c_shape = dims(Some(batch), m, n);
+                    let add_host: Vec<f32> = (0..batch * m * n)
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let a = Tensor::from_slice(&gpu, &a_host, &a_shape).unwrap();
+                    let b = Tensor::from_slice(&gpu, &b_host, &b_shape).unwrap();
+                    let bias = Tensor::from_slice(&gpu, &bias_host, &[n]).unwrap();
+                    let add = Tensor::from_slice(&gpu, &add_host, &c_shape).unwrap();
+                    let epilogue = trans_b;
+                    let spec = MatmulSpec {
+                        trans_a,
+                        trans_b,
+                        bias: epilogue.then_some(&bias),
+                        add: epilogue.then_some(&add),
+                        activation: if epilogue {
+                            Activation::Tanh
+                        } else {
+                            Activation::Identity
+                        },
+                        precision: Precision::SplitF16,
+                        ..Default::default()
+                    };
+                    let c = Tensor::uninit(&gpu, &c_shape, DType::F32).unwrap();
+                    let p = Problem::new(&a, &b, &spec, &c).unwrap();
+                    record(&a, &b, &spec, &c, &p, kernel).unwrap();
+                    let shape = MatmulShape {
+                        batch,
+                        m,
+                        n,
+                        k,
+                        trans_a,
+                        trans_b,
+                        broadcast_a: batch_a.is_none(),
+                        broadcast_b: batch_b.is_none(),
+                    };
+                    let inputs = MatmulInputs {
+                        a: &a_host,
+                        b: &b_host,
+                        bias: spec.bias.map(|_| &bias_host[..]),
+                        add: spec.add.map(|_| &add_host[..]),
+                        activation: spec.activation,
+                    };
+                    let err = reference::max_rel_err(
+                        &c.to_vec().unwrap(),
+                        &reference::matmul(&shape, &inputs),
+                    );
+                    assert!(
+                        err <= 1e-5,
+                        "{} {m}x{n}x{k} batch {batch_a:?}/{batch_b:?} ta={trans_a} tb={trans_b}: max_rel_err {err:.2e}",
+                        kernel.name()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Parses, validates and writes SPIR-V for a kernel variant as wgpu's Vulkan backend would
+    /// (SPIR-V 1.6, with and without bounds checks), on any machine: CI's lavapipe has no
+    /// cooperative matrices to compile the product kernel for.
+    fn compile_to_spirv(kernel: &KernelSpec) {
+        let source = kernel.source();
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{}: {}", kernel.entry, e.emit_to_string(&source)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", kernel.entry, e.emit_to_string(&source)));
+        for policy in [
+            naga::proc::BoundsCheckPolicy::Unchecked,
+            naga::proc::BoundsCheckPolicy::Restrict,
+        ] {
+            let options = naga::back::spv::Options {
+                lang_version: (1, 6),
+                bounds_check_policies: naga::proc::BoundsCheckPolicies {
+                    index: policy,
+                    buffer: policy,
+                    image_load: policy,
+                    binding_array: naga::proc::BoundsCheckPolicy::Unchecked,
+                },
+                ..Default::default()
+            };
+            let pipeline = naga::back::spv::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: kernel.entry.to_string(),
+            };
+            naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+                .unwrap_or_else(|e| panic!("{} ({policy:?}): {e}", kernel.entry));
+        }
+    }
+
+    #[test]
+    fn every_product_variant_compiles_to_spirv() {
+        // A stand-in tensor is not needed: the variant depends on the spec's flags only.
+        for kernel in SPLIT_F16_KERNELS {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                for epilogue in [false, true] {
+                    let spec = MatmulSpec {
+                        trans_a,
+                        trans_b,
+                        activation: if epilogue {
+                            Activation::Tanh
+                        } else {
+                            Activation::Identity
+                        },
+                        ..Default::default()
+                    };
+                    compile_to_spirv(&product_kernel(&spec, kernel));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_kernels_compile_to_spirv() {
+        for entry in ["max_abs_partials", "split_halves"] {
+            compile_to_spirv(&split_kernel(entry));
+        }
+    }
+
+    #[test]
+    fn blocks_fit_the_padding_and_the_subgroups() {
+        for k in SPLIT_F16_KERNELS {
+            assert_eq!(
+                BLOCK_PAD % k.bm as usize + BLOCK_PAD % k.bn as usize,
+                0,
+                "{k:?}"
+            );
+            assert_eq!(k.bm % SUBGROUP + k.bn % SUBGROUP, 0, "{k:?}");
+            assert!(
+                [16, 32, 64].contains(&k.bk) && K_PAD.is_multiple_of(k.bk as usize),
+                "{k:?}"
+            );
+            // The staged slices copy whole rows of eight halves.
+            let (bm, bn, bk) = (k.bm as usize, k.bn as usize, k.bk as usize);
+            assert_eq!(bm % 8 + bn % 8 + bk % 8, 0, "{k:?}");
+            // Within the 48 KiB of workgroup memory an H200 offers.
+            assert!(k.workgroup_bytes() <= 48 * 1024, "{k:?}");
+        }
+    }
+}
