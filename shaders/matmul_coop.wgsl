@@ -57,9 +57,17 @@ const WG_SIZE: u32 = (BM / 32u) * SUBGROUPS_N * 32u;
 
 // One K-slice of each operand's halves, in the operand's own orientation: A as BM rows of BK
 // (or BK rows of BM when TRANS_A), B as BK rows of BN (or BN rows of BK when TRANS_B); highs
-// first, lows after them.
-const A_SLICE: u32 = BM * BK;
-const B_SLICE: u32 = BK * BN;
+// first, lows after them. Rows are padded by eight halves (16 bytes) so that the 16 rows a
+// fragment load reads start in different memory banks (unpadded, rows of 32 or 64 halves would
+// share a few banks).
+const A_ROW: u32 = select(BK, BM, TRANS_A);
+const A_ROWS: u32 = select(BM, BK, TRANS_A);
+const B_ROW: u32 = select(BN, BK, TRANS_B);
+const B_ROWS: u32 = select(BK, BN, TRANS_B);
+const A_STRIDE: u32 = A_ROW + 8u;
+const B_STRIDE: u32 = B_ROW + 8u;
+const A_SLICE: u32 = A_ROWS * A_STRIDE;
+const B_SLICE: u32 = B_ROWS * B_STRIDE;
 var<workgroup> a_tile: array<f16, 2u * A_SLICE>;
 var<workgroup> b_tile: array<f16, 2u * B_SLICE>;
 // Each subgroup's 16 x 16 fragment on its way to the epilogue.
@@ -82,38 +90,32 @@ fn store8(is_a: bool, at: u32, v: vec4<u32>) {
     }
 }
 
-// Copies the K-slice at k0 of both operands' halves into workgroup memory.
+// Copies the K-slice at k0 of both operands' halves into workgroup memory, eight halves (one
+// vec4<u32>) per step.
 fn stage(base_a: u32, base_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
-    // Rows of eight halves per slice, and the index of each in global memory.
-    for (var v = lid; v < A_SLICE / 8u; v += WG_SIZE) {
-        var g: u32;
+    for (var v = lid; v < A_ROWS * A_ROW / 8u; v += WG_SIZE) {
+        let row = v / (A_ROW / 8u);
+        let col = (v % (A_ROW / 8u)) * 8u;
+        // Stored M x K, or K x M: a slice row is an m (of BK k's), or a k (of BM m's).
+        var g = base_a + (m0 + row) * params.k_pad + k0 + col;
         if (TRANS_A) {
-            // Stored K x M: slice row kk holds m0 .. m0 + BM.
-            let kk = v / (BM / 8u);
-            let mm = (v % (BM / 8u)) * 8u;
-            g = base_a + (k0 + kk) * params.m_pad + m0 + mm;
-        } else {
-            let mm = v / (BK / 8u);
-            let kk = (v % (BK / 8u)) * 8u;
-            g = base_a + (m0 + mm) * params.k_pad + k0 + kk;
+            g = base_a + (k0 + row) * params.m_pad + m0 + col;
         }
-        store8(true, v * 8u, ah8[g / 8u]);
-        store8(true, A_SLICE + v * 8u, ah8[(params.lows_a + g) / 8u]);
+        let at = row * A_STRIDE + col;
+        store8(true, at, ah8[g / 8u]);
+        store8(true, A_SLICE + at, ah8[(params.lows_a + g) / 8u]);
     }
-    for (var v = lid; v < B_SLICE / 8u; v += WG_SIZE) {
-        var g: u32;
+    for (var v = lid; v < B_ROWS * B_ROW / 8u; v += WG_SIZE) {
+        let row = v / (B_ROW / 8u);
+        let col = (v % (B_ROW / 8u)) * 8u;
+        // Stored K x N, or N x K.
+        var g = base_b + (k0 + row) * params.n_pad + n0 + col;
         if (TRANS_B) {
-            // Stored N x K: slice row nn holds k0 .. k0 + BK.
-            let nn = v / (BK / 8u);
-            let kk = (v % (BK / 8u)) * 8u;
-            g = base_b + (n0 + nn) * params.k_pad + k0 + kk;
-        } else {
-            let kk = v / (BN / 8u);
-            let nn = (v % (BN / 8u)) * 8u;
-            g = base_b + (k0 + kk) * params.n_pad + n0 + nn;
+            g = base_b + (n0 + row) * params.k_pad + k0 + col;
         }
-        store8(false, v * 8u, bh8[g / 8u]);
-        store8(false, B_SLICE + v * 8u, bh8[(params.lows_b + g) / 8u]);
+        let at = row * B_STRIDE + col;
+        store8(false, at, bh8[g / 8u]);
+        store8(false, B_SLICE + at, bh8[(params.lows_b + g) / 8u]);
     }
 }
 
@@ -122,13 +124,12 @@ fn stage(base_a: u32, base_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
 // needs uniform control flow.
 fn load_a(half: u32, base: u32, m: u32, k: u32) -> coop_mat16x16<f16, A> {
     if (STAGE) {
+        let stride = A_STRIDE;
         if (TRANS_A) {
-            let at = half + k * BM + m;
-            let stride = BM;
+            let at = half + k * A_STRIDE + m;
             return coopLoad<coop_mat16x16<f16, A>>(&a_tile[at], stride);
         }
-        let at = half + m * BK + k;
-        let stride = BK;
+        let at = half + m * A_STRIDE + k;
         return coopLoadT<coop_mat16x16<f16, A>>(&a_tile[at], stride);
     }
     if (TRANS_A) {
@@ -144,13 +145,12 @@ fn load_a(half: u32, base: u32, m: u32, k: u32) -> coop_mat16x16<f16, A> {
 // The B fragment at rows k, columns n, as load_a.
 fn load_b(half: u32, base: u32, k: u32, n: u32) -> coop_mat16x16<f16, B> {
     if (STAGE) {
+        let stride = B_STRIDE;
         if (TRANS_B) {
-            let at = half + n * BK + k;
-            let stride = BK;
+            let at = half + n * B_STRIDE + k;
             return coopLoad<coop_mat16x16<f16, B>>(&b_tile[at], stride);
         }
-        let at = half + k * BN + n;
-        let stride = BN;
+        let at = half + k * B_STRIDE + n;
         return coopLoadT<coop_mat16x16<f16, B>>(&b_tile[at], stride);
     }
     if (TRANS_B) {

@@ -104,10 +104,12 @@ impl CoopKernel {
         )
     }
 
-    /// Workgroup memory the kernel declares: a K-slice of both operands' halves, and a 16 x 16
-    /// f32 fragment per subgroup for the epilogue.
+    /// Workgroup memory the kernel declares, at most (it depends a little on the transposes):
+    /// a K-slice of both operands' halves, each row padded by 8, and a 16 x 16 f32 fragment
+    /// per subgroup for the epilogue.
     pub fn workgroup_bytes(self) -> u32 {
-        2 * 2 * (self.bm + self.bn) * self.bk + 4 * 256 * (self.bm / 32) * (self.bn / 32)
+        let slice = |side: u32| side * self.bk + 8 * side.max(self.bk);
+        2 * 2 * (slice(self.bm) + slice(self.bn)) + 4 * 256 * (self.bm / 32) * (self.bn / 32)
     }
 }
 
