@@ -4,7 +4,9 @@
 mod common;
 
 use common::{assert_close, both, random};
-use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Precision, Reduction, Tile};
+use percept::ops::{
+    self, Activation, MatmulKernel, MatmulSpec, Precision, Reduction, SplitB, Tile,
+};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, Tensor};
 
@@ -83,6 +85,7 @@ impl Case {
             activation: self.act,
             kernel: self.kernel,
             precision: self.precision,
+            split_b: None,
         };
         let c = ops::matmul(&a, &b, &spec).unwrap();
         assert_eq!(c.shape(), &want_shape[..]);
@@ -247,8 +250,32 @@ fn matmul_split_f16_matches_the_oracle_or_is_refused() {
             let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
             assert!(err.contains("Precision::SplitF16 needs"), "{err}");
             assert!(err.contains("use Precision::F32"), "{err}");
+            let err = SplitB::new(&b, false).unwrap_err().to_string();
+            assert!(err.contains("Precision::SplitF16 needs"), "{err}");
             continue;
         }
+        // B split once gives the same bits as B split by the product, and only for that B.
+        let a = Tensor::from_slice(gpu, &random(5, 3 * 70 * 40, -1.0, 1.0), &[3, 70, 40]).unwrap();
+        let b = Tensor::from_slice(gpu, &random(6, 50 * 40, -1.0, 1.0), &[50, 40]).unwrap();
+        let split_b = SplitB::new(&b, true).unwrap();
+        let spec = MatmulSpec {
+            trans_b: true,
+            activation: Activation::Tanh,
+            precision: Precision::SplitF16,
+            ..Default::default()
+        };
+        let fresh = ops::matmul(&a, &b, &spec).unwrap().to_vec().unwrap();
+        let reused = MatmulSpec {
+            split_b: Some(&split_b),
+            ..spec
+        };
+        assert_eq!(
+            ops::matmul(&a, &b, &reused).unwrap().to_vec().unwrap(),
+            fresh
+        );
+        let other = Tensor::from_slice(gpu, &random(6, 50 * 40, -1.0, 1.0), &[50, 40]).unwrap();
+        let err = ops::matmul(&a, &other, &reused).unwrap_err().to_string();
+        assert!(err.contains("made from another operand"), "{err}");
         for (i, (batch_a, trans_a, trans_b, bias, act)) in [
             (None, false, false, false, Activation::Identity),
             (Some(3), true, true, true, Activation::Relu),
@@ -268,6 +295,26 @@ fn matmul_split_f16_matches_the_oracle_or_is_refused() {
                 ..Case::plain(67, 129, 300)
             };
             case.run(gpu, 40 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_rejects_split_halves_at_f32() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
+    let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
+    // Where the adapter cannot split for tensor cores, SplitB refuses first; elsewhere the
+    // product refuses halves it would not use.
+    match SplitB::new(&b, false) {
+        Err(e) => assert!(e.to_string().contains("Precision::SplitF16 needs"), "{e}"),
+        Ok(split_b) => {
+            let spec = MatmulSpec {
+                split_b: Some(&split_b),
+                ..Default::default()
+            };
+            let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+            assert!(err.contains("set that precision"), "{err}");
         }
     }
 }

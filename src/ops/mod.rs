@@ -30,8 +30,8 @@ pub use fft::{FftKind, FftNorm, FftPlan};
 pub use layernorm::{LayerNormAffineGrads, LayerNormOutput, layernorm, layernorm_backward};
 pub use loss::{Loss, LossOutput, loss};
 pub use matmul::{
-    CoopKernel, MAX_SPLIT_K, MatmulKernel, MatmulSpec, Precision, SPLIT_F16_KERNELS, Tile, matmul,
-    matmul_candidates, matmul_into, matmul_kernel,
+    CoopKernel, MAX_SPLIT_K, MatmulKernel, MatmulSpec, Precision, SPLIT_F16_KERNELS, SplitB, Tile,
+    matmul, matmul_candidates, matmul_into, matmul_kernel,
 };
 pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
 pub use random::{Distribution, random, random_fill, random_normal, random_uniform};

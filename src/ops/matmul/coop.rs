@@ -186,6 +186,7 @@ struct SplitParams {
 
 /// One operand split into halves: `halves` holds the padded highs then the padded lows (two f16
 /// per f32 slot), `scales` the partial maxima and, at `GROUPS`, 1 / s.
+#[derive(Clone)]
 pub(super) struct Halves {
     halves: Tensor,
     scales: Tensor,
@@ -245,6 +246,82 @@ pub(super) fn split(
         per_matrix,
         lows,
     })
+}
+
+/// A right-hand operand split into f16 halves once, for many [`Precision::SplitF16`] products
+/// with it: a weight held fixed over a DEQ's iterations, say. Pass it as
+/// [`MatmulSpec::split_b`] beside B itself, and the product skips splitting B (two passes over
+/// it). It keeps B's values as they were when it was made: make it again after B changes.
+#[derive(Clone)]
+pub struct SplitB {
+    halves: Halves,
+    /// B itself, to check that a product is given the operand this was made from.
+    source: Tensor,
+    trans_b: bool,
+}
+
+impl std::fmt::Debug for SplitB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitB")
+            .field("shape", &self.source.shape())
+            .field("trans_b", &self.trans_b)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SplitB {
+    /// Splits `b`, stored `[.., K, N]` (or `[.., N, K]` with `trans_b`, as
+    /// [`MatmulSpec::trans_b`]), on an adapter where [`Precision::SplitF16`] is available.
+    pub fn new(b: &Tensor, trans_b: bool) -> Result<SplitB> {
+        Precision::SplitF16.available(b.gpu())?;
+        b.expect_dtype(OP, DType::F32)?;
+        let (batch, rows, cols) = match b.shape() {
+            [lead @ .., rows, cols] => (lead.iter().product(), *rows, *cols),
+            shape => {
+                return Err(Error::shape(
+                    OP,
+                    format!("B needs shape [.., rows, cols], got {shape:?}"),
+                ));
+            }
+        };
+        let (k, n) = if trans_b { (cols, rows) } else { (rows, cols) };
+        let (k_pad, n_pad) = (
+            k.max(1).next_multiple_of(K_PAD),
+            n.next_multiple_of(BLOCK_PAD),
+        );
+        let padded = if trans_b {
+            (n_pad, k_pad)
+        } else {
+            (k_pad, n_pad)
+        };
+        Ok(SplitB {
+            halves: split(b, batch, (rows, cols), padded)?,
+            source: b.clone(),
+            trans_b,
+        })
+    }
+
+    /// Its halves, if it was made from `b` (the same view of the same buffer) with `trans_b`.
+    fn halves_for(&self, b: &Tensor, trans_b: bool) -> Result<&Halves> {
+        let same = self.source.shares_buffer(b)
+            && self.source.binding().offset == b.binding().offset
+            && self.source.shape() == b.shape()
+            && self.trans_b == trans_b;
+        match same {
+            true => Ok(&self.halves),
+            false => Err(Error::invalid(
+                OP,
+                format!(
+                    "MatmulSpec::split_b was made from another operand ({:?}{}) than B ({:?}{}); \
+                     make it with SplitB::new from B itself",
+                    self.source.shape(),
+                    if self.trans_b { " transposed" } else { "" },
+                    b.shape(),
+                    if trans_b { " transposed" } else { "" },
+                ),
+            )),
+        }
+    }
 }
 
 #[repr(C)]
@@ -310,7 +387,14 @@ pub(super) fn record(
         true => ((p.n, p.k), (n_pad, k_pad)),
     };
     let ha = split(a, batch_a, a_dims, a_pad)?;
-    let hb = split(b, batch_b, b_dims, b_pad)?;
+    let fresh;
+    let hb = match spec.split_b {
+        Some(pre) => pre.halves_for(b, spec.trans_b)?,
+        None => {
+            fresh = split(b, batch_b, b_dims, b_pad)?;
+            &fresh
+        }
+    };
     let spec_coop = product_kernel(spec, kernel);
     let stride = |h: &Halves, broadcast: bool| if broadcast { 0 } else { h.per_matrix as u32 };
     let params = CoopParams {
@@ -320,7 +404,7 @@ pub(super) fn record(
         n_pad: n_pad as u32,
         k_pad: k_pad as u32,
         stride_a: stride(&ha, p.broadcast_a),
-        stride_b: stride(&hb, p.broadcast_b),
+        stride_b: stride(hb, p.broadcast_b),
         lows_a: ha.lows as u32,
         lows_b: hb.lows as u32,
         stride_c: (p.m * p.n) as u32,

@@ -10,7 +10,7 @@ use crate::tensor::{DType, Tensor};
 mod coop;
 mod tune;
 
-pub use coop::{CoopKernel, Precision, SPLIT_F16_KERNELS};
+pub use coop::{CoopKernel, Precision, SPLIT_F16_KERNELS, SplitB};
 
 const SOURCES: &[&str] = &[
     ACTIVATION_WGSL,
@@ -153,6 +153,8 @@ pub struct MatmulSpec<'a> {
     pub kernel: Option<MatmulKernel>,
     /// f32 kernels (the default), or the split-precision product on tensor cores.
     pub precision: Precision,
+    /// With [`Precision::SplitF16`]: B already split (made from this B by [`SplitB::new`]).
+    pub split_b: Option<&'a SplitB>,
 }
 
 #[repr(C)]
@@ -349,6 +351,13 @@ impl Problem {
 /// Records the product of validated operands into `c`, with the kernel forced, tuned or ruled.
 fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
     let problem = Problem::new(a, b, spec, c)?;
+    if spec.split_b.is_some() && spec.precision != Precision::SplitF16 {
+        return Err(Error::invalid(
+            "matmul",
+            "MatmulSpec::split_b holds f16 halves for Precision::SplitF16; set that precision \
+             or leave split_b None",
+        ));
+    }
     if spec.precision == Precision::SplitF16 {
         if spec.kernel.is_some() {
             return Err(Error::invalid(
