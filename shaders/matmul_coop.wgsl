@@ -36,7 +36,7 @@ struct Params {
     lows_b: u32,
     // Elements per matrix of C.
     stride_c: u32,
-    // Index of the 1 / scale that split_f16.wgsl left in each operand's partials.
+    // Index of -log2(scale) that split_f16.wgsl left in each operand's partials.
     unscale: u32,
     _pad: u32,
 }
@@ -165,7 +165,7 @@ fn load_b(half: u32, base: u32, k: u32, n: u32) -> coop_mat16x16<f16, B> {
 
 // Applies the epilogue to one accumulated fragment at C rows m, columns n and writes the
 // in-range outputs. Every invocation of the workgroup calls it (it has barriers).
-fn emit(frag: coop_mat16x16<f32, C>, sg: u32, lane: u32, base_c: u32, m: u32, n: u32, unscale_a: f32, unscale_b: f32) {
+fn emit(frag: coop_mat16x16<f32, C>, sg: u32, lane: u32, base_c: u32, m: u32, n: u32, unscale: i32) {
     let at = sg * 256u;
     let stride = 16u;
     coopStoreT(frag, &out_frag[at], stride);
@@ -174,7 +174,11 @@ fn emit(frag: coop_mat16x16<f32, C>, sg: u32, lane: u32, base_c: u32, m: u32, n:
         let row = m + e / 16u;
         let col = n + e % 16u;
         if (row < params.m && col < params.n) {
-            var v = out_frag[at + e] * unscale_a * unscale_b;
+            // 2^unscale in two steps, each within f32's exponent range: the partial result
+            // lies between the sum and the output, so neither step overflows or underflows
+            // where the output does not.
+            let half_exp = unscale / 2;
+            var v = ldexp(ldexp(out_frag[at + e], half_exp), unscale - half_exp);
             let i = base_c + row * params.n + col;
             if (BIAS) {
                 v += bias[col];
@@ -250,13 +254,13 @@ fn matmul_coop(
             c11 = coopMultiplyAdd(a1h, b1h, c11);
         }
     }
-    let ua = scales_a[params.unscale];
-    let ub = scales_b[params.unscale];
+    // The exponents that undo both operands' scales (see split_f16.wgsl).
+    let unscale = i32(scales_a[params.unscale]) + i32(scales_b[params.unscale]);
     let base_c = batch * params.stride_c;
     let m = m0 + sm;
     let n = n0 + sn;
-    emit(c00, sg, lane, base_c, m, n, ua, ub);
-    emit(c01, sg, lane, base_c, m, n + 16u, ua, ub);
-    emit(c10, sg, lane, base_c, m + 16u, n, ua, ub);
-    emit(c11, sg, lane, base_c, m + 16u, n + 16u, ua, ub);
+    emit(c00, sg, lane, base_c, m, n, unscale);
+    emit(c01, sg, lane, base_c, m, n + 16u, unscale);
+    emit(c10, sg, lane, base_c, m + 16u, n, unscale);
+    emit(c11, sg, lane, base_c, m + 16u, n + 16u, unscale);
 }

@@ -9,7 +9,7 @@
 // partials[group]. split_halves: every workgroup reduces the GROUPS partials itself (no third
 // pass), derives s, and writes each matrix of the batch padded with zeros to
 // [rows_pad, cols_pad], the highs at halves[0 ..] and the lows at halves[lows ..]; workgroup 0
-// also stores 1 / s at partials[GROUPS] for the product kernel.
+// also stores -log2(s) at partials[GROUPS] for the product kernel.
 //
 // Constant defined by the launcher: GROUPS (= WG_REDUCE, 256). Concatenated after
 // workgroup_reduce.wgsl, behind `enable f16;`.
@@ -35,9 +35,14 @@ fn max_abs_partials(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    // Non-finite elements stay out of the scale (they stay non-finite in their own halves), so
+    // that one inf spoils only the outputs it touches, as in an f32 product.
     var m = 0.0;
     for (var i = wg.x * 256u + lid; i < params.count; i += GROUPS * 256u) {
-        m = max(m, abs(x[i]));
+        let v = abs(x[i]);
+        if (v <= F32_MAX) {
+            m = max(m, v);
+        }
     }
     let total = workgroup_reduce(1u, m, lid);
     if (lid == 0u) {
@@ -45,7 +50,8 @@ fn max_abs_partials(
     }
 }
 
-// The largest f32 exponent e with 2^e finite and normal, and the smallest, for clamping s.
+const F32_MAX: f32 = 3.40282347e38;
+// Exponents of s: 2^e and 2^-e stay finite and normal within these.
 const MAX_SCALE_EXP: i32 = 126;
 const MIN_SCALE_EXP: i32 = -126;
 
@@ -57,13 +63,13 @@ fn split_halves(
 ) {
     let largest = workgroup_reduce(1u, partials[lid], lid);
     // largest = f * 2^e with f in [0.5, 1); s = 2^(15 - e) puts it in [2^14, 2^15). An operand of
-    // zeros keeps s = 2^15; s stays a finite power of two whatever the operand holds, and a
-    // non-finite element stays non-finite in its halves (lo = inf - inf is NaN), so the product
-    // is non-finite where an f32 product would be.
-    let e = frexp(largest).exp;
-    let scale = ldexp(1.0, clamp(15 - e, MIN_SCALE_EXP, MAX_SCALE_EXP));
+    // zeros keeps s = 2^15. A non-finite element stays non-finite in its halves (lo = inf - inf
+    // is NaN), so the outputs it touches are non-finite, as in an f32 product. The product
+    // kernel undoes s by its exponent, stored as an f32.
+    let e = clamp(15 - frexp(largest).exp, MIN_SCALE_EXP, MAX_SCALE_EXP);
+    let scale = ldexp(1.0, e);
     if (wg.x == 0u && lid == 0u) {
-        partials[GROUPS] = 1.0 / scale;
+        partials[GROUPS] = f32(-e);
     }
     let per_matrix = params.rows_pad * params.cols_pad;
     let stride = groups.x * 256u;

@@ -151,7 +151,9 @@ impl Precision {
             return Ok(());
         }
         let caps = gpu.capabilities();
-        let missing = if !caps.cooperative_f16_16x16 {
+        let missing = if !caps.subgroups {
+            "subgroup operations"
+        } else if !caps.cooperative_f16_16x16 {
             "cooperative matrices of 16 x 16 x 16 with f16 inputs and f32 accumulators"
         } else if !caps.shader_f16 {
             "f16 arithmetic in shaders"
@@ -185,7 +187,7 @@ struct SplitParams {
 }
 
 /// One operand split into halves: `halves` holds the padded highs then the padded lows (two f16
-/// per f32 slot), `scales` the partial maxima and, at `GROUPS`, 1 / s.
+/// per f32 slot), `scales` the partial maxima and, at `GROUPS`, -log2(s).
 #[derive(Clone)]
 pub(super) struct Halves {
     halves: Tensor,
@@ -374,6 +376,20 @@ pub(super) fn record(
     p: &Problem,
     kernel: CoopKernel,
 ) -> Result<()> {
+    record_with(a, b, spec, c, p, kernel, &product_kernel(spec, kernel))
+}
+
+/// [`record`] with the product kernel's variant given: the tests swap in one whose cooperative
+/// matrices are emulated, to run the indexing on adapters without tensor cores.
+fn record_with(
+    a: &Tensor,
+    b: &Tensor,
+    spec: &MatmulSpec<'_>,
+    c: &Tensor,
+    p: &Problem,
+    kernel: CoopKernel,
+    product: &KernelSpec,
+) -> Result<()> {
     let gpu = a.gpu();
     let (m_pad, n_pad, k_pad) = padded(p);
     let batch_a = if p.broadcast_a { 1 } else { p.batch };
@@ -395,7 +411,6 @@ pub(super) fn record(
             &fresh
         }
     };
-    let spec_coop = product_kernel(spec, kernel);
     let stride = |h: &Halves, broadcast: bool| if broadcast { 0 } else { h.per_matrix as u32 };
     let params = CoopParams {
         m: p.m as u32,
@@ -414,7 +429,7 @@ pub(super) fn record(
     let bias = spec.bias.unwrap_or(a);
     let add = spec.add.unwrap_or(a);
     gpu.dispatch(
-        &spec_coop,
+        product,
         bytemuck::bytes_of(&params),
         &[
             ha.halves.binding(),
@@ -427,9 +442,10 @@ pub(super) fn record(
             add.binding(),
             c.binding(),
         ],
+        // Blocks of real outputs only: the padding covers every block these reach.
         [
-            fits_u32(OP, "column blocks", n_pad / kernel.bn as usize)?,
-            fits_u32(OP, "row blocks", m_pad / kernel.bm as usize)?,
+            fits_u32(OP, "column blocks", p.n.div_ceil(kernel.bn as usize))?,
+            fits_u32(OP, "row blocks", p.m.div_ceil(kernel.bm as usize))?,
             fits_u32(OP, "matrices in the batch", p.batch)?,
         ],
     )
@@ -472,7 +488,7 @@ mod tests {
             .map(|&bits| half::f16::from_bits(bits).to_f64())
             .collect();
         let (hi, lo) = all.split_at(h.lows);
-        let unscale = h.scales.to_vec().unwrap()[GROUPS] as f64;
+        let unscale = 2f64.powi(h.scales.to_vec().unwrap()[GROUPS] as i32);
         (hi.to_vec(), lo.to_vec(), unscale)
     }
 
@@ -520,6 +536,17 @@ mod tests {
             }
         }
 
+        // An infinite element keeps the scale and stays infinite, alone among the halves.
+        let mut with_inf = x_host.clone();
+        with_inf[5] = f32::INFINITY;
+        let x = Tensor::from_slice(&gpu, &with_inf, &[batch, rows, cols]).unwrap();
+        let (hi_inf, lo_inf, unscale_inf) =
+            read_halves(&split(&x, batch, (rows, cols), (rows_pad, cols_pad)).unwrap());
+        assert_eq!(unscale_inf, unscale);
+        assert!(hi_inf[5].is_infinite() && !lo_inf[5].is_finite());
+        let finite = |v: &[f64]| v.iter().filter(|x| x.is_finite()).count();
+        assert_eq!(finite(&hi_inf) + finite(&lo_inf), 2 * hi.len() - 2);
+
         // The product the tensor cores compute, A [m, k] by B [k, n] with both split.
         let (m, k, n) = (29, 70, 23);
         let a_host = spread(&mut rng, m * k);
@@ -560,33 +587,30 @@ mod tests {
         assert!(err < 1e-6, "split product max_rel_err {err:.2e}");
     }
 
-    /// Every split-precision kernel, forced, against the oracle on odd shapes, every transpose,
-    /// a batch and a broadcast, and the epilogue; where the adapter has no tensor cores (CI's
-    /// lavapipe), the refusal instead. `scripts/gpu-check.sh` runs this on a lent GPU.
-    #[test]
-    fn every_split_kernel_matches_the_oracle_or_is_refused() {
-        let gpu = gpu();
+    /// M, N, K, and the batches of A and B (`None`: one matrix for the whole batch).
+    type Shape = (usize, usize, usize, Option<usize>, Option<usize>);
+
+    /// Off the block grid, more than one block along each side, and every batch layout.
+    const SHAPES: [Shape; 4] = [
+        (17, 33, 65, None, None),
+        (130, 7, 257, Some(2), Some(2)),
+        (5, 64, 40, Some(3), None),
+        (40, 150, 33, None, Some(2)),
+    ];
+
+    /// Runs `kernels` (their product variant made by `variant`) against the oracle on odd
+    /// shapes, every transpose, batches and a broadcast, and the epilogue.
+    fn check_kernels(
+        gpu: &Gpu,
+        kernels: &[CoopKernel],
+        shapes: &[Shape],
+        variant: impl Fn(&MatmulSpec<'_>, CoopKernel) -> KernelSpec,
+    ) {
         let mut rng = StdRng::seed_from_u64(11);
-        if let Err(e) = Precision::SplitF16.available(&gpu) {
-            let caps = gpu.capabilities();
-            assert!(
-                !(caps.cooperative_f16_16x16 && caps.shader_f16 && caps.max_subgroup_size == 32),
-                "refused although the adapter has what it needs: {e}"
-            );
-            assert!(e.to_string().contains("use Precision::F32"), "{e}");
-            eprintln!(
-                "no split-precision kernels to run on {}: {e}",
-                gpu.summary().adapter
-            );
-            return;
-        }
-        let shapes = [
-            (17, 33, 65, None, None),
-            (130, 7, 257, Some(2), Some(2)),
-            (5, 64, 40, Some(3), None),
-        ];
-        for kernel in SPLIT_F16_KERNELS {
-            for &(m, n, k, batch_a, batch_b) in &shapes {
+        let mut values =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        for &kernel in kernels {
+            for &(m, n, k, batch_a, batch_b) in shapes {
                 for (trans_a, trans_b) in
                     [(false, false), (true, false), (false, true), (true, true)]
                 {
@@ -605,21 +629,15 @@ mod tests {
                     } else {
                         dims(batch_b, k, n)
                     };
-                    let a_host: Vec<f32> = (0..a_shape.iter().product())
-                        .map(|_| rng.random_range(-1.0..1.0))
-                        .collect();
-                    let b_host: Vec<f32> = (0..b_shape.iter().product())
-                        .map(|_| rng.random_range(-1.0..1.0))
-                        .collect();
-                    let bias_host: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
                     let c_shape = dims(Some(batch), m, n);
-                    let add_host: Vec<f32> = (0..batch * m * n)
-                        .map(|_| rng.random_range(-1.0..1.0))
-                        .collect();
-                    let a = Tensor::from_slice(&gpu, &a_host, &a_shape).unwrap();
-                    let b = Tensor::from_slice(&gpu, &b_host, &b_shape).unwrap();
-                    let bias = Tensor::from_slice(&gpu, &bias_host, &[n]).unwrap();
-                    let add = Tensor::from_slice(&gpu, &add_host, &c_shape).unwrap();
+                    let a_host = values(a_shape.iter().product());
+                    let b_host = values(b_shape.iter().product());
+                    let bias_host = values(n);
+                    let add_host = values(batch * m * n);
+                    let a = Tensor::from_slice(gpu, &a_host, &a_shape).unwrap();
+                    let b = Tensor::from_slice(gpu, &b_host, &b_shape).unwrap();
+                    let bias = Tensor::from_slice(gpu, &bias_host, &[n]).unwrap();
+                    let add = Tensor::from_slice(gpu, &add_host, &c_shape).unwrap();
                     let epilogue = trans_b;
                     let spec = MatmulSpec {
                         trans_a,
@@ -634,9 +652,9 @@ mod tests {
                         precision: Precision::SplitF16,
                         ..Default::default()
                     };
-                    let c = Tensor::uninit(&gpu, &c_shape, DType::F32).unwrap();
+                    let c = Tensor::uninit(gpu, &c_shape, DType::F32).unwrap();
                     let p = Problem::new(&a, &b, &spec, &c).unwrap();
-                    record(&a, &b, &spec, &c, &p, kernel).unwrap();
+                    record_with(&a, &b, &spec, &c, &p, kernel, &variant(&spec, kernel)).unwrap();
                     let shape = MatmulShape {
                         batch,
                         m,
@@ -660,12 +678,164 @@ mod tests {
                     );
                     assert!(
                         err <= 1e-5,
-                        "{} {m}x{n}x{k} batch {batch_a:?}/{batch_b:?} ta={trans_a} tb={trans_b}: max_rel_err {err:.2e}",
+                        "{} {m}x{n}x{k} batch {batch_a:?}/{batch_b:?} ta={trans_a} tb={trans_b}: \
+                         max_rel_err {err:.2e}",
                         kernel.name()
                     );
                 }
             }
         }
+    }
+
+    /// Every split-precision kernel, forced, on tensor cores; where the adapter has none (CI's
+    /// lavapipe), the refusal instead. `scripts/gpu-check.sh` runs this on a lent GPU.
+    #[test]
+    fn every_split_kernel_matches_the_oracle_or_is_refused() {
+        let gpu = gpu();
+        if let Err(e) = Precision::SplitF16.available(&gpu) {
+            let caps = gpu.capabilities();
+            assert!(
+                !(caps.cooperative_f16_16x16 && caps.shader_f16 && caps.max_subgroup_size == 32),
+                "refused although the adapter has what it needs: {e}"
+            );
+            assert!(e.to_string().contains("use Precision::F32"), "{e}");
+            eprintln!(
+                "no split-precision kernels to run on {}: {e}",
+                gpu.summary().adapter
+            );
+            return;
+        }
+        check_kernels(&gpu, &SPLIT_F16_KERNELS, &SHAPES, product_kernel);
+    }
+
+    /// The product kernel's source with each cooperative-matrix operation replaced by plain
+    /// code (and the subgroup built-ins by 32-invocation groups of the workgroup), so that the
+    /// kernel's staging, fragment addressing, epilogue and launcher run anywhere, lavapipe
+    /// included. An A or B fragment becomes a reference to where it was loaded from (array,
+    /// offset, stride, layout), which stays valid until the multiply-adds that read it; an
+    /// accumulator holds each lane's 8 of the 256 outputs, lane l holding outputs l + 32 q.
+    fn emulated(spec: &MatmulSpec<'_>, kernel: CoopKernel) -> KernelSpec {
+        let shipped = product_kernel(spec, kernel);
+        let mut source = shipped.sources.concat();
+        for (role, emulated) in [
+            ("f16, A", "FragRef"),
+            ("f16, B", "FragRef"),
+            ("f32, C", "Acc"),
+        ] {
+            source = source.replace(&format!("coop_mat16x16<{role}>"), emulated);
+        }
+        for (id, array) in ["a_tile", "b_tile", "ah", "bh"].into_iter().enumerate() {
+            for (call, row_major) in [("coopLoadT", true), ("coopLoad", false)] {
+                source = source.replace(
+                    &format!("{call}<FragRef>(&{array}[at], stride)"),
+                    &format!("FragRef({id}u, at, stride, {row_major})"),
+                );
+            }
+        }
+        let replacements = [
+            (
+                "coopStoreT(frag, &out_frag[at], stride)",
+                "emu_store_out_frag(frag, at, stride)",
+            ),
+            ("coopMultiplyAdd(", "emu_mma("),
+            ("    @builtin(subgroup_id) sg: u32,\n", ""),
+            ("    @builtin(subgroup_invocation_id) lane: u32,\n", ""),
+            (
+                "    let batch = wg.z;",
+                "    let sg = lid / 32u;\n    let lane = lid % 32u;\n    emu_lane = lane;\n    \
+                 let batch = wg.z;",
+            ),
+        ];
+        for (from, to) in replacements {
+            assert!(
+                source.contains(from),
+                "the kernel no longer contains {from}"
+            );
+            source = source.replace(from, to);
+        }
+        for left in [
+            "coop_mat",
+            "coopLoad<",
+            "coopLoadT<",
+            "coopStore(",
+            "coopStoreT(",
+            "coopMultiplyAdd(",
+        ] {
+            assert!(!source.contains(left), "{left} left unemulated");
+        }
+        let emulation = "
+struct FragRef { array: u32, at: u32, stride: u32, row_major: bool }
+struct Acc { v: array<f32, 8> }
+var<private> emu_lane: u32;
+
+// Element (r, c) of a fragment: row-major at at + r * stride + c, column-major at
+// at + c * stride + r.
+fn emu_element(f: FragRef, r: u32, c: u32) -> f32 {
+    let i = select(f.at + c * f.stride + r, f.at + r * f.stride + c, f.row_major);
+    switch f.array {
+        case 0u: { return f32(a_tile[i]); }
+        case 1u: { return f32(b_tile[i]); }
+        case 2u: { return f32(ah[i]); }
+        default: { return f32(bh[i]); }
+    }
+}
+
+// Loop bounds the compiler cannot see (params.unscale is 256), so that it does not unroll the
+// twelve inlined multiply-adds of a K-step into thousands of loads: lavapipe's compile time.
+fn emu_mma(a: FragRef, b: FragRef, c: Acc) -> Acc {
+    var out = c;
+    let eight = min(8u, params.unscale);
+    let sixteen = min(16u, params.unscale);
+    for (var q = 0u; q < eight; q++) {
+        let e = emu_lane + 32u * q;
+        let r = e / 16u;
+        let col = e % 16u;
+        for (var k = 0u; k < sixteen; k++) {
+            out.v[q] += emu_element(a, r, k) * emu_element(b, k, col);
+        }
+    }
+    return out;
+}
+
+fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
+    for (var q = 0u; q < 8u; q++) {
+        let e = emu_lane + 32u * q;
+        out_frag[at + (e / 16u) * stride + e % 16u] = f.v[q];
+    }
+}
+";
+        let sources: &'static [&'static str] =
+            vec![&*Box::leak((source + emulation).into_boxed_str())].leak();
+        let mut emulated = KernelSpec::new(
+            "matmul_coop_emulated",
+            sources,
+            "matmul_coop",
+            COOP_BINDINGS,
+        )
+        .enabling(&["f16"]);
+        emulated.consts = shipped.consts;
+        emulated
+    }
+
+    /// The product kernel, its cooperative matrices emulated (see [`emulated`]), against the
+    /// oracle on this adapter: the shipped kernels whose workgroup memory fits it, and smaller
+    /// block shapes and K-slices that exercise the same indexing.
+    #[test]
+    fn emulated_product_kernels_match_the_oracle() {
+        let gpu = gpu();
+        let room = gpu.capabilities().max_workgroup_storage_size;
+        let mut kernels: Vec<CoopKernel> = SPLIT_F16_KERNELS.to_vec();
+        for (bm, bn, bk) in [(128, 32, 32), (32, 64, 64), (32, 32, 16)] {
+            kernels.push(CoopKernel {
+                bm,
+                bn,
+                bk,
+                staged: true,
+            });
+        }
+        kernels.retain(|k| k.workgroup_bytes() <= room);
+        assert!(kernels.len() >= 4, "only {kernels:?} fit {room} bytes");
+        check_kernels(&gpu, &kernels, &SHAPES, emulated);
     }
 
     /// Parses, validates and writes SPIR-V for a kernel variant as wgpu's Vulkan backend would
