@@ -14,7 +14,8 @@
 // Each workgroup computes a BM x BN block of C; each subgroup of 32 invocations (the launcher
 // requires that size) a 32 x 32 part of it as 2 x 2 fragments of 16 x 16. With STAGE, each K-slice
 // of BK is first copied to workgroup memory (eight halves per vec4<u32> read) and the fragments
-// load from there; without, they load straight from the storage buffers. The accumulators go
+// load from there (the next slice's global reads in flight meanwhile); without, they load
+// straight from the storage buffers. The accumulators go
 // through a 16 x 16 scratch per subgroup to apply the epilogue and write only in-range outputs.
 //
 // naga 30 panics on coopLoad/coopStore pointers with indices computed inline: every index is
@@ -90,32 +91,62 @@ fn store8(is_a: bool, at: u32, v: vec4<u32>) {
     }
 }
 
-// Copies the K-slice at k0 of both operands' halves into workgroup memory, eight halves (one
-// vec4<u32>) per step.
-fn stage(base_a: u32, base_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
-    for (var v = lid; v < A_ROWS * A_ROW / 8u; v += WG_SIZE) {
-        let row = v / (A_ROW / 8u);
-        let col = (v % (A_ROW / 8u)) * 8u;
+// Each K-slice is staged in two steps, so that the global reads of the next slice are in flight
+// while the current one is multiplied: fetch reads an invocation's share of the slice (A_VECS
+// and B_VECS rows of eight halves, one vec4<u32> each, highs then lows) into registers, and
+// store_slice writes it to workgroup memory. WG_SIZE divides the rows of every kernel variant
+// (tested in src/ops/matmul/coop.rs).
+const A_VECS: u32 = A_ROWS * A_ROW / 8u / WG_SIZE;
+const B_VECS: u32 = B_ROWS * B_ROW / 8u / WG_SIZE;
+var<private> a_next: array<vec4<u32>, 2u * A_VECS>;
+var<private> b_next: array<vec4<u32>, 2u * B_VECS>;
+
+// Row and column (in halves) of the slice's i-th row of eight for this invocation.
+fn a_piece(i: u32, lid: u32) -> vec2<u32> {
+    let v = lid + i * WG_SIZE;
+    return vec2<u32>(v / (A_ROW / 8u), (v % (A_ROW / 8u)) * 8u);
+}
+
+fn b_piece(i: u32, lid: u32) -> vec2<u32> {
+    let v = lid + i * WG_SIZE;
+    return vec2<u32>(v / (B_ROW / 8u), (v % (B_ROW / 8u)) * 8u);
+}
+
+fn fetch(base_a: u32, base_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
+    for (var i = 0u; i < A_VECS; i++) {
+        let rc = a_piece(i, lid);
         // Stored M x K, or K x M: a slice row is an m (of BK k's), or a k (of BM m's).
-        var g = base_a + (m0 + row) * params.k_pad + k0 + col;
+        var g = base_a + (m0 + rc.x) * params.k_pad + k0 + rc.y;
         if (TRANS_A) {
-            g = base_a + (k0 + row) * params.m_pad + m0 + col;
+            g = base_a + (k0 + rc.x) * params.m_pad + m0 + rc.y;
         }
-        let at = row * A_STRIDE + col;
-        store8(true, at, ah8[g / 8u]);
-        store8(true, A_SLICE + at, ah8[(params.lows_a + g) / 8u]);
+        a_next[i] = ah8[g / 8u];
+        a_next[A_VECS + i] = ah8[(params.lows_a + g) / 8u];
     }
-    for (var v = lid; v < B_ROWS * B_ROW / 8u; v += WG_SIZE) {
-        let row = v / (B_ROW / 8u);
-        let col = (v % (B_ROW / 8u)) * 8u;
+    for (var i = 0u; i < B_VECS; i++) {
+        let rc = b_piece(i, lid);
         // Stored K x N, or N x K.
-        var g = base_b + (k0 + row) * params.n_pad + n0 + col;
+        var g = base_b + (k0 + rc.x) * params.n_pad + n0 + rc.y;
         if (TRANS_B) {
-            g = base_b + (n0 + row) * params.k_pad + k0 + col;
+            g = base_b + (n0 + rc.x) * params.k_pad + k0 + rc.y;
         }
-        let at = row * B_STRIDE + col;
-        store8(false, at, bh8[g / 8u]);
-        store8(false, B_SLICE + at, bh8[(params.lows_b + g) / 8u]);
+        b_next[i] = bh8[g / 8u];
+        b_next[B_VECS + i] = bh8[(params.lows_b + g) / 8u];
+    }
+}
+
+fn store_slice(lid: u32) {
+    for (var i = 0u; i < A_VECS; i++) {
+        let rc = a_piece(i, lid);
+        let at = rc.x * A_STRIDE + rc.y;
+        store8(true, at, a_next[i]);
+        store8(true, A_SLICE + at, a_next[A_VECS + i]);
+    }
+    for (var i = 0u; i < B_VECS; i++) {
+        let rc = b_piece(i, lid);
+        let at = rc.x * B_STRIDE + rc.y;
+        store8(false, at, b_next[i]);
+        store8(false, B_SLICE + at, b_next[B_VECS + i]);
     }
 }
 
@@ -214,15 +245,22 @@ fn matmul_coop(
     // Where the lows start: in the staged slice, or in the operand's buffer.
     let lows_a = select(params.lows_a, A_SLICE, STAGE);
     let lows_b = select(params.lows_b, B_SLICE, STAGE);
+    if (STAGE) {
+        fetch(base_a, base_b, m0, n0, 0u, lid);
+    }
     for (var k0 = 0u; k0 < params.k_pad; k0 += BK) {
         // Fragment coordinates: within the slice when staged, within the matrix otherwise.
         var fm = m0 + sm;
         var fn_ = n0 + sn;
         var fk = k0;
         if (STAGE) {
+            // The previous slice's fragments are loaded before the tiles are overwritten.
             workgroupBarrier();
-            stage(base_a, base_b, m0, n0, k0, lid);
+            store_slice(lid);
             workgroupBarrier();
+            if (k0 + BK < params.k_pad) {
+                fetch(base_a, base_b, m0, n0, k0 + BK, lid);
+            }
             fm = sm;
             fn_ = sn;
             fk = 0u;

@@ -834,6 +834,7 @@ fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
             });
         }
         kernels.retain(|k| k.workgroup_bytes() <= room);
+        kernels.iter().for_each(|&k| check_block_shape(k));
         assert!(kernels.len() >= 4, "only {kernels:?} fit {room} bytes");
         check_kernels(&gpu, &kernels, &SHAPES, emulated);
     }
@@ -903,22 +904,32 @@ fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
         }
     }
 
+    /// What the product kernel assumes of a block shape.
+    fn check_block_shape(k: CoopKernel) {
+        let (bm, bn, bk) = (k.bm as usize, k.bn as usize, k.bk as usize);
+        assert_eq!(BLOCK_PAD % bm + BLOCK_PAD % bn, 0, "{k:?}");
+        assert_eq!(
+            bm % 32 + bn % 32,
+            0,
+            "{k:?}: whole subgroups of 32 x 32 outputs"
+        );
+        assert!(
+            [16, 32, 64].contains(&bk) && K_PAD.is_multiple_of(bk),
+            "{k:?}"
+        );
+        // Each invocation stages whole rows of eight halves of each slice.
+        let invocations = (bm / 32) * (bn / 32) * 32;
+        assert_eq!(
+            (bm * bk / 8) % invocations + (bk * bn / 8) % invocations,
+            0,
+            "{k:?}"
+        );
+    }
+
     #[test]
     fn blocks_fit_the_padding_and_the_subgroups() {
         for k in SPLIT_F16_KERNELS {
-            assert_eq!(
-                BLOCK_PAD % k.bm as usize + BLOCK_PAD % k.bn as usize,
-                0,
-                "{k:?}"
-            );
-            assert_eq!(k.bm % SUBGROUP + k.bn % SUBGROUP, 0, "{k:?}");
-            assert!(
-                [16, 32, 64].contains(&k.bk) && K_PAD.is_multiple_of(k.bk as usize),
-                "{k:?}"
-            );
-            // The staged slices copy whole rows of eight halves.
-            let (bm, bn, bk) = (k.bm as usize, k.bn as usize, k.bk as usize);
-            assert_eq!(bm % 8 + bn % 8 + bk % 8, 0, "{k:?}");
+            check_block_shape(k);
             // Within the 48 KiB of workgroup memory an H200 offers.
             assert!(k.workgroup_bytes() <= 48 * 1024, "{k:?}");
         }
