@@ -2,7 +2,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
+use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, Measurement, measure};
 use crate::deq::{FixedPointMap, Method, SolverConfig, Stop, solve};
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -26,12 +26,25 @@ pub struct DeqCase {
     pub batch: usize,
     /// Width of z (and of x).
     pub width: usize,
+    /// Of the products: f32, or split precision on tensor cores.
+    pub precision: Precision,
 }
 
-/// The cases of `percept bench deq`: the anchor's 1024 x 1024, or 256 x 256 with `quick`.
-pub fn deq_cases(quick: bool) -> Vec<DeqCase> {
+/// The cases of `percept bench deq`: the anchor's 1024 x 1024, or 256 x 256 with `quick`;
+/// `with_split_f16` (adapters with tensor cores, see [`Precision::available`]) adds it with
+/// split-precision products.
+pub fn deq_cases(quick: bool, with_split_f16: bool) -> Vec<DeqCase> {
     let n = if quick { 256 } else { 1024 };
-    vec![DeqCase { batch: n, width: n }]
+    let case = |precision| DeqCase {
+        batch: n,
+        width: n,
+        precision,
+    };
+    let mut cases = vec![case(Precision::F32)];
+    if with_split_f16 {
+        cases.push(case(Precision::SplitF16));
+    }
+    cases
 }
 
 /// Iterations and time for one solver to reach the relative residual 1e-4.
@@ -59,7 +72,6 @@ pub struct DeqSolveRecord {
 }
 
 /// z -> tanh(z W + inj), PyTorch's form of the anchor (W not transposed).
-#[derive(Clone)]
 struct Anchor {
     w: Tensor,
     injection: Tensor,
@@ -91,14 +103,13 @@ impl FixedPointMap for Anchor {
 
 /// Times 30 iterations through [`solve`] (tolerance 0, one readback at the end) against the
 /// bare loop of fused matmuls, checks sampled rows against an f64 twin, then solves to a
-/// relative residual of 1e-4 with each solver. Where the adapter has tensor cores, the 30
-/// iterations again with the split-precision product ([`Precision::SplitF16`]), against the
-/// f32 solve.
+/// relative residual of 1e-4 with each solver. A split-precision case times the 30 iterations
+/// with [`Precision::SplitF16`] products (W split once) against the f32 solve instead.
 pub fn run_deq(
     gpu: &Gpu,
     case: &DeqCase,
     config: &BenchConfig,
-) -> Result<(Vec<BenchRecord>, Vec<DeqSolveRecord>)> {
+) -> Result<(BenchRecord, Vec<DeqSolveRecord>)> {
     let (b, n) = (case.batch, case.width);
     let mut rng = StdRng::seed_from_u64((b * n) as u64);
     let scaled = |v: Vec<f32>, s: f32| -> Vec<f32> { v.into_iter().map(|x| x * s).collect() };
@@ -133,6 +144,48 @@ pub fn run_deq(
     let max_rel_err = thirty_err(&anchor)?;
 
     let solver = measure(gpu, config, || solve(&anchor, None, &thirty).map(drop))?;
+    let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
+    let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
+    let summary = gpu.summary();
+    let record =
+        |name: &str, time: &Measurement, max_rel_err: f64, baseline, variant: &str| BenchRecord {
+            name: name.to_string(),
+            shape: vec![b, n, ITERATIONS],
+            median_ms: time.median_ms,
+            rate: tflops(time.median_ms),
+            unit: "TFLOP/s".to_string(),
+            max_rel_err,
+            ok: max_rel_err <= MAX_REL_ERR,
+            baseline: Some(baseline),
+            variant: variant.to_string(),
+            samples: time.samples,
+            runs_per_sample: time.runs_per_sample,
+            timing: time.timing,
+            checked: gpu.checked(),
+            adapter: summary.adapter.clone(),
+            backend: summary.backend.clone(),
+        };
+    if case.precision == Precision::SplitF16 {
+        let split = Anchor {
+            precision: Precision::SplitF16,
+            w_split: Some(SplitB::new(&anchor.w, false)?),
+            ..anchor
+        };
+        let max_rel_err = thirty_err(&split)?;
+        let time = measure(gpu, config, || solve(&split, None, &thirty).map(drop))?;
+        let baseline = Baseline {
+            name: "the same solve with f32 products".to_string(),
+            rate: tflops(solver.median_ms),
+            speedup: solver.median_ms / time.median_ms,
+        };
+        let variant = "deq::solve, fixed point, tol 0, split-f16 products on tensor cores (W \
+                       split once)";
+        let name = "deq/fixed-point-30-split-f16";
+        return Ok((
+            record(name, &time, max_rel_err, baseline, variant),
+            Vec::new(),
+        ));
+    }
     let (ping, pong) = (Tensor::zeros(gpu, &[b, n])?, Tensor::zeros(gpu, &[b, n])?);
     let bare = measure(gpu, config, || {
         for i in 0..ITERATIONS {
@@ -145,58 +198,19 @@ pub fn run_deq(
         }
         Ok(())
     })?;
-    let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
-    let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
-    let summary = gpu.summary();
-    let mut records = vec![BenchRecord {
-        name: "deq/fixed-point-30".to_string(),
-        shape: vec![b, n, ITERATIONS],
-        median_ms: solver.median_ms,
-        rate: tflops(solver.median_ms),
-        unit: "TFLOP/s".to_string(),
+    let baseline = Baseline {
+        name: "bare fused-matmul loop".to_string(),
+        rate: tflops(bare.median_ms),
+        speedup: bare.median_ms / solver.median_ms,
+    };
+    let variant = "deq::solve, fixed point, tol 0";
+    let thirty_record = record(
+        "deq/fixed-point-30",
+        &solver,
         max_rel_err,
-        ok: max_rel_err <= MAX_REL_ERR,
-        baseline: Some(Baseline {
-            name: "bare fused-matmul loop".to_string(),
-            rate: tflops(bare.median_ms),
-            speedup: bare.median_ms / solver.median_ms,
-        }),
-        variant: "deq::solve, fixed point, tol 0".to_string(),
-        samples: solver.samples,
-        runs_per_sample: solver.runs_per_sample,
-        timing: solver.timing,
-        checked: gpu.checked(),
-        adapter: summary.adapter.clone(),
-        backend: summary.backend.clone(),
-    }];
-    if Precision::SplitF16.available(gpu).is_ok() {
-        let split = Anchor {
-            precision: Precision::SplitF16,
-            w_split: Some(SplitB::new(&anchor.w, false)?),
-            ..anchor.clone()
-        };
-        let max_rel_err = thirty_err(&split)?;
-        let time = measure(gpu, config, || solve(&split, None, &thirty).map(drop))?;
-        records.push(BenchRecord {
-            name: "deq/fixed-point-30-split-f16".to_string(),
-            median_ms: time.median_ms,
-            rate: tflops(time.median_ms),
-            max_rel_err,
-            ok: max_rel_err <= MAX_REL_ERR,
-            baseline: Some(Baseline {
-                name: "the same solve in f32".to_string(),
-                rate: tflops(solver.median_ms),
-                speedup: solver.median_ms / time.median_ms,
-            }),
-            variant: "deq::solve, fixed point, tol 0, split-f16 products on tensor cores, W split \
-                      once"
-                .to_string(),
-            samples: time.samples,
-            runs_per_sample: time.runs_per_sample,
-            timing: time.timing,
-            ..records[0].clone()
-        });
-    }
+        baseline,
+        variant,
+    );
 
     let mut solves: Vec<DeqSolveRecord> = Vec::new();
     for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
@@ -217,7 +231,7 @@ pub fn run_deq(
             adapter: summary.adapter.clone(),
         });
     }
-    Ok((records, solves))
+    Ok((thirty_record, solves))
 }
 
 /// Thirty iterations of z = tanh(z W + x U) from zero in f64, for the given rows of x.

@@ -144,6 +144,8 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         ran: 0,
     };
     let mut records: Vec<BenchRecord> = Vec::new();
+    // Split-precision cases where the adapter has tensor cores.
+    let split_f16 = percept::ops::Precision::SplitF16.available(&gpu).is_ok();
     if args.wants(Family::Matmul) {
         let default_sizes: &[usize] = if quick {
             &[64, 128, 256]
@@ -157,7 +159,6 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
                 detail: format!("size {bad} is not a matrix size; give sizes of at least 1"),
             });
         }
-        let split_f16 = percept::ops::Precision::SplitF16.available(&gpu).is_ok();
         let cases = bench::matmul_cases(&sizes, quick, split_f16);
         records
             .extend(runner.run_cases("matmul", &cases, |c| bench::run_matmul(&gpu, c, &config))?);
@@ -188,10 +189,11 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     }
     let mut deq = Vec::new();
     if args.wants(Family::Deq) {
-        for (cases, solves) in runner.run_cases("deq", &bench::deq_cases(quick), |c| {
-            bench::run_deq(&gpu, c, &config)
-        })? {
-            records.extend(cases);
+        let cases = bench::deq_cases(quick, split_f16);
+        for (record, solves) in
+            runner.run_cases("deq", &cases, |c| bench::run_deq(&gpu, c, &config))?
+        {
+            records.push(record);
             deq.extend(solves);
         }
     }
