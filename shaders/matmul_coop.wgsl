@@ -196,7 +196,15 @@ fn load_b(half: u32, base: u32, k: u32, n: u32) -> coop_mat16x16<f16, B> {
 
 // Applies the epilogue to one accumulated fragment at C rows m, columns n and writes the
 // in-range outputs. Every invocation of the workgroup calls it (it has barriers).
-fn emit(frag: coop_mat16x16<f32, C>, sg: u32, lane: u32, base_c: u32, m: u32, n: u32, unscale: i32) {
+fn emit(
+    frag: coop_mat16x16<f32, C>,
+    sg: u32,
+    lane: u32,
+    base_c: u32,
+    m: u32,
+    n: u32,
+    unscale: i32,
+) {
     let at = sg * 256u;
     let stride = 16u;
     coopStoreT(frag, &out_frag[at], stride);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Gpu, PooledBuffer};
@@ -117,6 +118,7 @@ impl Tensor {
         if bytes.is_empty() {
             return Ok(());
         }
+        self.storage.writes().fetch_add(1, Ordering::Relaxed);
         self.gpu.write(self.storage.buffer(), self.offset, bytes)
     }
 
@@ -236,7 +238,13 @@ impl Tensor {
             buffer,
             offset: self.offset,
             size,
+            writes: self.storage.writes(),
         }
+    }
+
+    /// Writes recorded into this tensor's buffer so far (by kernels, uploads and copies).
+    pub(crate) fn writes(&self) -> u64 {
+        self.storage.writes().load(Ordering::Relaxed)
     }
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
@@ -294,6 +302,7 @@ impl Tensor {
             ));
         }
         if !src.is_empty() {
+            self.storage.writes().fetch_add(1, Ordering::Relaxed);
             self.gpu.copy(
                 src.storage.buffer(),
                 src.offset,

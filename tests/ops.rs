@@ -234,13 +234,26 @@ fn matmul_rejects_a_split_k_out_of_range() {
     }
 }
 
-/// The split-precision product through the public API (the tuned kernel; each kernel forced is
-/// tested in src/ops/matmul/coop.rs) where the adapter has tensor cores; elsewhere a refusal
-/// that names what is missing and the way out.
+/// Refuses a split-precision test on an adapter without tensor cores, unless
+/// PERCEPT_EXPECT_SPLIT_F16 says there must be some (`scripts/gpu-check.sh` sets it).
+fn split_f16_refused(gpu: &percept::Gpu) -> bool {
+    let refused = Precision::SplitF16.available(gpu);
+    if let Err(e) = &refused {
+        assert!(
+            std::env::var_os("PERCEPT_EXPECT_SPLIT_F16").is_none(),
+            "split precision was expected: {e}"
+        );
+    }
+    refused.is_err()
+}
+
+/// The split-precision product through the public API (the kernel matmul chooses: with tuning
+/// off, the first that fits; each kernel forced is tested in src/ops/matmul/coop.rs) where the
+/// adapter has tensor cores; elsewhere a refusal that names what is missing and the way out.
 #[test]
 fn matmul_split_f16_matches_the_oracle_or_is_refused() {
     for gpu in both() {
-        if Precision::SplitF16.available(gpu).is_err() {
+        if split_f16_refused(gpu) {
             let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
             let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
             let spec = MatmulSpec {
@@ -276,6 +289,9 @@ fn matmul_split_f16_matches_the_oracle_or_is_refused() {
         let other = Tensor::from_slice(gpu, &random(6, 50 * 40, -1.0, 1.0), &[50, 40]).unwrap();
         let err = ops::matmul(&a, &other, &reused).unwrap_err().to_string();
         assert!(err.contains("made from another operand"), "{err}");
+        b.write(&random(7, 50 * 40, -1.0, 1.0)).unwrap();
+        let err = ops::matmul(&a, &b, &reused).unwrap_err().to_string();
+        assert!(err.contains("stale"), "{err}");
         for (i, (batch_a, trans_a, trans_b, bias, act)) in [
             (None, false, false, false, Activation::Identity),
             (Some(3), true, true, true, Activation::Relu),
@@ -307,7 +323,10 @@ fn matmul_rejects_split_halves_at_f32() {
     // Where the adapter cannot split for tensor cores, SplitB refuses first; elsewhere the
     // product refuses halves it would not use.
     match SplitB::new(&b, false) {
-        Err(e) => assert!(e.to_string().contains("Precision::SplitF16 needs"), "{e}"),
+        Err(e) => assert!(
+            split_f16_refused(gpu) && e.to_string().contains("Precision::SplitF16 needs"),
+            "{e}"
+        ),
         Ok(split_b) => {
             let spec = MatmulSpec {
                 split_b: Some(&split_b),
@@ -316,6 +335,28 @@ fn matmul_rejects_split_halves_at_f32() {
             let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
             assert!(err.contains("set that precision"), "{err}");
         }
+    }
+}
+
+/// matmul_kernel and matmul_candidates describe f32 kernels, and say where to look instead.
+#[test]
+fn matmul_kernel_queries_name_the_split_precision_one() {
+    let gpu = common::unchecked();
+    let a = Tensor::from_slice(gpu, &random(1, 6, -1.0, 1.0), &[2, 3]).unwrap();
+    let b = Tensor::from_slice(gpu, &random(2, 12, -1.0, 1.0), &[3, 4]).unwrap();
+    let spec = MatmulSpec {
+        precision: Precision::SplitF16,
+        ..Default::default()
+    };
+    let err = ops::matmul_kernel(&a, &b, &spec).unwrap_err().to_string();
+    assert!(err.contains("see split_f16_kernel"), "{err}");
+    let err = ops::matmul_candidates(&a, &b, &spec)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("see SPLIT_F16_KERNELS"), "{err}");
+    match ops::split_f16_kernel(&a, &b, &spec) {
+        Ok(kernel) => assert!(ops::SPLIT_F16_KERNELS.contains(&kernel)),
+        Err(e) => assert!(split_f16_refused(gpu), "{e}"),
     }
 }
 

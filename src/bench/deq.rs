@@ -141,8 +141,6 @@ pub fn run_deq(
         let z = solve(map, None, &thirty)?.z.to_vec()?;
         Ok(reference::max_rel_err(&z[..rows * n], &want))
     };
-    let max_rel_err = thirty_err(&anchor)?;
-
     let solver = measure(gpu, config, || solve(&anchor, None, &thirty).map(drop))?;
     let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
@@ -186,6 +184,7 @@ pub fn run_deq(
             Vec::new(),
         ));
     }
+    let max_rel_err = thirty_err(&anchor)?;
     let (ping, pong) = (Tensor::zeros(gpu, &[b, n])?, Tensor::zeros(gpu, &[b, n])?);
     let bare = measure(gpu, config, || {
         for i in 0..ITERATIONS {

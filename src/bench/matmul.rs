@@ -180,6 +180,7 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         backend: summary.backend.clone(),
     };
     if case.precision == Precision::SplitF16 {
+        let kernel = ops::split_f16_kernel(&a, &b, &measured)?;
         let f32_time = measure(gpu, config, || {
             ops::matmul(&a, &b, &spec(Some(chosen))).map(drop)
         })?;
@@ -190,7 +191,11 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
                 rate: tflops(f32_time.median_ms),
                 speedup: f32_time.median_ms / main.median_ms,
             },
-            format!("split-f16 on tensor cores ({tuning}, see `percept info`){epilogue}"),
+            format!(
+                "split-f16 kernel {} ({tuning}){epilogue}, timed with the split of both \
+                 operands (two passes over each) on every call",
+                kernel.name()
+            ),
         ));
     }
     let mut others = Vec::new();

@@ -1,9 +1,10 @@
 //! Kernels: one entry point of one WGSL family, specialised by constants, compiled once per
 //! device and cached.
 //!
-//! Specialisation prepends `const NAME: TYPE = VALUE;` lines to the family's source: a shader
-//! refers to constants such as `TILE_M` that its launcher defines, so workgroup array sizes and
-//! loop bounds are compile-time constants the driver can unroll.
+//! Specialisation prepends `const NAME: TYPE = VALUE;` lines to the family's source (after any
+//! `enable` directives the entry point needs): a shader refers to constants such as `TILE_M`
+//! that its launcher defines, so workgroup array sizes and loop bounds are compile-time
+//! constants the driver can unroll.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -37,7 +38,7 @@ pub(crate) struct KernelSpec {
     pub storage: &'static [Access],
     pub consts: Vec<(&'static str, Const)>,
     /// WGSL extensions the family needs (`f16`, say), written before everything else as
-    /// `enable` directives must be; fixed per family, so not part of the variant's key.
+    /// `enable` directives must be; fixed per entry point, so not part of the variant's key.
     pub enables: &'static [&'static str],
 }
 

@@ -15,6 +15,7 @@ mod submit;
 mod timer;
 mod tuning;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use capabilities::{AdapterSummary, Capabilities};
@@ -342,6 +343,7 @@ impl Gpu {
         PooledBuffer {
             buffer: Some(buffer),
             gpu: Arc::downgrade(&self.inner),
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -399,6 +401,11 @@ impl Gpu {
         workgroups: [u32; 3],
     ) -> Result<()> {
         debug_assert_eq!(bindings.len(), kernel.storage.len(), "{}", kernel.entry);
+        for (binding, access) in bindings.iter().zip(kernel.storage) {
+            if *access == kernel::Access::ReadWrite {
+                binding.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let max = self.inner.limits.max_compute_workgroups_per_dimension;
         if let Some(&over) = workgroups.iter().find(|&&w| w > max) {
             return Err(Error::Limit {
@@ -466,17 +473,26 @@ pub(crate) struct Binding<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub offset: u64,
     pub size: u64,
+    /// The buffer's write count, bumped when a kernel binds it for writing.
+    pub writes: &'a AtomicU64,
 }
 
 /// A buffer on loan from the pool: it goes back when dropped.
 pub(crate) struct PooledBuffer {
     buffer: Option<wgpu::Buffer>,
     gpu: std::sync::Weak<Inner>,
+    /// Writes recorded into it so far (kernels that bind it for writing, uploads, copies): what
+    /// keeps data derived from it, such as an `ops::SplitB`, from being used once stale.
+    writes: AtomicU64,
 }
 
 impl PooledBuffer {
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer present until drop")
+    }
+
+    pub(crate) fn writes(&self) -> &AtomicU64 {
+        &self.writes
     }
 }
 

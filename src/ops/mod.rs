@@ -31,7 +31,7 @@ pub use layernorm::{LayerNormAffineGrads, LayerNormOutput, layernorm, layernorm_
 pub use loss::{Loss, LossOutput, loss};
 pub use matmul::{
     CoopKernel, MAX_SPLIT_K, MatmulKernel, MatmulSpec, Precision, SPLIT_F16_KERNELS, SplitB, Tile,
-    matmul, matmul_candidates, matmul_into, matmul_kernel,
+    matmul, matmul_candidates, matmul_into, matmul_kernel, split_f16_kernel,
 };
 pub use optimizer::{OptimizerKind, OptimizerStep, optimizer_step};
 pub use random::{Distribution, random, random_fill, random_normal, random_uniform};

@@ -138,12 +138,13 @@ impl Scratch {
 }
 
 /// The first `bytes` of a pooled buffer, rounded up to whole vec4s as tensors bind.
-pub(crate) fn binding_of(buffer: &PooledBuffer, bytes: u64) -> Binding<'_> {
-    let buffer = buffer.buffer();
+pub(crate) fn binding_of(pooled: &PooledBuffer, bytes: u64) -> Binding<'_> {
+    let buffer = pooled.buffer();
     Binding {
         buffer,
         offset: 0,
         size: bytes.next_multiple_of(16).max(16).min(buffer.size()),
+        writes: pooled.writes(),
     }
 }
 

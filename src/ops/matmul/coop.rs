@@ -2,14 +2,15 @@
 //! `shaders/split_f16.wgsl` splits each operand into f16 halves, `shaders/matmul_coop.wgsl`
 //! multiplies them on tensor cores with f32 accumulators and applies the epilogue.
 //!
-//! Why: an f32 product runs on the GPU's general-purpose cores, whose rate the register-tiled
-//! kernels approach but cannot pass (29.6 TFLOP/s at 4096^3 on an H200, where tensor cores
-//! offer over ten times that for f16). Three f16 products of the halves recover about 22 bits of
-//! each operand, close to f32's 24, at a third of the tensor cores' rate.
+//! Why: an f32 product runs on the GPU's general-purpose cores, where register-tiled WGSL
+//! kernels reached 29.5 TFLOP/s at 4096^3 and 29.6 at 8192^3 on an H200 (`shared/ANCHORS.md`),
+//! and tensor cores offer over ten times that for f16. Three f16 products of the halves recover
+//! about 22 bits of each operand, close to f32's 24, at (we expect) a third of the tensor
+//! cores' rate.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ACTIVATION_WGSL, MatmulSpec, Problem, fits_u32};
+use super::{ACTIVATION_WGSL, Activation, MatmulSpec, Problem, fits_u32, matrix_dims};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
@@ -59,8 +60,7 @@ const BLOCK_PAD: usize = 128;
 const SUBGROUP: u32 = 32;
 
 /// How a product is computed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
     /// f32 throughout, on the register-tiled kernels of [`super::Tile`].
     #[default]
@@ -70,10 +70,11 @@ pub enum Precision {
     /// scaled back. Each element keeps about 22 bits (f32 has 24), so products come out near
     /// f32's accuracy; elements below 2^-17 of their operand's largest keep fewer bits (down to
     /// an absolute error of 2^-40 of the largest), as in any format with one scale per
-    /// operand. Non-finite elements make the product non-finite. Needs cooperative matrices of 16 x 16 x 16 with f16 inputs and
-    /// f32 accumulators, and subgroups of 32 invocations ([`Precision::available`] says whether
-    /// an adapter has them); other adapters get an error. The tuner chooses among the
-    /// [`SPLIT_F16_KERNELS`] that fit the adapter's workgroup memory.
+    /// operand. A non-finite element makes the outputs it touches non-finite. Needs
+    /// cooperative matrices of 16 x 16 x 16 with f16 inputs and f32 accumulators, and subgroups
+    /// of 32 invocations ([`Precision::available`] says whether an adapter has them); other
+    /// adapters get an error. The tuner chooses among the [`SPLIT_F16_KERNELS`] that fit the
+    /// adapter's workgroup memory ([`super::split_f16_kernel`] says which).
     SplitF16,
 }
 
@@ -142,6 +143,15 @@ pub const SPLIT_F16_KERNELS: [CoopKernel; 4] = [
     },
 ];
 
+/// The [`SPLIT_F16_KERNELS`] whose workgroup memory fits the adapter's, in order.
+pub(super) fn fitting_kernels(gpu: &Gpu) -> Vec<CoopKernel> {
+    let room = gpu.capabilities().max_workgroup_storage_size;
+    SPLIT_F16_KERNELS
+        .into_iter()
+        .filter(|k| k.workgroup_bytes() <= room)
+        .collect()
+}
+
 impl Precision {
     /// Whether `gpu` can compute at this precision: `Ok` for [`Precision::F32`] everywhere, and
     /// for [`Precision::SplitF16`] where the adapter has what it needs; else an error naming
@@ -159,6 +169,8 @@ impl Precision {
             "f16 arithmetic in shaders"
         } else if (caps.min_subgroup_size, caps.max_subgroup_size) != (SUBGROUP, SUBGROUP) {
             "subgroups of exactly 32 invocations"
+        } else if fitting_kernels(gpu).is_empty() {
+            "workgroup memory for one of the SPLIT_F16_KERNELS"
         } else {
             return Ok(());
         };
@@ -253,13 +265,16 @@ pub(super) fn split(
 /// A right-hand operand split into f16 halves once, for many [`Precision::SplitF16`] products
 /// with it: a weight held fixed over a DEQ's iterations, say. Pass it as
 /// [`MatmulSpec::split_b`] beside B itself, and the product skips splitting B (two passes over
-/// it). It keeps B's values as they were when it was made: make it again after B changes.
+/// it). A product refuses it once B has been written to (by a kernel, an upload or a copy) since
+/// it was made: make it again then.
 #[derive(Clone)]
 pub struct SplitB {
     halves: Halves,
     /// B itself, to check that a product is given the operand this was made from.
     source: Tensor,
     trans_b: bool,
+    /// B's write count when it was split.
+    writes: u64,
 }
 
 impl std::fmt::Debug for SplitB {
@@ -277,41 +292,29 @@ impl SplitB {
     pub fn new(b: &Tensor, trans_b: bool) -> Result<SplitB> {
         Precision::SplitF16.available(b.gpu())?;
         b.expect_dtype(OP, DType::F32)?;
-        let (batch, rows, cols) = match b.shape() {
-            [lead @ .., rows, cols] => (lead.iter().product(), *rows, *cols),
-            shape => {
-                return Err(Error::shape(
-                    OP,
-                    format!("B needs shape [.., rows, cols], got {shape:?}"),
-                ));
-            }
-        };
+        let (lead, rows, cols) = matrix_dims("B", b)?;
         let (k, n) = if trans_b { (cols, rows) } else { (rows, cols) };
-        let (k_pad, n_pad) = (
-            k.max(1).next_multiple_of(K_PAD),
-            n.next_multiple_of(BLOCK_PAD),
-        );
-        let padded = if trans_b {
-            (n_pad, k_pad)
-        } else {
-            (k_pad, n_pad)
+        let padded = match trans_b {
+            false => (pad_k(k), pad_side(n)),
+            true => (pad_side(n), pad_k(k)),
         };
         Ok(SplitB {
-            halves: split(b, batch, (rows, cols), padded)?,
+            halves: split(b, lead.iter().product(), (rows, cols), padded)?,
             source: b.clone(),
             trans_b,
+            writes: b.writes(),
         })
     }
 
-    /// Its halves, if it was made from `b` (the same view of the same buffer) with `trans_b`.
-    fn halves_for(&self, b: &Tensor, trans_b: bool) -> Result<&Halves> {
+    /// Its halves, if it was made from `b` (the same view of the same buffer, not written to
+    /// since) with `trans_b`.
+    pub(super) fn halves_for(&self, b: &Tensor, trans_b: bool) -> Result<&Halves> {
         let same = self.source.shares_buffer(b)
             && self.source.binding().offset == b.binding().offset
             && self.source.shape() == b.shape()
             && self.trans_b == trans_b;
-        match same {
-            true => Ok(&self.halves),
-            false => Err(Error::invalid(
+        if !same {
+            return Err(Error::invalid(
                 OP,
                 format!(
                     "MatmulSpec::split_b was made from another operand ({:?}{}) than B ({:?}{}); \
@@ -321,8 +324,16 @@ impl SplitB {
                     b.shape(),
                     if trans_b { " transposed" } else { "" },
                 ),
-            )),
+            ));
         }
+        if b.writes() != self.writes {
+            return Err(Error::invalid(
+                OP,
+                "B was written to since MatmulSpec::split_b was made from it, so its halves are \
+                 stale; make it again with SplitB::new",
+            ));
+        }
+        Ok(&self.halves)
     }
 }
 
@@ -343,28 +354,56 @@ struct CoopParams {
     _pad: u32,
 }
 
-/// The product kernel's variant for `spec` (its transposes and epilogue) and `kernel`.
-fn product_kernel(spec: &MatmulSpec<'_>, kernel: CoopKernel) -> KernelSpec {
+/// What a product kernel variant depends on besides its block shape.
+#[derive(Clone, Copy, Debug)]
+struct Flags {
+    trans_a: bool,
+    trans_b: bool,
+    bias: bool,
+    add: bool,
+    activation: Activation,
+}
+
+impl Flags {
+    fn of(spec: &MatmulSpec<'_>) -> Flags {
+        Flags {
+            trans_a: spec.trans_a,
+            trans_b: spec.trans_b,
+            bias: spec.bias.is_some(),
+            add: spec.add.is_some(),
+            activation: spec.activation,
+        }
+    }
+}
+
+/// The product kernel's variant for `flags` and `kernel`.
+fn product_kernel(flags: Flags, kernel: CoopKernel) -> KernelSpec {
     KernelSpec::new(OP, COOP_SOURCES, "matmul_coop", COOP_BINDINGS)
         .enabling(COOP_ENABLES)
         .with("BM", Const::U32(kernel.bm))
         .with("BN", Const::U32(kernel.bn))
         .with("BK", Const::U32(kernel.bk))
         .with("STAGE", Const::Bool(kernel.staged))
-        .with("TRANS_A", Const::Bool(spec.trans_a))
-        .with("TRANS_B", Const::Bool(spec.trans_b))
-        .with("BIAS", Const::Bool(spec.bias.is_some()))
-        .with("ADD", Const::Bool(spec.add.is_some()))
-        .with("ACT", Const::U32(spec.activation.code()))
+        .with("TRANS_A", Const::Bool(flags.trans_a))
+        .with("TRANS_B", Const::Bool(flags.trans_b))
+        .with("BIAS", Const::Bool(flags.bias))
+        .with("ADD", Const::Bool(flags.add))
+        .with("ACT", Const::U32(flags.activation.code()))
 }
 
-/// The padded sizes of a product: M and N to a multiple of [`BLOCK_PAD`], K of [`K_PAD`].
+/// M or N padded to a multiple of [`BLOCK_PAD`].
+fn pad_side(x: usize) -> usize {
+    x.next_multiple_of(BLOCK_PAD)
+}
+
+/// K padded to a multiple of [`K_PAD`].
+fn pad_k(k: usize) -> usize {
+    k.max(1).next_multiple_of(K_PAD)
+}
+
+/// The padded sizes of a product.
 fn padded(p: &Problem) -> (usize, usize, usize) {
-    (
-        p.m.next_multiple_of(BLOCK_PAD),
-        p.n.next_multiple_of(BLOCK_PAD),
-        p.k.max(1).next_multiple_of(K_PAD),
-    )
+    (pad_side(p.m), pad_side(p.n), pad_k(p.k))
 }
 
 /// Records the split of both operands and the product with `kernel`.
@@ -376,7 +415,15 @@ pub(super) fn record(
     p: &Problem,
     kernel: CoopKernel,
 ) -> Result<()> {
-    record_with(a, b, spec, c, p, kernel, &product_kernel(spec, kernel))
+    record_with(
+        a,
+        b,
+        spec,
+        c,
+        p,
+        kernel,
+        &product_kernel(Flags::of(spec), kernel),
+    )
 }
 
 /// [`record`] with the product kernel's variant given: the tests swap in one whose cooperative
@@ -462,7 +509,13 @@ mod tests {
     use crate::{Gpu, GpuOptions, Tuning};
 
     fn gpu() -> Gpu {
+        gpu_with(false)
+    }
+
+    /// A device of the test's own, with bounds-checked shader modules or not.
+    fn gpu_with(checked: bool) -> Gpu {
         Gpu::with_options(GpuOptions {
+            checked: Some(checked),
             tuning: Some(Tuning::Off),
             profile: Some(false),
             ..Default::default()
@@ -583,7 +636,24 @@ mod tests {
             add: None,
             activation: Activation::Identity,
         };
-        let err = reference::max_rel_err(&got, &reference::matmul(&shape, &inputs));
+        let want = reference::matmul(&shape, &inputs);
+        let err = reference::max_rel_err(&got, &want);
+        // Beside it, for scale: the same product summed in f32.
+        let mut f32_sums = Vec::with_capacity(m * n);
+        for i in 0..m {
+            for j in 0..n {
+                f32_sums.push(
+                    (0..k)
+                        .map(|p| a_host[i * k + p] * b_host[p * n + j])
+                        .sum::<f32>(),
+                );
+            }
+        }
+        eprintln!(
+            "max_rel_err of the three half-products summed in f64: {err:.2e}; of the product \
+             summed in f32: {:.2e}",
+            reference::max_rel_err(&f32_sums, &want)
+        );
         assert!(err < 1e-6, "split product max_rel_err {err:.2e}");
     }
 
@@ -604,7 +674,7 @@ mod tests {
         gpu: &Gpu,
         kernels: &[CoopKernel],
         shapes: &[Shape],
-        variant: impl Fn(&MatmulSpec<'_>, CoopKernel) -> KernelSpec,
+        variant: impl Fn(Flags, CoopKernel) -> KernelSpec,
     ) {
         let mut rng = StdRng::seed_from_u64(11);
         let mut values =
@@ -654,7 +724,16 @@ mod tests {
                     };
                     let c = Tensor::uninit(gpu, &c_shape, DType::F32).unwrap();
                     let p = Problem::new(&a, &b, &spec, &c).unwrap();
-                    record_with(&a, &b, &spec, &c, &p, kernel, &variant(&spec, kernel)).unwrap();
+                    record_with(
+                        &a,
+                        &b,
+                        &spec,
+                        &c,
+                        &p,
+                        kernel,
+                        &variant(Flags::of(&spec), kernel),
+                    )
+                    .unwrap();
                     let shape = MatmulShape {
                         batch,
                         m,
@@ -687,25 +766,25 @@ mod tests {
         }
     }
 
-    /// Every split-precision kernel, forced, on tensor cores; where the adapter has none (CI's
-    /// lavapipe), the refusal instead. `scripts/gpu-check.sh` runs this on a lent GPU.
+    /// Every split-precision kernel, forced, on tensor cores, with unchecked and bounds-checked
+    /// shader modules; where the adapter has none (CI's lavapipe), the refusal instead, unless
+    /// PERCEPT_EXPECT_SPLIT_F16 is set (as `scripts/gpu-check.sh` sets it on a lent GPU).
     #[test]
     fn every_split_kernel_matches_the_oracle_or_is_refused() {
-        let gpu = gpu();
-        if let Err(e) = Precision::SplitF16.available(&gpu) {
-            let caps = gpu.capabilities();
-            assert!(
-                !(caps.cooperative_f16_16x16 && caps.shader_f16 && caps.max_subgroup_size == 32),
-                "refused although the adapter has what it needs: {e}"
-            );
-            assert!(e.to_string().contains("use Precision::F32"), "{e}");
-            eprintln!(
-                "no split-precision kernels to run on {}: {e}",
-                gpu.summary().adapter
-            );
-            return;
+        for checked in [false, true] {
+            let gpu = gpu_with(checked);
+            match Precision::SplitF16.available(&gpu) {
+                Ok(()) => check_kernels(&gpu, &fitting_kernels(&gpu), &SHAPES, product_kernel),
+                Err(e) => {
+                    assert!(
+                        std::env::var_os("PERCEPT_EXPECT_SPLIT_F16").is_none(),
+                        "split precision was expected on {}: {e}",
+                        gpu.summary().adapter
+                    );
+                    assert!(e.to_string().contains("use Precision::F32"), "{e}");
+                }
+            }
         }
-        check_kernels(&gpu, &SPLIT_F16_KERNELS, &SHAPES, product_kernel);
     }
 
     /// The product kernel's source with each cooperative-matrix operation replaced by plain
@@ -714,8 +793,8 @@ mod tests {
     /// included. An A or B fragment becomes a reference to where it was loaded from (array,
     /// offset, stride, layout), which stays valid until the multiply-adds that read it; an
     /// accumulator holds each lane's 8 of the 256 outputs, lane l holding outputs l + 32 q.
-    fn emulated(spec: &MatmulSpec<'_>, kernel: CoopKernel) -> KernelSpec {
-        let shipped = product_kernel(spec, kernel);
+    fn emulated(flags: Flags, kernel: CoopKernel) -> KernelSpec {
+        let shipped = product_kernel(flags, kernel);
         let mut source = shipped.sources.concat();
         for (role, emulated) in [
             ("f16, A", "FragRef"),
@@ -822,7 +901,12 @@ fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
     /// block shapes and K-slices that exercise the same indexing.
     #[test]
     fn emulated_product_kernels_match_the_oracle() {
-        let gpu = gpu();
+        for checked in [false, true] {
+            emulated_kernels_match_the_oracle(&gpu_with(checked));
+        }
+    }
+
+    fn emulated_kernels_match_the_oracle(gpu: &Gpu) {
         let room = gpu.capabilities().max_workgroup_storage_size;
         let mut kernels: Vec<CoopKernel> = SPLIT_F16_KERNELS.to_vec();
         for (bm, bn, bk) in [(128, 32, 32), (32, 64, 64), (32, 32, 16)] {
@@ -836,7 +920,7 @@ fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
         kernels.retain(|k| k.workgroup_bytes() <= room);
         kernels.iter().for_each(|&k| check_block_shape(k));
         assert!(kernels.len() >= 4, "only {kernels:?} fit {room} bytes");
-        check_kernels(&gpu, &kernels, &SHAPES, emulated);
+        check_kernels(gpu, &kernels, &SHAPES, emulated);
     }
 
     /// Parses, validates and writes SPIR-V for a kernel variant as wgpu's Vulkan backend would
@@ -877,21 +961,24 @@ fn emu_store_out_frag(f: Acc, at: u32, stride: u32) {
 
     #[test]
     fn every_product_variant_compiles_to_spirv() {
-        // A stand-in tensor is not needed: the variant depends on the spec's flags only.
+        let bools = [false, true];
         for kernel in SPLIT_F16_KERNELS {
-            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
-                for epilogue in [false, true] {
-                    let spec = MatmulSpec {
+            for (trans_a, trans_b, bias, add) in bools.into_iter().flat_map(|ta| {
+                bools.into_iter().flat_map(move |tb| {
+                    bools
+                        .into_iter()
+                        .flat_map(move |bias| bools.map(move |add| (ta, tb, bias, add)))
+                })
+            }) {
+                for activation in [Activation::Identity, Activation::Tanh] {
+                    let flags = Flags {
                         trans_a,
                         trans_b,
-                        activation: if epilogue {
-                            Activation::Tanh
-                        } else {
-                            Activation::Identity
-                        },
-                        ..Default::default()
+                        bias,
+                        add,
+                        activation,
                     };
-                    compile_to_spirv(&product_kernel(&spec, kernel));
+                    compile_to_spirv(&product_kernel(flags, kernel));
                 }
             }
         }

@@ -351,22 +351,8 @@ impl Problem {
 /// Records the product of validated operands into `c`, with the kernel forced, tuned or ruled.
 fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<()> {
     let problem = Problem::new(a, b, spec, c)?;
-    if spec.split_b.is_some() && spec.precision != Precision::SplitF16 {
-        return Err(Error::invalid(
-            "matmul",
-            "MatmulSpec::split_b holds f16 halves for Precision::SplitF16; set that precision \
-             or leave split_b None",
-        ));
-    }
+    check_precision(b, spec)?;
     if spec.precision == Precision::SplitF16 {
-        if spec.kernel.is_some() {
-            return Err(Error::invalid(
-                "matmul",
-                "MatmulSpec::kernel forces an f32 kernel, so it cannot go with \
-                 Precision::SplitF16; leave it None (the tuner chooses among SPLIT_F16_KERNELS)",
-            ));
-        }
-        spec.precision.available(a.gpu())?;
         let kernel = tune::choose_split_f16(a, b, spec, c, &problem)?;
         return coop::record(a, b, spec, c, &problem, kernel);
     }
@@ -375,6 +361,32 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
         None => tune::choose(a, b, spec, c, &problem)?,
     };
     record(a, b, spec, c, &problem, kernel)
+}
+
+/// Refuses what does not go with the spec's precision: halves of B at f32, a forced f32
+/// kernel, an adapter without tensor cores or halves made from another (or a rewritten) B with
+/// split precision.
+fn check_precision(b: &Tensor, spec: &MatmulSpec<'_>) -> Result<()> {
+    match spec.precision {
+        Precision::F32 if spec.split_b.is_some() => Err(Error::invalid(
+            "matmul",
+            "MatmulSpec::split_b holds f16 halves for Precision::SplitF16; set that precision \
+             or leave split_b None",
+        )),
+        Precision::F32 => Ok(()),
+        Precision::SplitF16 if spec.kernel.is_some() => Err(Error::invalid(
+            "matmul",
+            "MatmulSpec::kernel forces an f32 kernel, so it cannot go with Precision::SplitF16; \
+             leave it None (the tuner chooses among SPLIT_F16_KERNELS)",
+        )),
+        Precision::SplitF16 => {
+            Precision::SplitF16.available(b.gpu())?;
+            match spec.split_b {
+                Some(halves) => halves.halves_for(b, spec.trans_b).map(drop),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// A forced kernel, if its split of K is one the product allows.
@@ -394,25 +406,54 @@ fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
     Ok(kernel)
 }
 
-/// The kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned choice
-/// for their shape bucket (measured now if the bucket is new), else the untuned rule.
+/// The f32 kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned
+/// choice for their shape bucket (measured now if the bucket is new), else the untuned rule.
+/// With [`Precision::SplitF16`], see [`split_f16_kernel`].
 pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<MatmulKernel> {
     let (c, problem) = scratch_problem(a, b, spec)?;
+    f32_only(spec, "matmul_kernel", "split_f16_kernel")?;
     match spec.kernel {
         Some(kernel) => check_kernel(kernel, &problem),
         None => tune::choose(a, b, spec, &c, &problem),
     }
 }
 
-/// The kernels tuning times for these operands' shape bucket, the untuned rule's first:
+/// The f32 kernels tuning times for these operands' shape bucket, the untuned rule's first:
 /// every tile, and the large tile with K split where the bucket's outputs are few and its K
-/// long (`percept bench matmul` times each beside the chosen one).
+/// long (`percept bench matmul` times each beside the chosen one). With
+/// [`Precision::SplitF16`], the candidates are the [`SPLIT_F16_KERNELS`] that fit the adapter.
 pub fn matmul_candidates(
     a: &Tensor,
     b: &Tensor,
     spec: &MatmulSpec<'_>,
 ) -> Result<Vec<MatmulKernel>> {
-    Ok(tune::candidates(&scratch_problem(a, b, spec)?.1))
+    let problem = scratch_problem(a, b, spec)?.1;
+    f32_only(spec, "matmul_candidates", "SPLIT_F16_KERNELS")?;
+    Ok(tune::candidates(&problem))
+}
+
+/// The split-precision kernel [`matmul`] uses for these operands with
+/// [`Precision::SplitF16`]: the tuned choice for their shape bucket (measured now if the
+/// bucket is new), else the first of [`SPLIT_F16_KERNELS`] that fits the adapter.
+pub fn split_f16_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<CoopKernel> {
+    let spec = MatmulSpec {
+        precision: Precision::SplitF16,
+        ..*spec
+    };
+    let (c, problem) = scratch_problem(a, b, &spec)?;
+    check_precision(b, &spec)?;
+    tune::choose_split_f16(a, b, &spec, &c, &problem)
+}
+
+/// Refuses a question about f32 kernels asked of a split-precision spec, naming the one to ask.
+fn f32_only(spec: &MatmulSpec<'_>, asked: &str, instead: &str) -> Result<()> {
+    match spec.precision {
+        Precision::F32 => Ok(()),
+        Precision::SplitF16 => Err(Error::invalid(
+            "matmul",
+            format!("{asked} describes the f32 kernels; with Precision::SplitF16 see {instead}"),
+        )),
+    }
 }
 
 /// A scratch output of the product's shape (tuning writes it), and the product's sizes.

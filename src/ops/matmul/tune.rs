@@ -3,9 +3,9 @@
 //! lavapipe the 128 x 64 tiles beat the rule's choice by up to 1.8x, and on a large GPU
 //! mid-sized products want more, smaller blocks than the rule gives.
 
-use super::coop::{self, CoopKernel, SPLIT_F16_KERNELS};
+use super::coop::{self, CoopKernel};
 use super::{MatmulKernel, MatmulSpec, Problem, Tile, record, rule_tile};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// Products smaller than this (a 100^3 product) take the rule's tile: on a GPU launch overhead
@@ -49,7 +49,8 @@ pub(super) fn choose(
     )
 }
 
-/// The split-precision kernel for `problem`, chosen as [`choose`] chooses an f32 one.
+/// The split-precision kernel for `problem`, chosen as [`choose`] chooses an f32 one, among
+/// the kernels that fit the adapter (the caller has checked that one does).
 pub(super) fn choose_split_f16(
     a: &Tensor,
     b: &Tensor,
@@ -57,25 +58,12 @@ pub(super) fn choose_split_f16(
     c: &Tensor,
     problem: &Problem,
 ) -> Result<CoopKernel> {
-    let room = a.gpu().capabilities().max_workgroup_storage_size;
-    let candidates: Vec<CoopKernel> = SPLIT_F16_KERNELS
-        .into_iter()
-        .filter(|k| k.workgroup_bytes() <= room)
-        .collect();
-    if candidates.is_empty() {
-        return Err(Error::invalid(
-            "matmul",
-            format!(
-                "every split-precision kernel needs more workgroup memory than the adapter's \
-                 {room} bytes; use Precision::F32"
-            ),
-        ));
-    }
+    let candidates = coop::fitting_kernels(a.gpu());
     if problem.flops() < MIN_TUNED_FLOPS {
         return Ok(candidates[0]);
     }
     a.gpu().tune(
-        format!("{} split_f16", bucket_key(spec, problem)),
+        split_f16_key(spec, problem),
         &candidates,
         CoopKernel::name,
         |kernel| coop::record(a, b, spec, c, problem, kernel),
@@ -109,6 +97,27 @@ pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
             }),
     );
     kernels
+}
+
+/// The bucket of a split-precision product: the sizes and transposes, and whether B comes
+/// already split (the product then makes two passes fewer).
+fn split_f16_key(spec: &MatmulSpec<'_>, p: &Problem) -> String {
+    let b = Bucket::of(p);
+    let layout = |transposed: bool| if transposed { "t" } else { "n" };
+    format!(
+        "matmul split_f16 m{} n{} k{} batch{} a{} b{}{}",
+        b.m,
+        b.n,
+        b.k,
+        b.batch,
+        layout(spec.trans_a),
+        layout(spec.trans_b),
+        if spec.split_b.is_some() {
+            " presplit"
+        } else {
+            ""
+        }
+    )
 }
 
 /// A product's sizes rounded up to powers of two.
