@@ -75,8 +75,8 @@ pub struct DeqSolveRecord {
 struct Anchor {
     w: Tensor,
     injection: Tensor,
-    precision: Precision,
-    /// W split once for split-precision products: it is fixed over the iterations.
+    /// W split once, for split-precision products (it is fixed over the iterations); `None`
+    /// multiplies in f32.
     w_split: Option<SplitB>,
 }
 
@@ -93,7 +93,10 @@ impl FixedPointMap for Anchor {
         let spec = MatmulSpec {
             add: Some(&self.injection),
             activation: Activation::Tanh,
-            precision: self.precision,
+            precision: match self.w_split {
+                Some(_) => Precision::SplitF16,
+                None => Precision::F32,
+            },
             split_b: self.w_split.as_ref(),
             ..Default::default()
         };
@@ -122,7 +125,6 @@ pub fn run_deq(
     let anchor = Anchor {
         injection: ops::matmul(&x, &u, &MatmulSpec::default())?,
         w,
-        precision: Precision::F32,
         w_split: None,
     };
     let fixed = |method, tol, max_iter, check_every| SolverConfig {
@@ -165,7 +167,6 @@ pub fn run_deq(
         };
     if case.precision == Precision::SplitF16 {
         let split = Anchor {
-            precision: Precision::SplitF16,
             w_split: Some(SplitB::new(&anchor.w, false)?),
             ..anchor
         };

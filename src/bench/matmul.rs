@@ -104,13 +104,12 @@ pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<
         ..Default::default()
     };
     let chosen = ops::matmul_kernel(&a, &b, &spec(None))?;
-    let split_f16 = MatmulSpec {
-        precision: Precision::SplitF16,
-        ..spec(None)
-    };
     let measured = match case.precision {
         Precision::F32 => spec(Some(chosen)),
-        Precision::SplitF16 => split_f16,
+        Precision::SplitF16 => MatmulSpec {
+            precision: Precision::SplitF16,
+            ..spec(None)
+        },
     };
 
     let result = ops::matmul(&a, &b, &measured)?;

@@ -145,7 +145,8 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     };
     let mut records: Vec<BenchRecord> = Vec::new();
     // Split-precision cases where the adapter has tensor cores.
-    let split_f16 = percept::ops::Precision::SplitF16.available(&gpu).is_ok();
+    let split_f16_refusal = percept::ops::Precision::SplitF16.available(&gpu).err();
+    let split_f16 = split_f16_refusal.is_none();
     if args.wants(Family::Matmul) {
         let default_sizes: &[usize] = if quick {
             &[64, 128, 256]
@@ -198,11 +199,15 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     if runner.ran == 0 {
+        let absent = match split_f16_refusal {
+            Some(e) => format!(" (there are no split-precision cases here: {e})"),
+            None => String::new(),
+        };
         return Err(percept::Error::InvalidArgument {
             op: "bench",
             detail: format!(
                 "no case matches --case {:?}; the progress lines of a run without it show each \
-                 case's description",
+                 case's description{absent}",
                 args.case.unwrap_or_default()
             ),
         });

@@ -144,12 +144,11 @@ pub const SPLIT_F16_KERNELS: [CoopKernel; 4] = [
 ];
 
 /// The [`SPLIT_F16_KERNELS`] whose workgroup memory fits the adapter's, in order.
-pub(super) fn fitting_kernels(gpu: &Gpu) -> Vec<CoopKernel> {
+pub(super) fn fitting_kernels(gpu: &Gpu) -> impl Iterator<Item = CoopKernel> {
     let room = gpu.capabilities().max_workgroup_storage_size;
     SPLIT_F16_KERNELS
         .into_iter()
-        .filter(|k| k.workgroup_bytes() <= room)
-        .collect()
+        .filter(move |k| k.workgroup_bytes() <= room)
 }
 
 impl Precision {
@@ -169,7 +168,7 @@ impl Precision {
             "f16 arithmetic in shaders"
         } else if (caps.min_subgroup_size, caps.max_subgroup_size) != (SUBGROUP, SUBGROUP) {
             "subgroups of exactly 32 invocations"
-        } else if fitting_kernels(gpu).is_empty() {
+        } else if fitting_kernels(gpu).next().is_none() {
             "workgroup memory for one of the SPLIT_F16_KERNELS"
         } else {
             return Ok(());
@@ -294,12 +293,9 @@ impl SplitB {
         b.expect_dtype(OP, DType::F32)?;
         let (lead, rows, cols) = matrix_dims("B", b)?;
         let (k, n) = if trans_b { (cols, rows) } else { (rows, cols) };
-        let padded = match trans_b {
-            false => (pad_k(k), pad_side(n)),
-            true => (pad_side(n), pad_k(k)),
-        };
+        let (dims, padded) = stored((k, n), (pad_k(k), pad_side(n)), trans_b);
         Ok(SplitB {
-            halves: split(b, lead.iter().product(), (rows, cols), padded)?,
+            halves: split(b, lead.iter().product(), dims, padded)?,
             source: b.clone(),
             trans_b,
             writes: b.writes(),
@@ -406,6 +402,19 @@ fn padded(p: &Problem) -> (usize, usize, usize) {
     (pad_side(p.m), pad_side(p.n), pad_k(p.k))
 }
 
+/// An operand's stored sizes and padded sizes, from those of op(X) (`rows x cols`, as the
+/// product uses it) and whether it is stored transposed.
+fn stored(
+    (rows, cols): (usize, usize),
+    (rows_pad, cols_pad): (usize, usize),
+    transposed: bool,
+) -> ((usize, usize), (usize, usize)) {
+    match transposed {
+        false => ((rows, cols), (rows_pad, cols_pad)),
+        true => ((cols, rows), (cols_pad, rows_pad)),
+    }
+}
+
 /// Records the split of both operands and the product with `kernel`.
 pub(super) fn record(
     a: &Tensor,
@@ -441,14 +450,8 @@ fn record_with(
     let (m_pad, n_pad, k_pad) = padded(p);
     let batch_a = if p.broadcast_a { 1 } else { p.batch };
     let batch_b = if p.broadcast_b { 1 } else { p.batch };
-    let (a_dims, a_pad) = match spec.trans_a {
-        false => ((p.m, p.k), (m_pad, k_pad)),
-        true => ((p.k, p.m), (k_pad, m_pad)),
-    };
-    let (b_dims, b_pad) = match spec.trans_b {
-        false => ((p.k, p.n), (k_pad, n_pad)),
-        true => ((p.n, p.k), (n_pad, k_pad)),
-    };
+    let (a_dims, a_pad) = stored((p.m, p.k), (m_pad, k_pad), spec.trans_a);
+    let (b_dims, b_pad) = stored((p.k, p.n), (k_pad, n_pad), spec.trans_b);
     let ha = split(a, batch_a, a_dims, a_pad)?;
     let fresh;
     let hb = match spec.split_b {
@@ -774,7 +777,10 @@ mod tests {
         for checked in [false, true] {
             let gpu = gpu_with(checked);
             match Precision::SplitF16.available(&gpu) {
-                Ok(()) => check_kernels(&gpu, &fitting_kernels(&gpu), &SHAPES, product_kernel),
+                Ok(()) => {
+                    let kernels: Vec<CoopKernel> = fitting_kernels(&gpu).collect();
+                    check_kernels(&gpu, &kernels, &SHAPES, product_kernel)
+                }
                 Err(e) => {
                     assert!(
                         std::env::var_os("PERCEPT_EXPECT_SPLIT_F16").is_none(),

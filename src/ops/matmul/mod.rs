@@ -410,8 +410,8 @@ fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
 /// choice for their shape bucket (measured now if the bucket is new), else the untuned rule.
 /// With [`Precision::SplitF16`], see [`split_f16_kernel`].
 pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<MatmulKernel> {
-    let (c, problem) = scratch_problem(a, b, spec)?;
     f32_only(spec, "matmul_kernel", "split_f16_kernel")?;
+    let (c, problem) = scratch_problem(a, b, spec)?;
     match spec.kernel {
         Some(kernel) => check_kernel(kernel, &problem),
         None => tune::choose(a, b, spec, &c, &problem),
@@ -427,9 +427,8 @@ pub fn matmul_candidates(
     b: &Tensor,
     spec: &MatmulSpec<'_>,
 ) -> Result<Vec<MatmulKernel>> {
-    let problem = scratch_problem(a, b, spec)?.1;
     f32_only(spec, "matmul_candidates", "SPLIT_F16_KERNELS")?;
-    Ok(tune::candidates(&problem))
+    Ok(tune::candidates(&scratch_problem(a, b, spec)?.1))
 }
 
 /// The split-precision kernel [`matmul`] uses for these operands with

@@ -50,7 +50,7 @@ pub(super) fn choose(
 }
 
 /// The split-precision kernel for `problem`, chosen as [`choose`] chooses an f32 one, among
-/// the kernels that fit the adapter (the caller has checked that one does).
+/// the kernels that fit the adapter (the caller has checked that one does: `available`).
 pub(super) fn choose_split_f16(
     a: &Tensor,
     b: &Tensor,
@@ -58,10 +58,13 @@ pub(super) fn choose_split_f16(
     c: &Tensor,
     problem: &Problem,
 ) -> Result<CoopKernel> {
-    let candidates = coop::fitting_kernels(a.gpu());
+    let mut fitting = coop::fitting_kernels(a.gpu());
     if problem.flops() < MIN_TUNED_FLOPS {
-        return Ok(candidates[0]);
+        return Ok(fitting
+            .next()
+            .expect("Precision::available found a kernel that fits"));
     }
+    let candidates: Vec<CoopKernel> = fitting.collect();
     a.gpu().tune(
         split_f16_key(spec, problem),
         &candidates,
