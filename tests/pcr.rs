@@ -27,8 +27,9 @@ fn system(seed: u64, systems: usize, n: usize, dominant: bool) -> [Vec<f32>; 4] 
 }
 
 #[test]
-fn tridiagonal_both_methods_match_thomas_in_f64() {
+fn tridiagonal_methods_match_thomas_in_f64() {
     for gpu in both() {
+        // The last two are too long for CR+PCR on lavapipe (and the last on any adapter).
         for &(systems, n) in &[
             (1, 1),
             (3, 2),
@@ -38,6 +39,8 @@ fn tridiagonal_both_methods_match_thomas_in_f64() {
             (7, 256),
             (1, 1500),
             (1, 2048),
+            (3, 2500),
+            (1, 70_001),
         ] {
             for dominant in [true, false] {
                 let host = system(n as u64, systems, n, dominant);
@@ -48,12 +51,21 @@ fn tridiagonal_both_methods_match_thomas_in_f64() {
                 let want = reference::tridiagonal_solve(&host[0], &host[1], &host[2], &host[3], n);
                 let cap = gpu.capabilities().max_workgroup_storage_size;
                 let pcr_fits = n.div_ceil(256) * 256 * 16 <= cap as usize;
-                for method in [TridiagonalMethod::Pcr, TridiagonalMethod::Thomas] {
-                    if method == TridiagonalMethod::Pcr && !pcr_fits {
-                        assert!(
-                            ops::tridiagonal_solve(&t[0], &t[1], &t[2], &t[3], Some(method))
-                                .is_err()
-                        );
+                assert_eq!(
+                    TridiagonalMethod::Pcr.applies(gpu, systems, n),
+                    pcr_fits,
+                    "{systems}x{n}"
+                );
+                for method in TridiagonalMethod::ALL {
+                    // CR+PCR past workgroup memory, Thomas past lavapipe's loop limit (its
+                    // 70,001-long chain would stop short, silently); the partitioned method
+                    // runs everywhere, as Thomas where it applies no level.
+                    let refused = method != TridiagonalMethod::Partitioned
+                        && !method.applies(gpu, systems, n);
+                    if refused {
+                        let solved =
+                            ops::tridiagonal_solve(&t[0], &t[1], &t[2], &t[3], Some(method));
+                        assert!(solved.is_err(), "{method:?} {systems}x{n}");
                         continue;
                     }
                     let x =
@@ -78,7 +90,10 @@ fn tridiagonal_chooses_by_shape_and_reports_singular_systems() {
     };
     assert_eq!(method(100, 1024), TridiagonalMethod::Pcr);
     assert_eq!(method(10_000, 32), TridiagonalMethod::Thomas);
-    assert_eq!(method(2, 100_000), TridiagonalMethod::Thomas);
+    assert_eq!(method(2, 100_000), TridiagonalMethod::Partitioned);
+    // Too short to partition: plain Thomas.
+    assert!(!TridiagonalMethod::Partitioned.applies(gpu, 2, 15));
+    assert!(TridiagonalMethod::Partitioned.applies(gpu, 2, 16));
     let zeros = Tensor::zeros(gpu, &[2, 5]).unwrap();
     let ones = Tensor::from_slice(gpu, &[1.0; 10], &[2, 5]).unwrap();
     let err = ops::tridiagonal_solve(&ones, &zeros, &ones, &ones, None).unwrap_err();

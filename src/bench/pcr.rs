@@ -21,12 +21,12 @@ pub struct TridiagonalCase {
 }
 
 /// The cases of `percept bench pcr`: 16384 systems of 1024 (the case) and shapes that
-/// choose each method.
+/// choose each method, the last a few systems too long for workgroup memory.
 pub fn tridiagonal_cases(quick: bool) -> Vec<TridiagonalCase> {
     let shapes: &[(usize, usize)] = if quick {
-        &[(256, 1024), (4096, 64), (64, 1000)]
+        &[(256, 1024), (4096, 64), (64, 1000), (2, 1 << 14)]
     } else {
-        &[(16384, 1024), (65536, 64), (4096, 1000)]
+        &[(16384, 1024), (65536, 64), (4096, 1000), (4, 1 << 18)]
     };
     shapes
         .iter()
@@ -35,7 +35,7 @@ pub fn tridiagonal_cases(quick: bool) -> Vec<TridiagonalCase> {
 }
 
 /// Times the solver's own choice of method (without its finiteness readback) and the other
-/// method where it applies, with a copy moving as many bytes as the baseline; checks sampled
+/// methods that apply, with a copy moving as many bytes as the baseline; checks sampled
 /// systems against the oracle.
 pub fn run_tridiagonal(
     gpu: &Gpu,
@@ -64,17 +64,16 @@ pub fn run_tridiagonal(
     let solve = measure(gpu, config, || {
         ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, None).map(drop)
     })?;
-    // The other method, where it applies (CR+PCR needs the system in workgroup memory).
-    let other = method.other();
-    let other_ms = match ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)) {
-        Ok(_) => Some(
-            measure(gpu, config, || {
-                ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)).map(drop)
-            })?
-            .median_ms,
-        ),
-        Err(_) => None,
-    };
+    let mut others = Vec::new();
+    for other in TridiagonalMethod::ALL {
+        if other == method || !other.applies(gpu, m, n) {
+            continue;
+        }
+        let time = measure(gpu, config, || {
+            ops::tridiagonal_solve_unchecked(&at, &bt, &ct, &dt, Some(other)).map(drop)
+        })?;
+        others.push(format!("{} {:.3} ms", describe(other), time.median_ms));
+    }
     // Five arrays of m x n floats move once: a, b, c, d read and x written.
     let bytes = 5.0 * 4.0 * (m * n) as f64;
     let copy_src = Tensor::zeros(gpu, &[(5 * m * n).div_ceil(2)])?;
@@ -102,9 +101,10 @@ pub fn run_tridiagonal(
             } else {
                 "the solver's choice, tuning off"
             },
-            match other_ms {
-                Some(ms) => format!("{} {ms:.3} ms", describe(other)),
-                None => format!("{} does not apply", describe(other)),
+            if others.is_empty() {
+                "no other method applies".to_string()
+            } else {
+                others.join(", ")
             }
         ),
         samples: solve.samples,
@@ -120,5 +120,6 @@ fn describe(method: TridiagonalMethod) -> &'static str {
     match method {
         TridiagonalMethod::Pcr => "cr+pcr in workgroup memory",
         TridiagonalMethod::Thomas => "thomas, one invocation per system",
+        TridiagonalMethod::Partitioned => "global pcr levels, then thomas per interleaved system",
     }
 }

@@ -81,7 +81,16 @@ pub struct Capabilities {
     pub max_workgroups_per_dimension: u32,
     /// Storage buffers a shader stage may bind.
     pub max_storage_buffers_per_stage: u32,
+    /// Loop iterations one invocation may run, all its loops together, where the driver ends
+    /// loops silently past a count: Mesa's llvmpipe (lavapipe) stops at 65535, a guard against
+    /// endless loops, and the kernel carries on with wrong results. `None`: no such limit.
+    /// Kernels whose loops grow with the problem (Thomas's chain along a tridiagonal system)
+    /// keep under it.
+    pub max_loop_iterations: Option<u32>,
 }
+
+/// llvmpipe's loop limiter (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm).
+const LLVMPIPE_MAX_LOOP_ITERATIONS: u32 = 65535;
 
 impl Capabilities {
     pub(crate) fn new(
@@ -116,6 +125,10 @@ impl Capabilities {
             max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            max_loop_iterations: [&info.name, &info.driver]
+                .iter()
+                .any(|s| s.contains("llvmpipe"))
+                .then_some(LLVMPIPE_MAX_LOOP_ITERATIONS),
         }
     }
 }

@@ -1,7 +1,9 @@
-//! Batched tridiagonal solves (`shaders/tridiagonal_pcr.wgsl`, `shaders/tridiagonal_thomas.wgsl`):
-//! cyclic reduction down to at most [`PCR_SIZE`] equations, then parallel cyclic reduction, in
-//! workgroup memory (CR+PCR); or one invocation per system (Thomas) for many short systems or
-//! systems too long for workgroup memory.
+//! Batched tridiagonal solves (`shaders/tridiagonal_pcr.wgsl`, `shaders/tridiagonal_thomas.wgsl`,
+//! `shaders/tridiagonal_pcr_level.wgsl`): cyclic reduction down to at most [`PCR_SIZE`]
+//! equations, then parallel cyclic reduction, in workgroup memory (CR+PCR); one invocation per
+//! system (Thomas) for many short systems; and for systems too long for workgroup memory,
+//! levels of parallel cyclic reduction in global memory that split each system into enough
+//! independent ones to fill the GPU, then Thomas on those (partitioned).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -27,11 +29,30 @@ const THOMAS_BINDINGS: &[Access] = &[
     Access::ReadWrite,
     Access::ReadWrite,
 ];
+const LEVEL_SOURCES: &[&str] = &[include_str!("../../shaders/tridiagonal_pcr_level.wgsl")];
+const LEVEL_BINDINGS: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
 
 /// Systems at least this many, of at most [`THOMAS_MAX_SHORT`] equations, go one per invocation:
 /// enough of them to fill a GPU, each too short to keep a 256-wide workgroup busy.
 const THOMAS_MIN_SYSTEMS: usize = 4096;
 const THOMAS_MAX_SHORT: usize = 64;
+
+/// Independent systems the partitioned method aims for: one invocation each, enough to fill
+/// a large GPU (an H200 runs about 270,000 invocations at once; a fraction of that already
+/// hides Thomas's dependent loads).
+const PARTITION_SYSTEMS: usize = 1 << 16;
+/// ... as long as each keeps at least this many equations: below that a level of global
+/// reduction (a pass over all the systems) buys less than it costs.
+const MIN_PARTITION_LEN: usize = 8;
 
 /// How a batch of systems is solved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +62,12 @@ pub enum TridiagonalMethod {
     Pcr,
     /// The Thomas algorithm, one invocation per system.
     Thomas,
+    /// Levels of parallel cyclic reduction over whole systems in global memory, one dispatch
+    /// each, that split every system into 2, 4, 8, ... independent interleaved ones, then Thomas
+    /// on those, one invocation each: for systems too long for workgroup memory and too few to
+    /// fill the GPU one per invocation (a single system of 10^6 equations, say). Each level
+    /// reads and writes every equation once more than Thomas alone.
+    Partitioned,
 }
 
 #[repr(C)]
@@ -48,7 +75,10 @@ pub enum TridiagonalMethod {
 struct Params {
     n: u32,
     systems: u32,
-    _pad: [u32; 2],
+    /// Thomas: interleaved systems per system. A global PCR level: the distance it eliminates.
+    /// CR+PCR: unused.
+    stride: u32,
+    _pad: u32,
 }
 
 /// The largest system the CR+PCR kernel hands from cyclic to parallel cyclic reduction: CR
@@ -77,39 +107,82 @@ fn pcr_equations(n: usize, workgroup_bytes: u32) -> Option<usize> {
 /// systems of 1000.)
 const MIN_TUNED_EQUATIONS: usize = 1 << 12;
 
+/// The longest system one Thomas invocation may solve on `gpu`: its two loops run n - 1 times
+/// each, and some drivers end loops silently past a count
+/// ([`crate::gpu::Capabilities::max_loop_iterations`]; lavapipe's gives 32768 equations).
+fn thomas_max_len(gpu: &crate::Gpu) -> usize {
+    match gpu.capabilities().max_loop_iterations {
+        Some(iterations) => iterations as usize / 2 + 1,
+        None => usize::MAX,
+    }
+}
+
+/// Levels of global PCR the partitioned method runs on `systems` systems of `n`: as many as it
+/// takes to bring the interleaved systems within Thomas's `max_len`, then more until there are
+/// [`PARTITION_SYSTEMS`] of them, while one more level would leave them at least
+/// [`MIN_PARTITION_LEN`] long. Zero levels is plain Thomas.
+fn partition_levels(n: usize, systems: usize, max_len: usize) -> u32 {
+    let mut levels = 0;
+    while n.div_ceil(1 << levels) > max_len
+        || (systems << levels < PARTITION_SYSTEMS && n >> (levels + 1) >= MIN_PARTITION_LEN)
+    {
+        levels += 1;
+    }
+    levels
+}
+
 impl TridiagonalMethod {
+    /// Every method.
+    pub const ALL: [TridiagonalMethod; 3] = [
+        TridiagonalMethod::Pcr,
+        TridiagonalMethod::Thomas,
+        TridiagonalMethod::Partitioned,
+    ];
+
     /// The method's name in tuning files and reports.
     pub fn name(self) -> &'static str {
         match self {
             TridiagonalMethod::Pcr => "pcr",
             TridiagonalMethod::Thomas => "thomas",
+            TridiagonalMethod::Partitioned => "partitioned",
         }
     }
 
-    /// The other method.
-    pub fn other(self) -> TridiagonalMethod {
+    /// Whether the method solves `systems` systems of `n` equations on `gpu` in a way of its
+    /// own: CR+PCR needs a system to fit workgroup memory, Thomas a system within the
+    /// adapter's loop limit (see [`crate::gpu::Capabilities::max_loop_iterations`]), and the
+    /// partitioned method is plain Thomas where it would run no level.
+    pub fn applies(self, gpu: &crate::Gpu, systems: usize, n: usize) -> bool {
         match self {
-            TridiagonalMethod::Pcr => TridiagonalMethod::Thomas,
-            TridiagonalMethod::Thomas => TridiagonalMethod::Pcr,
+            TridiagonalMethod::Pcr => {
+                pcr_equations(n, gpu.capabilities().max_workgroup_storage_size).is_some()
+            }
+            TridiagonalMethod::Thomas => n <= thomas_max_len(gpu),
+            TridiagonalMethod::Partitioned => partition_levels(n, systems, thomas_max_len(gpu)) > 0,
         }
     }
 }
 
 /// The fixed rule, used where tuning is off: CR+PCR unless the systems are many and short, or do
-/// not fit workgroup memory.
-fn rule_method(n: usize, systems: usize, workgroup_bytes: u32) -> TridiagonalMethod {
+/// not fit workgroup memory; those too long for it partitioned unless they are already many
+/// (and within Thomas's reach).
+fn rule_method(gpu: &crate::Gpu, n: usize, systems: usize) -> TridiagonalMethod {
     let many_short = systems >= THOMAS_MIN_SYSTEMS && n <= THOMAS_MAX_SHORT;
-    match pcr_equations(n, workgroup_bytes) {
+    match pcr_equations(n, gpu.capabilities().max_workgroup_storage_size) {
         Some(_) if !many_short => TridiagonalMethod::Pcr,
-        _ => TridiagonalMethod::Thomas,
+        Some(_) => TridiagonalMethod::Thomas,
+        None if partition_levels(n, systems, thomas_max_len(gpu)) > 0 => {
+            TridiagonalMethod::Partitioned
+        }
+        None => TridiagonalMethod::Thomas,
     }
 }
 
-/// The method [`tridiagonal_solve`] uses for these systems: where both methods apply and tuning
-/// is on ([`crate::Tuning`]), the one measured faster on this adapter for their shape bucket
-/// (measured now if the bucket is new); else the fixed rule. On lavapipe, a CPU, Thomas wins
-/// everywhere, by 10x at 256 systems of 1024; on a GPU PCR's parallelism should win where
-/// systems are few and long.
+/// The method [`tridiagonal_solve`] uses for these systems: where tuning is on
+/// ([`crate::Tuning`]), the one measured fastest on this adapter for their shape bucket among
+/// those that [apply](TridiagonalMethod::applies) (measured now if the bucket is new); else the
+/// fixed rule. On lavapipe, a CPU, Thomas wins everywhere, by 10x at 256 systems of 1024; on a
+/// GPU the parallel methods should win where systems are few and long.
 pub fn tridiagonal_method(
     a: &Tensor,
     b: &Tensor,
@@ -125,18 +198,21 @@ pub fn tridiagonal_method(
 fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
     let Batch { systems, n, .. } = *batch;
     let gpu = batch.d.gpu();
-    let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
-    let rule = rule_method(n, systems, workgroup_bytes);
-    if pcr_equations(n, workgroup_bytes).is_none() || n * systems < MIN_TUNED_EQUATIONS {
+    let rule = rule_method(gpu, n, systems);
+    if n * systems < MIN_TUNED_EQUATIONS {
         return Ok(rule);
     }
-    let other = rule.other();
-    let key = format!(
-        "tridiagonal n{} systems{}",
-        n.next_power_of_two(),
-        systems.next_power_of_two()
+    // Beside the rule's, the methods that apply to the bucket's largest sizes (and so to every
+    // size in it), so that a method kept for the bucket stays a candidate for all its members.
+    let (bucket_n, bucket_systems) = (n.next_power_of_two(), systems.next_power_of_two());
+    let mut candidates = vec![rule];
+    candidates.extend(
+        TridiagonalMethod::ALL
+            .into_iter()
+            .filter(|&m| m != rule && m.applies(gpu, bucket_systems, bucket_n)),
     );
-    gpu.tune(key, &[rule, other], TridiagonalMethod::name, |method| {
+    let key = format!("tridiagonal n{bucket_n} systems{bucket_systems}");
+    gpu.tune(key, &candidates, TridiagonalMethod::name, |method| {
         batch.record(method, x)
     })
 }
@@ -257,16 +333,18 @@ impl<'t> Batch<'t> {
         } = *self;
         let gpu = d.gpu();
         let workgroup_bytes = gpu.capabilities().max_workgroup_storage_size;
-        let params = Params {
+        let params = |stride: usize| Params {
             n: n as u32,
             systems: systems as u32,
-            _pad: [0; 2],
+            stride: stride as u32,
+            _pad: 0,
         };
         match method {
             TridiagonalMethod::Pcr => {
                 let eq = pcr_equations(n, workgroup_bytes).ok_or_else(|| {
                     let detail = format!(
-                        "systems of {n} equations do not fit workgroup memory for PCR; use Thomas"
+                        "systems of {n} equations do not fit workgroup memory for PCR; use Thomas \
+                         or the partitioned method"
                     );
                     Error::invalid(OP, detail)
                 })?;
@@ -280,7 +358,7 @@ impl<'t> Batch<'t> {
                 .with("CR_STEPS", Const::U32(cr_steps(n)));
                 gpu.dispatch(
                     &spec,
-                    bytemuck::bytes_of(&params),
+                    bytemuck::bytes_of(&params(1)),
                     &[
                         a.binding(),
                         b.binding(),
@@ -292,28 +370,97 @@ impl<'t> Batch<'t> {
                 )?;
             }
             TridiagonalMethod::Thomas => {
-                let scratch = Tensor::uninit(gpu, d.shape(), DType::F32)?;
+                if n > thomas_max_len(gpu) {
+                    let detail = format!(
+                        "systems of {n} equations are past this adapter's loop limit for Thomas \
+                         ({} equations; see Capabilities::max_loop_iterations); use the \
+                         partitioned method",
+                        thomas_max_len(gpu)
+                    );
+                    return Err(Error::invalid(OP, detail));
+                }
+                thomas([a, b, c, d], systems, n, 1, x)?
+            }
+            TridiagonalMethod::Partitioned => {
+                let levels = partition_levels(n, systems, thomas_max_len(gpu));
                 let spec = KernelSpec::new(
-                    "tridiagonal_thomas",
-                    THOMAS_SOURCES,
-                    "tridiagonal_thomas",
-                    THOMAS_BINDINGS,
+                    "tridiagonal_pcr_level",
+                    LEVEL_SOURCES,
+                    "tridiagonal_pcr_level",
+                    LEVEL_BINDINGS,
                 );
-                gpu.dispatch(
-                    &spec,
-                    bytemuck::bytes_of(&params),
-                    &[
-                        a.binding(),
-                        b.binding(),
-                        c.binding(),
-                        d.binding(),
-                        x.binding(),
-                        scratch.binding(),
-                    ],
-                    gpu.grid((systems as u64).div_ceil(64))?,
-                )?;
+                // Each level reads the previous level's systems and writes the next; two sets
+                // of four arrays take turns (the first level reads the caller's).
+                let set = || -> Result<[Tensor; 4]> {
+                    let t = || Tensor::uninit(gpu, d.shape(), DType::F32);
+                    Ok([t()?, t()?, t()?, t()?])
+                };
+                let sets = match levels {
+                    0 => vec![],
+                    1 => vec![set()?],
+                    _ => vec![set()?, set()?],
+                };
+                let mut from = [a, b, c, d];
+                for level in 0..levels as usize {
+                    let to = &sets[level % 2];
+                    gpu.dispatch(
+                        &spec,
+                        bytemuck::bytes_of(&params(1 << level)),
+                        &[
+                            from[0].binding(),
+                            from[1].binding(),
+                            from[2].binding(),
+                            from[3].binding(),
+                            to[0].binding(),
+                            to[1].binding(),
+                            to[2].binding(),
+                            to[3].binding(),
+                        ],
+                        gpu.grid(((systems * n) as u64).div_ceil(256))?,
+                    )?;
+                    from = [&to[0], &to[1], &to[2], &to[3]];
+                }
+                thomas(from, systems, n, 1 << levels, x)?;
             }
         }
         Ok(())
     }
+}
+
+/// Records Thomas on `systems` systems of `n` equations, each `stride` independent interleaved
+/// ones (see `shaders/tridiagonal_thomas.wgsl`), one invocation per interleaved system.
+fn thomas(
+    [a, b, c, d]: [&Tensor; 4],
+    systems: usize,
+    n: usize,
+    stride: usize,
+    x: &Tensor,
+) -> Result<()> {
+    let gpu = d.gpu();
+    let scratch = Tensor::uninit(gpu, d.shape(), DType::F32)?;
+    let spec = KernelSpec::new(
+        "tridiagonal_thomas",
+        THOMAS_SOURCES,
+        "tridiagonal_thomas",
+        THOMAS_BINDINGS,
+    );
+    let params = Params {
+        n: n as u32,
+        systems: systems as u32,
+        stride: stride as u32,
+        _pad: 0,
+    };
+    gpu.dispatch(
+        &spec,
+        bytemuck::bytes_of(&params),
+        &[
+            a.binding(),
+            b.binding(),
+            c.binding(),
+            d.binding(),
+            x.binding(),
+            scratch.binding(),
+        ],
+        gpu.grid(((systems * stride) as u64).div_ceil(64))?,
+    )
 }
