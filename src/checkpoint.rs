@@ -92,6 +92,7 @@ pub fn save_checkpoint(
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let file = path.display();
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    check_extents(&data).map_err(|e| Error::data(&file, format!("not a safetensors file: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(&data)
         .map_err(|e| Error::data(&file, format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -182,4 +183,33 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         extra,
         metadata,
     })
+}
+
+/// Refuses a tensor whose data would end past the file. safetensors adds the tensors' extent to
+/// the header's length unchecked, so claims near 2^64 bytes overflow there; anything else
+/// malformed is left to it to report.
+fn check_extents(data: &[u8]) -> std::result::Result<(), String> {
+    let Some(n) = data.get(..8).and_then(|n| <[u8; 8]>::try_from(n).ok()) else {
+        return Ok(());
+    };
+    let end = usize::try_from(u64::from_le_bytes(n))
+        .ok()
+        .and_then(|n| n.checked_add(8));
+    let Some(header) = end.and_then(|end| data.get(8..end)) else {
+        return Ok(());
+    };
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice(header) else {
+        return Ok(());
+    };
+    let stored = (data.len() - 8 - header.len()) as u64;
+    for (name, info) in &entries {
+        let end = info.get("data_offsets").and_then(|o| o.get(1)?.as_u64());
+        if let Some(end) = end.filter(|&end| end > stored) {
+            return Err(format!(
+                "tensor `{name}` claims data up to byte {end}, but the file holds {stored} bytes \
+                 of data (truncated?)"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -505,6 +505,24 @@ pub fn evaluate_checkpoint(
     data.check_labels(model.outputs())?;
     let mut data = data;
     if let (Some(mean), Some(std)) = (saved.extra.get("data.mean"), saved.extra.get("data.std")) {
+        // The file's, not fitted here: a wrong length would index past them.
+        if mean.len() != inputs || std.len() != inputs {
+            return Err(Error::data(
+                &file,
+                format!(
+                    "the standardisation has {} means and {} standard deviations, the model \
+                     takes {inputs} inputs",
+                    mean.len(),
+                    std.len()
+                ),
+            ));
+        }
+        if let Some(i) = mean.iter().chain(std).position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: format!("{file}: the standardisation (means, then deviations)"),
+                index: i,
+            });
+        }
         Standardizer {
             mean: mean.clone(),
             std: std.clone(),

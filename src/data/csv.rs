@@ -98,6 +98,11 @@ pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dat
             }
         }
     }
-    let dim = width.unwrap_or(1).saturating_sub(1);
-    Dataset::new(features, labels, dim, name)
+    let Some(width) = width else {
+        return Err(Error::data(
+            &name,
+            "no rows: the file is empty or holds only a header",
+        ));
+    };
+    Dataset::new(features, labels, width - 1, name)
 }

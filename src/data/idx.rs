@@ -15,7 +15,7 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(bad("the magic number must start with two zero bytes".into()));
     }
     let (kind, rank) = (bytes[2], bytes[3] as usize);
-    let size = match kind {
+    let size: usize = match kind {
         0x08 | 0x09 => 1,
         0x0B => 2,
         0x0C | 0x0D => 4,
@@ -30,7 +30,18 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         .chunks(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let count: usize = shape.iter().product();
+    // Checked over the non-zero dimensions, so that no product of them (the caller's features
+    // per row included) can overflow, even in a file with no rows.
+    let count = shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .try_fold(size, |n, &d| n.checked_mul(d))
+        .map(|_| shape.iter().product::<usize>())
+        .ok_or_else(|| {
+            bad(format!(
+                "shape {shape:?} claims more elements than fit in memory"
+            ))
+        })?;
     let body = &bytes[header..];
     if body.len() != count * size {
         return Err(bad(format!(

@@ -43,7 +43,7 @@ impl Dataset {
         source: impl Into<String>,
     ) -> Result<Dataset> {
         let source = source.into();
-        if dim == 0 || features.len() != labels.len() * dim {
+        if dim == 0 || labels.len().checked_mul(dim) != Some(features.len()) {
             return Err(Error::data(
                 &source,
                 format!(

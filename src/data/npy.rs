@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use npyz::{DType, NpyFile, TypeChar};
+use py_literal::Value;
 
 use super::read_maybe_gz;
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     let name = path.display().to_string();
     let bytes = read_maybe_gz(path)?;
     let bad = |e: std::io::Error| Error::data(&name, format!("not a valid .npy file: {e}"));
+    check_header(&bytes).map_err(|e| Error::data(&name, format!("not a valid .npy file: {e}")))?;
     let file = NpyFile::new(&bytes[..]).map_err(bad)?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     if file.order() != npyz::Order::C {
@@ -57,4 +59,47 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(Error::data(&name, "a scalar array; expected rows"));
     }
     Ok((values, shape))
+}
+
+/// Refuses what npyz trusts: a header length past the end of the file (it allocates the length
+/// before reading) and a shape whose element count overflows 64 bits (it multiplies unchecked,
+/// its strides too, so the non-zero dimensions must fit even in an array with no rows).
+/// Anything else malformed is left to npyz to report.
+fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 12 || !bytes.starts_with(b"\x93NUMPY") {
+        return Ok(());
+    }
+    let (start, len) = match bytes[6] {
+        1 => (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        2 | 3 => (
+            12,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        _ => return Ok(()),
+    };
+    let Some(text) = bytes.get(start..start + len) else {
+        return Err(format!(
+            "the header claims {len} bytes, past the end of the {}-byte file (truncated?)",
+            bytes.len()
+        ));
+    };
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let Some(Ok(Value::Dict(entries))) = std::str::from_utf8(text).ok().map(str::parse) else {
+        return Ok(());
+    };
+    for (key, shape) in &entries {
+        let (Value::String(key), Value::Tuple(dims) | Value::List(dims)) = (key, shape) else {
+            continue;
+        };
+        let mut nonzero = dims.iter().filter_map(|d| match d {
+            Value::Integer(d) => u64::try_from(d).ok().filter(|&d| d > 0),
+            _ => None,
+        });
+        if key == "shape" && nonzero.try_fold(1u64, u64::checked_mul).is_none() {
+            return Err(format!(
+                "shape {shape} claims more elements than fit in memory"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -193,13 +193,22 @@ impl Optimizer {
 
     /// The learning rate the next step will use.
     pub fn next_lr(&self) -> f32 {
-        self.config.schedule.lr(self.config.lr, self.step + 1)
+        self.config
+            .schedule
+            .lr(self.config.lr, self.step.saturating_add(1))
     }
 
     /// Records one update of `params` from their gradients.
     pub fn step(&mut self, params: &Parameters) -> Result<()> {
         let lr = self.next_lr();
-        self.step += 1;
+        // A checkpoint's step count is read from the file and may be any u64.
+        self.step = self.step.checked_add(1).ok_or_else(|| {
+            Error::invalid(
+                "Optimizer::step",
+                "the step count is at its largest (2^64 - 1); resume from a checkpoint with a \
+                 real step count",
+            )
+        })?;
         let norm_sq = if self.config.max_grad_norm > 0.0 {
             ops::reduce_all(params.grads(), Reduction::SumOfSquares)?
         } else {
