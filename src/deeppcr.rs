@@ -409,6 +409,21 @@ impl DeepMlp {
     ) -> Result<Gradients> {
         let batch = self.check_input(grad_output)?;
         let gpu = self.gpu();
+        // The parameter gradients' kernel sums each one over the batch in one invocation's loop
+        // (on lavapipe, right at a batch of 60,000 and wrong at 70,000; half the limit is a margin).
+        if let Some(iterations) = gpu.capabilities().max_loop_iterations {
+            let most = iterations as usize / 2;
+            if batch > most {
+                return Err(Error::invalid(
+                    "DeepMlp::backward",
+                    format!(
+                        "a batch of {batch} is past this adapter's loop limit for the parameter \
+                         gradients (Capabilities::max_loop_iterations); use batches of at most \
+                         {most} and add their gradients"
+                    ),
+                ));
+            }
+        }
         let (l, w) = (self.layers, self.width);
         let rows = batch * w;
         // grads[l] = d loss / d z[l+1], slots 0..L-1; the top one is the output's gradient.

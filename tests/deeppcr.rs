@@ -216,3 +216,23 @@ fn non_convergence_falls_back_or_errors() {
             .is_err()
     );
 }
+
+/// The parameter gradients sum over the batch in one invocation's loop: past lavapipe's loop
+/// limit (which ends loops silently) the backward refuses the batch instead of returning wrong
+/// gradients; elsewhere it runs.
+#[test]
+fn backward_refuses_a_batch_past_the_loop_limit() {
+    let gpu = unchecked();
+    let batch = 40_000;
+    let net = DeepMlp::from_host(gpu, 1, 1, Activation::Tanh, &[0.5], &[0.1]).unwrap();
+    let x = Tensor::from_slice(gpu, &random(1, batch, -1.0, 1.0), &[batch, 1]).unwrap();
+    let trajectory = net.forward_sequential(&x).unwrap();
+    let got = net.backward(&trajectory, &x, false);
+    match gpu.capabilities().max_loop_iterations {
+        Some(_) => {
+            let err = got.expect_err("a refusal").to_string();
+            assert!(err.contains("use batches of at most"), "{err}");
+        }
+        None => drop(got.unwrap()),
+    }
+}

@@ -234,6 +234,35 @@ fn matmul_rejects_a_split_k_out_of_range() {
     }
 }
 
+/// A K longer than lavapipe lets one invocation loop over (it ends loops silently after 65535
+/// iterations): the product splits K into parts within the limit, and a forced kernel that
+/// would not is refused there. On adapters without such a limit both run whole.
+#[test]
+fn matmul_long_k_stays_within_the_loop_limit() {
+    for gpu in both() {
+        Case::plain(3, 5, 70_001).run(gpu, 31);
+        let unsplit = Case {
+            kernel: Some(Tile::Small.into()),
+            ..Case::plain(3, 5, 70_001)
+        };
+        let a = Tensor::from_slice(gpu, &random(3, 3 * 70_001, -1.0, 1.0), &[3, 70_001]).unwrap();
+        let b = Tensor::from_slice(gpu, &random(4, 70_001 * 5, -1.0, 1.0), &[70_001, 5]).unwrap();
+        let spec = MatmulSpec {
+            kernel: unsplit.kernel,
+            ..Default::default()
+        };
+        match gpu.capabilities().max_loop_iterations {
+            Some(_) => {
+                let err = ops::matmul(&a, &b, &spec).unwrap_err().to_string();
+                assert!(err.contains("use split_k >= "), "{err}");
+                let chosen = ops::matmul_kernel(&a, &b, &MatmulSpec::default()).unwrap();
+                assert!(chosen.split_k > 1, "{chosen:?}");
+            }
+            None => unsplit.run(gpu, 31),
+        }
+    }
+}
+
 /// Refuses a split-precision test on an adapter without tensor cores, unless
 /// PERCEPT_EXPECT_SPLIT_F16 says there must be some (`scripts/gpu-check.sh` sets it).
 fn split_f16_refused(gpu: &percept::Gpu) -> bool {

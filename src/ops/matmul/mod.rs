@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{ACTIVATION_WGSL, Activation, check_input, fits_u32};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
@@ -357,8 +358,8 @@ fn launch(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>, c: &Tensor) -> Result<(
         return coop::record(a, b, spec, c, &problem, kernel);
     }
     let kernel = match spec.kernel {
-        Some(kernel) => check_kernel(kernel, &problem)?,
-        None => tune::choose(a, b, spec, c, &problem)?,
+        Some(kernel) => check_kernel(a.gpu(), kernel, &problem)?,
+        None => within_loop_limit(a.gpu(), tune::choose(a, b, spec, c, &problem)?, &problem)?,
     };
     record(a, b, spec, c, &problem, kernel)
 }
@@ -389,8 +390,9 @@ fn check_precision(b: &Tensor, spec: &MatmulSpec<'_>) -> Result<()> {
     }
 }
 
-/// A forced kernel, if its split of K is one the product allows.
-fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
+/// A forced kernel, if its split of K is one the product allows (on this adapter: see
+/// [`within_loop_limit`]).
+fn check_kernel(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
     let (_, _, bk, _) = kernel.tile.dims();
     let slices = p.k.div_ceil(bk).max(1);
     let most = slices.min(MAX_SPLIT_K as usize);
@@ -403,7 +405,47 @@ fn check_kernel(kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
             ),
         ));
     }
+    let needed = within_loop_limit(gpu, MatmulKernel::from(kernel.tile), p)?.split_k;
+    if kernel.split_k < needed {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "split_k {} leaves parts of K = {} longer than this adapter's loops may run \
+                 (Capabilities::max_loop_iterations); use split_k >= {needed}",
+                kernel.split_k, p.k
+            ),
+        ));
+    }
     Ok(kernel)
+}
+
+/// `kernel`, its K split into enough parts that each stays within the adapter's loop limit
+/// ([`crate::gpu::Capabilities::max_loop_iterations`]), where it has one. The f32 kernels
+/// count one or two loop iterations per element of K: on lavapipe a 64 x 64 product was right
+/// at K = 33,000 and wrong, silently, at 65,000. A quarter of the limit per part leaves a
+/// margin.
+fn within_loop_limit(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
+    let Some(iterations) = gpu.capabilities().max_loop_iterations else {
+        return Ok(kernel);
+    };
+    let longest = iterations as usize / 4;
+    let parts = p.k.div_ceil(longest);
+    if parts > MAX_SPLIT_K as usize {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "K = {} is longer than this adapter can sum: it ends loops after {iterations} \
+                 iterations (Capabilities::max_loop_iterations), which allows K up to {} in \
+                 {MAX_SPLIT_K} parts; split the product along K yourself, or use another adapter",
+                p.k,
+                longest * MAX_SPLIT_K as usize
+            ),
+        ));
+    }
+    Ok(MatmulKernel {
+        split_k: kernel.split_k.max(parts as u32),
+        ..kernel
+    })
 }
 
 /// The f32 kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned
@@ -413,8 +455,8 @@ pub fn matmul_kernel(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Ma
     f32_only(spec, "matmul_kernel", "split_f16_kernel")?;
     let (c, problem) = scratch_problem(a, b, spec)?;
     match spec.kernel {
-        Some(kernel) => check_kernel(kernel, &problem),
-        None => tune::choose(a, b, spec, &c, &problem),
+        Some(kernel) => check_kernel(a.gpu(), kernel, &problem),
+        None => within_loop_limit(a.gpu(), tune::choose(a, b, spec, &c, &problem)?, &problem),
     }
 }
 
