@@ -157,6 +157,35 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
     ));
 }
 
+/// The workgroup chunked scan's chains grow with the chunk (about sqrt(L)) and the block: past
+/// lavapipe's loop limit, which ends loops silently, it refuses the scan (L = 2048, w = 64 came
+/// out wrong there) instead of returning garbage; elsewhere it solves it.
+#[test]
+fn chunked_scan_keeps_within_the_loop_limit() {
+    let gpu = common::unchecked();
+    let (len, batch, w) = (2048, 1, 64);
+    let a: Vec<f32> = random(5, len * batch * w * w, -0.1, 0.1);
+    let v = random(6, len * batch * w, -1.0, 1.0);
+    let at = Tensor::from_slice(gpu, &a, &[len, batch, w, w]).unwrap();
+    let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
+    let got = ops::affine_scan(&at, &vt, Some(ScanMethod::Chunked));
+    match gpu.capabilities().max_loop_iterations {
+        Some(_) => {
+            let err = got.expect_err("a refusal").to_string();
+            assert!(err.contains("loop limit"), "{err}");
+        }
+        None => {
+            let want = reference::affine_scan(&a, &v, len, batch, w);
+            assert_close(
+                "chunked L=2048 w=64",
+                &got.unwrap().to_vec().unwrap(),
+                &want,
+                1e-5,
+            );
+        }
+    }
+}
+
 /// Whether `method` refuses blocks of width `w`.
 fn too_wide(method: ScanMethod, w: usize) -> bool {
     match method {

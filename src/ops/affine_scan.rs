@@ -75,6 +75,20 @@ fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
     w <= MAX_CHUNKED_WIDTH && bytes <= gpu.capabilities().max_workgroup_storage_size as usize
 }
 
+/// Whether the workgroup chunked scan's compose kernel keeps within the adapter's loop limit
+/// ([`crate::gpu::Capabilities::max_loop_iterations`]): each invocation loops over the chunk's
+/// steps, its share of the map's entries, and a row of w. On lavapipe it came out wrong,
+/// silently, at L = 2048 and w = 64 (64 x 17 x 65 = 70,720 iterations) and right at L = 1024
+/// (half that); half the limit is the margin.
+fn chunked_within_loop_limit(gpu: &crate::Gpu, len: usize, w: usize) -> bool {
+    let Some(iterations) = gpu.capabilities().max_loop_iterations else {
+        return true;
+    };
+    let entries = w * (w + 1);
+    let per = ((256 / entries).max(1) * entries).div_ceil(256);
+    chunk_len(len) * per * (w + 1) <= iterations as usize / 2
+}
+
 /// Scans smaller than this (L w^2 batch, the size of A) take recursive doubling unmeasured.
 const MIN_TUNED_ELEMENTS: usize = 1 << 16;
 
@@ -263,8 +277,23 @@ impl Scan<'_> {
                 }
                 return Ok(());
             }
-            ScanMethod::Chunked if chunked_fits(gpu, w) => return Ok(()),
+            ScanMethod::Chunked
+                if chunked_fits(gpu, w) && chunked_within_loop_limit(gpu, self.len, w) =>
+            {
+                return Ok(());
+            }
             ScanMethod::ChunkedRegisters if w <= MAX_CHUNKED_REGISTERS_WIDTH => return Ok(()),
+            ScanMethod::Chunked if chunked_fits(gpu, w) => {
+                return Err(Error::invalid(
+                    "affine_scan",
+                    format!(
+                        "the chunked scan's chains over {} steps of blocks {w} wide would run \
+                         past this adapter's loop limit (Capabilities::max_loop_iterations); use \
+                         another ScanMethod",
+                        self.len
+                    ),
+                ));
+            }
             ScanMethod::Chunked => format!(
                 "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
                  memory ({} bytes here)",
