@@ -1,13 +1,18 @@
-// Reduces consecutive segments of a flat array: segment g covers [g * seg_len,
-// min((g + 1) * seg_len, n)) and its result, times `scale`, goes to out[g]. Rows of a matrix are
-// segments of length cols; a whole array is reduced in stages of segments. MAP: 0 identity,
-// 1 square; COMBINE: 0 sum, 1 max. Concatenated after workgroup_reduce.wgsl.
+// Reduces segments of rows of a flat array: row r covers [r * row_len, (r + 1) * row_len), and
+// its part p the segment of seg_len elements from r * row_len + p * seg_len, cut at the row's
+// end; segment g = r * parts + p reduces to out[g], times `scale`. A row shorter than a segment
+// is one part; longer rows, and whole arrays (one row), are reduced in stages by the launcher.
+// MAP: 0 identity, 1 square; COMBINE: 0 sum, 1 max. Concatenated after workgroup_reduce.wgsl.
 
 struct Params {
-    n: u32,
+    row_len: u32,
     seg_len: u32,
+    parts: u32,
     segments: u32,
     scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -22,8 +27,9 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (g >= params.segments) {
         return;
     }
-    let start = g * params.seg_len;
-    let end = min(start + params.seg_len, params.n);
+    let row_start = (g / params.parts) * params.row_len;
+    let start = row_start + (g % params.parts) * params.seg_len;
+    let end = min(start + params.seg_len, row_start + params.row_len);
     var acc = select(0.0, -3.4028235e38, COMBINE == 1u);
     for (var i = start + lid; i < end; i += 256u) {
         var v = src[i];

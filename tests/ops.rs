@@ -579,6 +579,26 @@ fn binary_ops_scale_and_axpy() {
     }
 }
 
+/// A row long enough that one workgroup's loop over it would pass lavapipe's loop limit (which
+/// ends loops silently: this sum came out 131070 when one workgroup reduced the row). Sums of
+/// ones stay exact in f32 here, so the check is exact.
+#[test]
+fn reduce_rows_of_twenty_million() {
+    let gpu = common::unchecked();
+    let n = 20_000_000;
+    let x = Tensor::from_slice(gpu, &vec![1.0; n], &[1, n]).unwrap();
+    let sum = ops::reduce_rows(&x, Reduction::Sum)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(sum, [n as f32]);
+    let mean = ops::reduce_rows(&x, Reduction::Mean)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(mean, [1.0]);
+}
+
 #[test]
 fn reductions_along_rows_and_over_all() {
     let all = [
@@ -588,7 +608,8 @@ fn reductions_along_rows_and_over_all() {
         Reduction::SumOfSquares,
     ];
     for gpu in both() {
-        for &(rows, cols) in &[(37, 301), (1, 1), (3, 1000), (2, 257)] {
+        // Rows past a stage's 4096-element segment are reduced in stages (70,001: two).
+        for &(rows, cols) in &[(37, 301), (1, 1), (3, 1000), (2, 257), (3, 70_001)] {
             let host = random(41 + cols as u64, rows * cols, -1.0, 1.0);
             let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
             for r in all {

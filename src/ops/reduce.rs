@@ -14,7 +14,10 @@ const SOURCES: &[&str] = &[
 ];
 const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];
 
-/// Elements one workgroup reduces per stage of a whole-tensor reduction.
+/// Elements one workgroup reduces per stage: longer rows (and whole tensors) are reduced in
+/// stages, so that no invocation loops over more than 16 of them (lavapipe ends an invocation's
+/// loops after 65535 iterations, silently: one workgroup summing a row of 2 x 10^7 ones gave
+/// 131070) and a few long rows still spread over many workgroups.
 const STAGE_SEGMENT: usize = 4096;
 
 /// What a reduction computes.
@@ -34,39 +37,58 @@ pub enum Reduction {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
-    n: u32,
+    row_len: u32,
     seg_len: u32,
+    parts: u32,
     segments: u32,
     scale: f32,
+    _pad: [u32; 3],
 }
 
-/// Records one pass: `out[g] = scale * reduce(src[g * seg_len ..][..seg_len])`.
-fn pass(
-    src: &Tensor,
-    seg_len: usize,
-    segments: usize,
-    square: bool,
-    max: bool,
-    scale: f32,
-) -> Result<Tensor> {
-    let gpu = src.gpu();
-    let out = Tensor::uninit(gpu, &[segments], DType::F32)?;
-    let spec = KernelSpec::new("reduce", SOURCES, "reduce", BINDINGS)
-        .with("MAP", Const::U32(square as u32))
-        .with("COMBINE", Const::U32(max as u32));
-    let params = Params {
-        n: fits_u32("reduce", "elements", src.len())?,
-        seg_len: fits_u32("reduce", "segment length", seg_len)?,
-        segments: segments as u32,
-        scale,
-    };
-    gpu.dispatch(
-        &spec,
-        bytemuck::bytes_of(&params),
-        &[src.binding(), out.binding()],
-        gpu.grid(segments as u64)?,
-    )?;
-    Ok(out)
+/// Reduces each of `rows` consecutive rows of `row_len` elements of `x` to one value, `[rows]`:
+/// one pass when a row fits a stage's segment, else a pass over segments of every row and then
+/// the partial results, row by row, until one is left per row.
+fn staged(x: &Tensor, rows: usize, row_len: usize, reduction: Reduction) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let max = reduction == Reduction::Max;
+    // Later stages combine partial results, which are already squared.
+    let mut square = reduction == Reduction::SumOfSquares;
+    let mut current = x.clone();
+    let mut len = row_len;
+    loop {
+        let seg_len = len.min(STAGE_SEGMENT);
+        let parts = len.div_ceil(seg_len);
+        let scale = if parts == 1 && reduction == Reduction::Mean {
+            1.0 / row_len as f32
+        } else {
+            1.0
+        };
+        let segments = rows * parts;
+        let out = Tensor::uninit(gpu, &[segments], DType::F32)?;
+        let spec = KernelSpec::new("reduce", SOURCES, "reduce", BINDINGS)
+            .with("MAP", Const::U32(square as u32))
+            .with("COMBINE", Const::U32(max as u32));
+        let params = Params {
+            row_len: fits_u32("reduce", "row length", len)?,
+            seg_len: seg_len as u32,
+            parts: parts as u32,
+            segments: fits_u32("reduce", "segments", segments)?,
+            scale,
+            _pad: [0; 3],
+        };
+        gpu.dispatch(
+            &spec,
+            bytemuck::bytes_of(&params),
+            &[current.binding(), out.binding()],
+            gpu.grid(segments as u64)?,
+        )?;
+        if parts == 1 {
+            return Ok(out);
+        }
+        current = out;
+        len = parts;
+        square = false;
+    }
 }
 
 fn check(op: &'static str, x: &Tensor) -> Result<()> {
@@ -84,19 +106,7 @@ fn check(op: &'static str, x: &Tensor) -> Result<()> {
 pub fn reduce_rows(x: &Tensor, reduction: Reduction) -> Result<Tensor> {
     check("reduce_rows", x)?;
     let (rows, cols) = rows_cols("reduce_rows", x)?;
-    let scale = if reduction == Reduction::Mean {
-        1.0 / cols as f32
-    } else {
-        1.0
-    };
-    let out = pass(
-        x,
-        cols,
-        rows,
-        reduction == Reduction::SumOfSquares,
-        reduction == Reduction::Max,
-        scale,
-    )?;
+    let out = staged(x, rows, cols, reduction)?;
     let shape = &x.shape()[..x.shape().len() - 1];
     out.reshape(if shape.is_empty() { &[1] } else { shape })
 }
@@ -105,31 +115,5 @@ pub fn reduce_rows(x: &Tensor, reduction: Reduction) -> Result<Tensor> {
 /// 4096-element segments.
 pub fn reduce_all(x: &Tensor, reduction: Reduction) -> Result<Tensor> {
     check("reduce_all", x)?;
-    let n = x.len();
-    let max = reduction == Reduction::Max;
-    let mut square = reduction == Reduction::SumOfSquares;
-    let mut current = x.clone();
-    loop {
-        let len = current.len();
-        let segments = len.div_ceil(STAGE_SEGMENT);
-        let last = segments == 1;
-        let scale = if last && reduction == Reduction::Mean {
-            1.0 / n as f32
-        } else {
-            1.0
-        };
-        current = pass(
-            &current,
-            STAGE_SEGMENT.min(len),
-            segments,
-            square,
-            max,
-            scale,
-        )?;
-        // Later stages combine partial results, which are already squared.
-        square = false;
-        if last {
-            return Ok(current);
-        }
-    }
+    staged(x, 1, x.len(), reduction)
 }
