@@ -84,6 +84,27 @@ impl ModelConfig {
         }
     }
 
+    /// The most f32 values one row of a batch takes in any one buffer of a forward pass: the
+    /// widest layer, or a DEQ solver's history of its state.
+    pub(crate) fn row_floats(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => c.widths.iter().copied().max().unwrap_or(1),
+            ModelConfig::Deq(c) => {
+                let memory = match c.solver.method {
+                    deq::Method::Anderson { memory, .. } | deq::Method::Broyden { memory } => {
+                        memory.max(1)
+                    }
+                    deq::Method::FixedPoint { .. } => 1,
+                };
+                c.hidden
+                    .iter()
+                    .chain([&c.inputs, &c.outputs])
+                    .copied()
+                    .fold(c.width.saturating_mul(memory), usize::max)
+            }
+        }
+    }
+
     /// A short description for logs, e.g. `mlp [64, 64, 10]` or
     /// `deq 64 -> z[64] (cell hidden []) -> 10`.
     pub fn describe(&self) -> String {

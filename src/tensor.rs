@@ -62,12 +62,19 @@ fn element_count(shape: &[usize]) -> Option<usize> {
 }
 
 impl Tensor {
+    /// The bytes a tensor of `shape` needs, or the error creating it would give (an overflowing
+    /// shape, a buffer past the adapter's limits): for checking sizes before building host data.
+    pub(crate) fn check_size(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<u64> {
+        let bytes = element_count(shape)
+            .and_then(|count| (count as u64).checked_mul(dtype.size()))
+            .ok_or_else(|| Error::invalid("tensor", format!("shape {shape:?} overflows")))?;
+        gpu.check_buffer_size(&format!("a tensor of shape {shape:?}"), bytes)?;
+        Ok(bytes)
+    }
+
     /// A tensor of `shape` whose contents are unspecified: for outputs that a kernel overwrites.
     pub(crate) fn uninit(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let count = element_count(shape)
-            .ok_or_else(|| Error::invalid("tensor", format!("shape {shape:?} overflows")))?;
-        let bytes = count as u64 * dtype.size();
-        gpu.check_buffer_size(&format!("a tensor of shape {shape:?}"), bytes)?;
+        let bytes = Tensor::check_size(gpu, shape, dtype)?;
         Ok(Tensor {
             gpu: gpu.clone(),
             storage: Arc::new(gpu.storage_buffer(bytes)),

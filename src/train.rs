@@ -187,6 +187,15 @@ impl Trainer {
             .and_then(|e| e.parse().ok())
             .ok_or_else(|| Error::data(&file, "no `epoch` metadata"))?;
         if let Some(epochs) = epochs {
+            if epochs < epoch {
+                return Err(Error::invalid(
+                    "Trainer::resume",
+                    format!(
+                        "{file} has already trained {epoch} epochs; epochs is the total to \
+                         reach, so give {epoch} or more"
+                    ),
+                ));
+            }
             config.epochs = epochs;
         }
         if config.model != saved.config {
@@ -225,6 +234,12 @@ impl Trainer {
     ) -> Result<Trainer> {
         if config.batch_size == 0 {
             return Err(Error::invalid("Trainer", "batch size must be at least 1"));
+        }
+        if config.epochs == 0 {
+            return Err(Error::invalid(
+                "Trainer",
+                "epochs must be at least 1 (0 would train nothing)",
+            ));
         }
         let classes = config.model.outputs();
         data.check_labels(classes)?;
@@ -395,9 +410,22 @@ fn evaluate(
     targets: impl Fn(&[f32]) -> Result<Tensor>,
 ) -> Result<Evaluation> {
     let gpu = model.params().weights().gpu();
+    if data.is_empty() {
+        return Err(Error::data(&data.source, "no rows to evaluate"));
+    }
+    // Fewer rows per pass where the widest per-row buffer of a forward pass would pass the
+    // adapter's limit at EVAL_CHUNK rows (training, in smaller batches, may fit).
+    let limits = gpu.limits();
+    let budget = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let per_row = (model.config().row_floats() as u64)
+        .saturating_mul(4)
+        .max(1);
+    let chunk_rows = ((budget / per_row) as usize).clamp(1, EVAL_CHUNK);
     let (mut total, mut correct) = (0.0f64, 0usize);
     let rows: Vec<usize> = (0..data.len()).collect();
-    for chunk in rows.chunks(EVAL_CHUNK) {
+    for chunk in rows.chunks(chunk_rows) {
         let (features, labels) = data.gather(chunk);
         let x = Tensor::from_slice(gpu, &features, &[chunk.len(), data.dim])?;
         let (logits, _) = model.forward(&x)?;
@@ -413,7 +441,7 @@ fn evaluate(
             correct += (best == Some(label as usize)) as usize;
         }
     }
-    let n = data.len().max(1);
+    let n = data.len();
     let per_row = if loss.takes_class_indices() {
         n
     } else {
@@ -555,11 +583,15 @@ pub fn fit(
     mut on_epoch: impl FnMut(&EpochMetrics),
 ) -> Result<Vec<EpochMetrics>> {
     let mut history = Vec::new();
+    // A file at the checkpoint's path holds this run's last good epoch only if this call wrote
+    // it or the run resumed (from it, as `percept train --resume` does); else it is older.
+    let resumed = trainer.epoch() > 0;
     while !trainer.finished() {
         let metrics = match trainer.train_epoch(&mut on_step) {
             Err(Error::Diverged { loss, epoch, .. }) => {
+                let ours = resumed || !history.is_empty();
                 let kept = match &outputs.checkpoint {
-                    Some(p) if p.exists() => format!(
+                    Some(p) if ours && p.exists() => format!(
                         "; the checkpoint {} from epoch {} is kept",
                         p.display(),
                         epoch - 1

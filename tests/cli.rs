@@ -203,3 +203,352 @@ fn bad_input_fails_with_a_message_not_a_panic() {
         "{stderr}"
     );
 }
+
+/// Runs percept and checks that it failed with exit code 2 (an error, not a panic or an
+/// abort) and that stderr contains each of `needles`.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args(args)
+        .env("PERCEPT_TUNING", "memory")
+        .output()
+        .expect("the percept binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: no `{needle}` in {stderr}"
+        );
+    }
+}
+
+/// A scratch directory of its own for each test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("percept-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Sizes past the adapter's limits (or past usize) are refused before any host data is drawn;
+/// they used to abort on a failed allocation of terabytes.
+#[test]
+fn absurd_sizes_are_errors_not_aborts() {
+    let dir = scratch("sizes");
+    let ckpt = dir.join("c.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let limit = "past this adapter's limit";
+    fails_with(
+        &["bench", "matmul", "--sizes", "1000000000000"],
+        &["overflows"],
+    );
+    fails_with(&["bench", "matmul", "--sizes", "100000"], &[limit]);
+    let train = ["train", "--epochs", "1", "--checkpoint", ckpt];
+    fails_with(
+        &[&train[..], &["--hidden", "1000000000000"]].concat(),
+        &["parameters", limit],
+    );
+    fails_with(
+        &[&train[..], &["--hidden", "1000000000000,1000000000000"]].concat(),
+        &["parameter count overflows"],
+    );
+    fails_with(
+        &[&train[..], &["--model", "deq", "--width", "1000000"]].concat(),
+        &["parameters", limit],
+    );
+    fails_with(
+        &[
+            &train[..],
+            &[
+                "--model",
+                "deq",
+                "--width",
+                "8",
+                "--max-iter",
+                "1000000000000",
+            ],
+        ]
+        .concat(),
+        &["max_iter = 1000000000000", limit],
+    );
+    fails_with(
+        &["repro", "isometry", "--quick", "--seeds", "1000000000000"],
+        &[limit],
+    );
+    let prefix = dir.join("sp");
+    let parity = [
+        "repro",
+        "sparse-parity",
+        "--quick",
+        "--seeds",
+        "1",
+        "--max-steps",
+        "10",
+        "--plot-prefix",
+        prefix.to_str().unwrap(),
+    ];
+    fails_with(
+        &[&parity[..], &["--widths", "1000000000000"]].concat(),
+        &[limit],
+    );
+    fails_with(
+        &[
+            &parity[..],
+            &["--widths", "4", "--train-sizes", "1000000000000"],
+        ]
+        .concat(),
+        &["do not fit in host memory"],
+    );
+    fails_with(
+        &["repro", "deq-nngp", "--quick", "--widths", "1000000000000"],
+        &["overflows"],
+    );
+}
+
+/// Settings out of range name the setting; they used to panic (normal:inf, a training-set size
+/// of 0), pass silently (normal:NaN became a tiny std, sparse:0 one input, step-epochs 0 decayed
+/// every step, momentum 2 diverged), or be reported as the whole configuration.
+#[test]
+fn out_of_range_settings_name_the_setting() {
+    let dir = scratch("settings");
+    let ckpt = dir.join("c.safetensors");
+    let train = [
+        "train",
+        "--epochs",
+        "1",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--init", "normal:inf"],
+            "standard deviation must be finite",
+        ),
+        (
+            &["--init", "normal:nan"],
+            "standard deviation must be finite",
+        ),
+        (&["--init", "sparse:0"], "at least one input"),
+        (&["--init", "sparse:1000"], "give at most sparse:64"),
+        (&["--lr", "nan"], "lr must be finite"),
+        (
+            &["--optimizer", "sgd", "--momentum", "2"],
+            "momentum must be below 1",
+        ),
+        (&["--optimizer", "sgd", "--nesterov"], "needs momentum > 0"),
+        (
+            &["--schedule", "step", "--step-epochs", "0"],
+            "at least 1 step between decays",
+        ),
+        (
+            &["--schedule", "step", "--gamma", "nan"],
+            "gamma must be finite",
+        ),
+    ];
+    for (flags, needle) in cases {
+        fails_with(&[&train[..], flags].concat(), &[needle]);
+    }
+    fails_with(
+        &[
+            "train",
+            "--epochs",
+            "0",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ],
+        &["epochs must be at least 1"],
+    );
+    let prefix = dir.join("sp");
+    let parity = [
+        "repro",
+        "sparse-parity",
+        "--quick",
+        "--widths",
+        "4",
+        "--seeds",
+        "1",
+        "--plot-prefix",
+        prefix.to_str().unwrap(),
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--train-sizes", "0"],
+            "training-set size must be at least 1",
+        ),
+        (&["--max-steps", "0"], "max_steps must be at least 1"),
+        (&["--sparse-inputs", "0"], "between 1 and n = 20 inputs"),
+        (&["--sparse-inputs", "1000"], "between 1 and n = 20 inputs"),
+        (&["--widths", "4,0"], "width must be at least 1"),
+    ];
+    for (flags, needle) in cases {
+        fails_with(&[&parity[..], flags].concat(), &[needle]);
+    }
+    fails_with(
+        &["repro", "isometry", "--quick", "--seeds", "0"],
+        &["seeds must be at least 1"],
+    );
+    // n = k: the default sparse fan-in (at least k + 1) is capped at n, and the sweep runs.
+    let (ok, _, stderr) = percept(
+        &[
+            &parity[..],
+            &[
+                "--n",
+                "3",
+                "--k",
+                "3",
+                "--max-steps",
+                "5",
+                "--train-sizes",
+                "8",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+}
+
+/// Flags that the chosen optimizer, schedule or family would ignore are errors; with --resume,
+/// which keeps the checkpoint's settings, a note.
+#[test]
+fn flags_that_would_be_ignored_are_reported() {
+    let dir = scratch("conflicts");
+    let ckpt = dir.join("c.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let train = ["train", "--epochs", "1", "--checkpoint", ckpt];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--momentum", "0.9"], "--momentum is SGD's setting"),
+        (&["--nesterov"], "--nesterov is SGD's setting"),
+        (&["--gamma", "0.5"], "--gamma sets the step schedule"),
+        (
+            &["--warmup-epochs", "1"],
+            "--warmup-epochs sets the cosine schedule",
+        ),
+        (
+            &["--schedule", "cosine", "--warmup-epochs", "5"],
+            "longer than the run's --epochs 1",
+        ),
+    ];
+    for (flags, needle) in cases {
+        fails_with(&[&train[..], flags].concat(), &[needle]);
+    }
+    fails_with(
+        &["bench", "matmul", "--heatmap", "h.svg"],
+        &["--heatmap plots the deeppcr family's speedups"],
+    );
+    // Resuming: no --epochs continues to the checkpoint's own total; fewer than it has is an
+    // error; other settings are noted as ignored.
+    let (ok, _, stderr) = percept(&train);
+    assert!(ok, "{stderr}");
+    let resume = ["train", "--resume", "--json", "--checkpoint", ckpt];
+    let (ok, stdout, stderr) = percept(&[&resume[..], &["--epochs", "2", "--lr", "5"]].concat());
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("--lr ignored with --resume"), "{stderr}");
+    assert!(stdout.contains("\"epoch\":2"), "{stdout}");
+    let (ok, _, stderr) = percept(&resume);
+    assert!(
+        ok && stderr.contains("already trained its 2 epochs"),
+        "{stderr}"
+    );
+    fails_with(
+        &[&resume[..], &["--epochs", "1"]].concat(),
+        &["has already trained 2 epochs"],
+    );
+}
+
+/// Output paths are checked before the run (they used to fail after it, naming a temporary
+/// file); an empty test split is reported as such, not as accuracy 0; a run that diverges in
+/// its first epoch does not claim that an older file at the checkpoint's path is its own.
+#[test]
+fn outputs_are_checked_before_the_run() {
+    let dir = scratch("outputs");
+    let missing = dir.join("no-such-dir").join("out");
+    let missing = missing.to_str().unwrap();
+    let ckpt = dir.join("c.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let exists = "does not exist";
+    fails_with(
+        &["train", "--checkpoint", missing],
+        &["--checkpoint", exists],
+    );
+    fails_with(
+        &["train", "--checkpoint", ckpt, "--metrics", missing],
+        &["--metrics", exists],
+    );
+    fails_with(
+        &[
+            "train",
+            "--checkpoint",
+            ckpt,
+            "--plot",
+            dir.to_str().unwrap(),
+        ],
+        &["--plot", "is a directory"],
+    );
+    fails_with(
+        &["bench", "deeppcr", "--heatmap", missing],
+        &["--heatmap", exists],
+    );
+    fails_with(
+        &["repro", "isometry", "--quick", "--plot", missing],
+        &["--plot", exists],
+    );
+    fails_with(
+        &["repro", "deq-nngp", "--quick", "--plot", missing],
+        &["--plot", exists],
+    );
+    fails_with(
+        &[
+            "repro",
+            "sparse-parity",
+            "--quick",
+            "--plot-prefix",
+            missing,
+        ],
+        &["--plot-prefix", exists],
+    );
+    fails_with(
+        &["repro", "sparse-parity", "--quick", "--plot-prefix="],
+        &["--plot-prefix is empty"],
+    );
+    let no_test = [
+        "train",
+        "--epochs",
+        "1",
+        "--validation",
+        "0",
+        "--test",
+        "0",
+        "--checkpoint",
+        ckpt,
+    ];
+    let (ok, stdout, stderr) = percept(&no_test);
+    assert!(ok && stdout.contains("no test split"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = percept(&[&no_test[..], &["--json"]].concat());
+    assert!(ok, "{stderr}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(last["test"].is_null(), "{stdout}");
+    let stale = dir.join("stale.safetensors");
+    std::fs::write(&stale, b"not this run's").unwrap();
+    fails_with(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--checkpoint",
+            stale.to_str().unwrap(),
+        ],
+        &["the training loss became"],
+    );
+    let (_, _, stderr) = percept(&[
+        "train",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e30",
+        "--checkpoint",
+        stale.to_str().unwrap(),
+    ]);
+    assert!(!stderr.contains("is kept"), "{stderr}");
+}

@@ -324,3 +324,18 @@ fn repro_deq_nngp_quick_runs_from_the_command_line() {
     assert!(stdout.contains("0.0247"), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A batch of networks fits every buffer and the per-dimension dispatch limit of the batched
+/// products (70,000 networks of width 8 once asked for 70,000 workgroups in one dimension), and
+/// a width whose buffers overflow is an error, not a wrapped size.
+#[test]
+fn network_batches_fit_the_adapters_limits() {
+    let gpu = common::unchecked();
+    let limits = gpu.limits();
+    let chunk = deq_nngp::chunk_networks(gpu, 8, 10, 10, 70_000).unwrap();
+    assert!(chunk >= 1 && chunk <= limits.max_compute_workgroups_per_dimension as usize);
+    let chunk = deq_nngp::chunk_networks(gpu, 1024, 10, 10, 1_000_000).unwrap();
+    assert!((chunk * 1024 * 1024 * 4) as u64 <= limits.max_storage_buffer_binding_size);
+    let err = deq_nngp::chunk_networks(gpu, 1 << 40, 10, 10, 10).unwrap_err();
+    assert!(err.to_string().contains("overflows"), "{err}");
+}

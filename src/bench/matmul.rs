@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::ops::{self, Activation, MatmulSpec, Precision};
 use crate::reference::{self, MatmulInputs, MatmulShape};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Entries of each result checked against the oracle (plus the four corners).
 const CHECKED_ENTRIES: usize = 64;
@@ -79,17 +79,25 @@ fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
 /// off), and every other kernel tuning considers, the fastest of which is the baseline; for a
 /// split-precision case, the tuned split-precision product against the tuned f32 one.
 pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
-    let mut rng = StdRng::seed_from_u64(0x5eed ^ (case.m * 31 + case.n * 7 + case.k) as u64);
-    let a_host = random(&mut rng, case.m * case.k);
-    let b_host = random(&mut rng, case.k * case.n);
-    let bias_host = random(&mut rng, case.n);
-    let a = Tensor::from_slice(gpu, &a_host, &[case.m, case.k])?;
-    // MLP layers store the weight as [out, in] and multiply by its transpose.
+    // The operands and the product must fit the adapter: check before drawing gigabytes of
+    // host data for them.
     let b_shape = if case.is_mlp() {
         [case.n, case.k]
     } else {
         [case.k, case.n]
     };
+    for shape in [[case.m, case.k], b_shape, [case.m, case.n]] {
+        Tensor::check_size(gpu, &shape, DType::F32)?;
+    }
+    let seed = (case.m.wrapping_mul(31))
+        .wrapping_add(case.n.wrapping_mul(7))
+        .wrapping_add(case.k);
+    let mut rng = StdRng::seed_from_u64(0x5eed ^ seed as u64);
+    let a_host = random(&mut rng, case.m * case.k);
+    let b_host = random(&mut rng, case.k * case.n);
+    let bias_host = random(&mut rng, case.n);
+    let a = Tensor::from_slice(gpu, &a_host, &[case.m, case.k])?;
+    // MLP layers store the weight as [out, in] and multiply by its transpose.
     let b = Tensor::from_slice(gpu, &b_host, &b_shape)?;
     let bias = Tensor::from_slice(gpu, &bias_host, &[case.n])?;
     let spec = |kernel| MatmulSpec {

@@ -7,6 +7,7 @@ mod solver;
 
 pub(crate) use model::layout;
 pub use model::{Backward, Deq, DeqBackward, DeqConfig, DeqForward};
+pub(crate) use solver::STATE_WORDS;
 pub use solver::{
     FixedPointMap, MAX_MEMORY, Method, Solution, SolveStats, SolverConfig, Stop, solve,
 };

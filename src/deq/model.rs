@@ -226,6 +226,9 @@ impl Deq {
                 }
             }
         }
+        // Sizes before drawing: values for a model too large for the adapter would exhaust
+        // host memory first.
+        Parameters::layout(gpu, &tensors)?;
         let values = draw(&config, &tensors)?;
         let params = Parameters::new(gpu, tensors.clone(), &values)?;
         let index = |name: &str| tensors.iter().position(|(n, _)| n == name);

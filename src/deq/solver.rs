@@ -34,7 +34,7 @@ const BINDINGS: [Access; 9] = [
     Access::ReadWrite,
 ];
 /// u32 words per row of solver state, as `RowState` in the shader.
-const STATE_WORDS: usize = 8;
+pub(crate) const STATE_WORDS: usize = 8;
 /// Leading u32 counters of the stats buffer: rows done, fallbacks.
 const STAT_TRACE: usize = 2;
 
@@ -306,10 +306,23 @@ pub fn solve(
     };
     let fz = Tensor::uninit(gpu, &[rows, width], DType::F32)?;
     let best = ops::copy(&z)?;
-    // The counters and trace, then the rows' states, in one buffer read back once at the end.
+    // The counters and trace, then the rows' states, in one buffer read back once at the end;
+    // its size (max_iter comes from the caller) checked before the host fills it.
     let align = (gpu.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let stats_words = (STAT_TRACE + config.max_iter).next_multiple_of(align);
-    let mut init = vec![0.0f32; stats_words + rows * STATE_WORDS];
+    let words = STAT_TRACE
+        .checked_add(config.max_iter)
+        .and_then(|w| w.checked_next_multiple_of(align))
+        .and_then(|w| Some((w, w.checked_add(rows.checked_mul(STATE_WORDS)?)?)));
+    let what = format!(
+        "the solver's bookkeeping (a residual trace of max_iter = {} iterations, the state of \
+         {rows} rows)",
+        config.max_iter
+    );
+    let Some((stats_words, all_words)) = words else {
+        return Err(Error::invalid(OP, format!("{what} overflows")));
+    };
+    gpu.check_buffer_size(&what, (all_words as u64).saturating_mul(4))?;
+    let mut init = vec![0.0f32; all_words];
     for row in init[stats_words..].chunks_mut(STATE_WORDS) {
         row[0] = f32::INFINITY;
     }

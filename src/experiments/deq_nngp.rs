@@ -432,7 +432,7 @@ impl DeqNngpConfig {
     /// Networks drawn at `width`.
     pub fn networks_at(&self, width: usize) -> usize {
         let capped = match self.max_weights_per_width {
-            Some(cap) => (cap / (width as u64 * width as u64).max(1)) as usize,
+            Some(cap) => (cap / (width as u64).saturating_mul(width as u64).max(1)) as usize,
             None => usize::MAX,
         };
         self.networks.min(capped).max(self.groups.max(1))
@@ -720,19 +720,46 @@ impl FixedPointMap for DeqBatch {
     }
 }
 
-/// Networks per batch at `width`: the weights must fit one storage binding (and stay under
-/// 1 GiB, to leave memory for the rest).
-pub fn chunk_networks(gpu: &Gpu, width: usize, networks: usize) -> Result<usize> {
+/// Networks per batch at `width`, on `points` inputs of `d_in` dimensions: each of a batch's
+/// buffers (the weights W and U, the injection and the fixed-point states, the Gram matrices)
+/// must fit one storage binding (and stay under 1 GiB, to leave memory for the rest).
+pub fn chunk_networks(
+    gpu: &Gpu,
+    width: usize,
+    points: usize,
+    d_in: usize,
+    networks: usize,
+) -> Result<usize> {
     let limits = gpu.limits();
     let budget = limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         .min(1 << 30);
-    let per_net = (width * width * 4) as u64;
-    let chunk = (budget / per_net.max(1)) as usize;
+    let per_net = [
+        width.checked_mul(width),
+        width.checked_mul(d_in),
+        width.checked_mul(points),
+        points.checked_mul(points),
+        points.checked_mul(crate::deq::STATE_WORDS),
+    ]
+    .into_iter()
+    .try_fold(0u64, |max, floats| Some(max.max(floats? as u64)))
+    .and_then(|floats| floats.checked_mul(4))
+    .ok_or_else(|| {
+        Error::invalid(
+            "deq_nngp",
+            format!("width {width} on {points} inputs overflows one network's buffer sizes"),
+        )
+    })?;
+    // The batched products launch one workgroup layer per network.
+    let chunk = ((budget / per_net.max(1)) as usize)
+        .min(limits.max_compute_workgroups_per_dimension as usize);
     if chunk == 0 {
         return Err(Error::Limit {
-            what: format!("one {width} x {width} weight matrix"),
+            what: format!(
+                "one network of width {width} (a {width} x {width} weight matrix, its states on \
+                 {points} inputs)"
+            ),
             requested: per_net,
             limit: budget,
             limit_name: "max_storage_buffer_binding_size",
@@ -754,7 +781,7 @@ fn monte_carlo(
     let p = config.points;
     let networks = config.networks_at(width);
     let groups = config.groups;
-    let chunk = chunk_networks(gpu, width, networks)?;
+    let chunk = chunk_networks(gpu, width, p, config.d_in, networks)?;
     let x_gpu = Tensor::from_slice(gpu, x, &[p, config.d_in])?;
     // Per group: the sum of H H^T over its networks, and its network count.
     let mut group_sums = vec![vec![0.0f64; p * p]; groups];

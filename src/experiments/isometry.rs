@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::nn::init::standard_normal;
 use crate::ops::{self, Activation, MatmulSpec};
 use crate::reference::activation_scalar;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// -log I(G) of a symmetric positive semi-definite `n x n` matrix (row-major), from its
 /// Cholesky factor in f64: infinity when G is singular (I = 0).
@@ -120,11 +120,23 @@ pub struct IsometryCurve {
 /// Runs every (activation, layer norm, input scale) of `config`; the seeds of one curve run
 /// as one batched product per layer.
 pub fn run_isometry(gpu: &Gpu, config: &IsometryConfig) -> Result<Vec<IsometryCurve>> {
-    if config.batch < 2 || config.width < config.batch || config.depth == 0 || config.seeds == 0 {
-        return Err(Error::invalid(
-            "isometry",
-            format!("need 2 <= batch <= width, depth and seeds >= 1: {config:?}"),
+    let bad = |detail: String| Err(Error::invalid("isometry", detail));
+    let (n, d, s) = (config.batch, config.width, config.seeds);
+    if n < 2 || d < n {
+        return bad(format!(
+            "need 2 <= batch <= width, got batch {n} and width {d}"
         ));
+    }
+    if config.depth == 0 || s == 0 {
+        return bad(format!(
+            "depth and seeds must be at least 1, got depth {} and seeds {s}",
+            config.depth
+        ));
+    }
+    // The seeds run as one batch: their weights and inputs must fit the adapter (checked
+    // before drawing them on the host).
+    for shape in [[s, d, d], [s, n, d]] {
+        Tensor::check_size(gpu, &shape, DType::F32)?;
     }
     let mut curves = Vec::new();
     for &input_scale in &config.input_scales {

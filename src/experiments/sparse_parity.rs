@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{Optimizer, OptimizerChoice, OptimizerConfig, Parameters};
 use crate::ops::{self, Activation, Loss, MatmulSpec, Reduction};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Test accuracy that counts as success.
 pub const SUCCESS_ACCURACY: f32 = 0.99;
@@ -140,6 +140,58 @@ pub struct ParityResult {
     pub final_accuracy: Vec<f32>,
 }
 
+/// Checks a cell's settings, and that its buffers fit the adapter, before anything is drawn:
+/// [`run_cell`] calls it, and a sweep can check every cell before running the first.
+pub fn check_cell(gpu: &Gpu, config: &ParityConfig, cell: &ParityCell) -> Result<()> {
+    let bad = |detail: String| Err(Error::invalid("sparse parity", detail));
+    let (s, n, m) = (config.seeds, config.n, cell.width);
+    if config.k == 0 || config.k > n {
+        return bad(format!("need 1 <= k <= n, got n = {n}, k = {}", config.k));
+    }
+    let counts = [
+        ("seeds (networks per cell)", s),
+        ("width", m),
+        ("batch", config.batch),
+        ("max_steps", config.max_steps),
+        ("eval_every", config.eval_every),
+        ("test_size", config.test_size),
+    ];
+    if let Some((name, _)) = counts.iter().find(|(_, v)| *v == 0) {
+        return bad(format!("{name} must be at least 1, got 0"));
+    }
+    if cell.train_size == Some(0) {
+        return bad("a training-set size must be at least 1, got 0".into());
+    }
+    match cell.init {
+        ParityInit::Sparse { inputs } if inputs == 0 || inputs > n => {
+            return bad(format!(
+                "a sparse unit reads between 1 and n = {n} inputs, got {inputs}"
+            ));
+        }
+        _ => {}
+    }
+    // The largest buffers: hidden weights, a batch and the test set with their activations.
+    let rows = config.batch.max(config.test_size);
+    let inputs = n.saturating_add(1);
+    for shape in [[s, m, inputs], [s, rows, inputs], [s, rows, m]] {
+        Tensor::check_size(gpu, &shape, DType::F32)?;
+    }
+    // Fixed training sets live on the host only.
+    if let Some(size) = cell.train_size {
+        let floats = s
+            .checked_mul(size)
+            .and_then(|v| v.checked_mul(n.saturating_add(2)))
+            .filter(|&v| Vec::<f32>::new().try_reserve_exact(v).is_ok());
+        if floats.is_none() {
+            return bad(format!(
+                "{s} training sets of {size} rows of {n} inputs do not fit in host memory; \
+                 give smaller training-set sizes or fewer seeds"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Trains `config.seeds` networks of one cell at once and reports when each succeeded.
 pub fn run_cell(
     gpu: &Gpu,
@@ -147,13 +199,8 @@ pub fn run_cell(
     cell: &ParityCell,
     seed: u64,
 ) -> Result<ParityResult> {
+    check_cell(gpu, config, cell)?;
     let (s, n, m, b) = (config.seeds, config.n, cell.width, config.batch);
-    if s == 0 || m == 0 || b == 0 || config.eval_every == 0 {
-        return Err(Error::invalid(
-            "sparse parity",
-            format!("seeds, width, batch and eval_every must be positive: {config:?} {cell:?}"),
-        ));
-    }
     // Network j draws everything from its own stream, seeded `seed + j`, so it trains exactly as
     // it would alone (the batched products compute each network as a single product would).
     let mut rngs: Vec<StdRng> = (0..s as u64)

@@ -50,7 +50,7 @@ impl std::str::FromStr for Init {
                      xavier-uniform, normal:STD or sparse:INPUTS"
             ),
         };
-        Ok(match s.split_once(':') {
+        let init = match s.split_once(':') {
             Some(("normal", std)) => Init::Normal {
                 std: std.parse().map_err(|_| bad())?,
             },
@@ -66,7 +66,30 @@ impl std::str::FromStr for Init {
                 "xavier-uniform" => Init::XavierUniform,
                 _ => return Err(bad()),
             },
-        })
+        };
+        init.check(usize::MAX)?;
+        Ok(init)
+    }
+}
+
+impl Init {
+    /// Checks the parameters for a first layer of `fan_in` inputs: a finite, non-negative
+    /// standard deviation; a sparse unit reading between 1 and `fan_in` inputs.
+    pub(crate) fn check(&self, fan_in: usize) -> crate::Result<()> {
+        let bad = |detail: String| Err(crate::Error::invalid("init", detail));
+        match *self {
+            Init::Normal { std } if !(std.is_finite() && std >= 0.0) => bad(format!(
+                "normal:{std}: the standard deviation must be finite and >= 0"
+            )),
+            Init::Sparse { inputs: 0 } => {
+                bad("sparse:0: each unit must read at least one input".into())
+            }
+            Init::Sparse { inputs } if inputs > fan_in => bad(format!(
+                "sparse:{inputs}: the first layer has only {fan_in} inputs; give at most \
+                 sparse:{fan_in}"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

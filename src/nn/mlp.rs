@@ -128,6 +128,9 @@ pub struct Mlp {
 impl Mlp {
     /// Builds the network and draws its initial parameters.
     pub fn new(gpu: &Gpu, config: MlpConfig) -> Result<Mlp> {
+        // Sizes first: drawing the initial values of a network too large for the adapter
+        // would exhaust host memory before the upload could refuse it.
+        Parameters::layout(gpu, &layout(&config)?)?;
         let mut rng = init::rng(config.seed);
         let (ops, tensors, values) = plan(&config, Some(&mut rng))?;
         let params = Parameters::new(gpu, tensors, &values)?;
@@ -279,6 +282,10 @@ fn plan(config: &MlpConfig, mut rng: Option<&mut rand::rngs::StdRng>) -> Result<
                 config.widths
             ),
         ));
+    }
+    if rng.is_some() {
+        // Only when drawing: a checkpoint's network is rebuilt whatever its initialiser was.
+        config.init.check(config.widths[0])?;
     }
     let mut tensors = Vec::new();
     let mut values = Vec::new();

@@ -122,6 +122,47 @@ impl Default for OptimizerConfig {
     }
 }
 
+impl OptimizerConfig {
+    /// Checks every setting, naming the first one out of range.
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |detail: String| Err(Error::invalid("Optimizer::new", detail));
+        let numbers = [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+        ];
+        if let Some((name, v)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return bad(format!("{name} must be finite and >= 0, got {v}"));
+        }
+        for (name, v) in &numbers[1..4] {
+            if *v >= 1.0 {
+                return bad(format!(
+                    "{name} must be below 1 (a decay of 1 or more never forgets), got {v}"
+                ));
+            }
+        }
+        if self.nesterov && (self.kind != OptimizerChoice::Sgd || self.momentum == 0.0) {
+            return bad(format!(
+                "Nesterov momentum is SGD's and needs momentum > 0; got {:?} with momentum {}",
+                self.kind, self.momentum
+            ));
+        }
+        match self.schedule {
+            Schedule::Step { every: 0, .. } => {
+                bad("the step schedule needs at least 1 step between decays, got 0".into())
+            }
+            Schedule::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => bad(format!(
+                "the step schedule's decay factor gamma must be finite and > 0, got {gamma}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Optimizer state as a checkpoint holds it.
 #[derive(Clone, Debug)]
 pub struct OptimizerState {
@@ -148,28 +189,7 @@ pub struct Optimizer {
 impl Optimizer {
     /// A fresh optimizer (zero state, step 0) for `params`.
     pub fn new(params: &Parameters, config: OptimizerConfig) -> Result<Self> {
-        let numbers = [
-            config.lr,
-            config.momentum,
-            config.beta1,
-            config.beta2,
-            config.eps,
-            config.weight_decay,
-            config.max_grad_norm,
-        ];
-        if numbers.iter().any(|v| !v.is_finite() || *v < 0.0)
-            || config.beta1 >= 1.0
-            || config.beta2 >= 1.0
-            || (config.nesterov && config.momentum == 0.0)
-        {
-            return Err(Error::invalid(
-                "Optimizer::new",
-                format!(
-                    "need finite non-negative settings, betas below 1, and momentum > 0 for \
-                     Nesterov; got {config:?}"
-                ),
-            ));
-        }
+        config.check()?;
         let gpu = params.weights().gpu();
         let shape = params.weights().shape();
         Ok(Optimizer {

@@ -41,20 +41,53 @@ pub struct Parameters {
 }
 
 impl Parameters {
+    /// Checks that `tensors` (name, shape) fit one flat buffer of this adapter, and returns
+    /// each one's offset and the flat length: call it before drawing initial values, which
+    /// would otherwise fill host memory first.
+    pub(crate) fn layout(
+        gpu: &Gpu,
+        tensors: &[(String, Vec<usize>)],
+    ) -> Result<(Vec<usize>, usize)> {
+        let align = (gpu.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let mut offsets = Vec::with_capacity(tensors.len());
+        let mut offset = 0usize;
+        let overflow = || {
+            Error::invalid(
+                "Parameters::new",
+                format!(
+                    "the parameter count overflows: {:?}",
+                    tensors.iter().map(|(_, s)| s).collect::<Vec<_>>()
+                ),
+            )
+        };
+        for (_, shape) in tensors {
+            offsets.push(offset);
+            let len = shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(overflow)?;
+            offset = offset
+                .checked_add(len)
+                .and_then(|o| o.checked_next_multiple_of(align))
+                .ok_or_else(overflow)?;
+        }
+        let bytes = (offset.max(1) as u64).checked_mul(4).ok_or_else(overflow)?;
+        gpu.check_buffer_size(&format!("{offset} parameters (one flat f32 buffer)"), bytes)?;
+        Ok((offsets, offset))
+    }
+
     /// Lays out `tensors` (name, shape) and uploads their initial `values`, one `Vec` each.
     pub fn new(gpu: &Gpu, tensors: Vec<(String, Vec<usize>)>, values: &[Vec<f32>]) -> Result<Self> {
-        let align = (gpu.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
-        let mut infos = Vec::with_capacity(tensors.len());
-        let mut offset = 0;
-        for (name, shape) in tensors {
-            let info = ParamInfo {
+        let (offsets, offset) = Parameters::layout(gpu, &tensors)?;
+        let infos: Vec<ParamInfo> = tensors
+            .into_iter()
+            .zip(offsets)
+            .map(|((name, shape), offset)| ParamInfo {
                 name,
                 shape,
                 offset,
-            };
-            offset = (offset + info.len()).next_multiple_of(align);
-            infos.push(info);
-        }
+            })
+            .collect();
         if values.len() != infos.len() {
             return Err(Error::invalid(
                 "Parameters::new",

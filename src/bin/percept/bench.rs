@@ -110,6 +110,20 @@ fn print_kernel_times(times: &[percept::KernelTime]) {
 }
 
 pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(path) = &args.heatmap {
+        if !args.wants(Family::Deeppcr) {
+            return Err(percept::Error::InvalidArgument {
+                op: "bench",
+                detail: format!(
+                    "--heatmap plots the deeppcr family's speedups; the {:?} family has none \
+                     (run `percept bench deeppcr --heatmap ...`)",
+                    args.family
+                )
+                .to_lowercase(),
+            });
+        }
+        crate::check_output("bench", "--heatmap", path)?;
+    }
     let gpu = Gpu::with_options(GpuOptions {
         profile: args.profile.then_some(true),
         ..Default::default()
@@ -183,9 +197,22 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     if args.wants(Family::Deeppcr) {
         let cases = bench::deeppcr_cases(quick);
         deeppcr = runner.run_cases("deeppcr", &cases, |c| bench::run_deeppcr(&gpu, c, &config))?;
-        if let Some(path) = &args.heatmap {
-            write_heatmap(path, &deeppcr)?;
-            eprintln!("wrote {}", path.display());
+        match &args.heatmap {
+            Some(_) if deeppcr.is_empty() && runner.ran > 0 => {
+                return Err(percept::Error::InvalidArgument {
+                    op: "bench",
+                    detail: format!(
+                        "--case {:?} selects no deeppcr case, so there is no heat map to write; \
+                         drop --heatmap or choose a deeppcr case",
+                        args.case.clone().unwrap_or_default()
+                    ),
+                });
+            }
+            Some(path) if !deeppcr.is_empty() => {
+                write_heatmap(path, &deeppcr)?;
+                eprintln!("wrote {}", path.display());
+            }
+            _ => {}
         }
     }
     let mut deq = Vec::new();

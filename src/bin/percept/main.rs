@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::path::Path;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use percept::{Gpu, Result};
 
 mod bench;
@@ -46,11 +49,15 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Info { json } => info(json),
         Command::Bench(args) => run_bench(args),
-        Command::Train(args) => run_train(*args),
+        Command::Train(mut args) => {
+            args.given = given(matches.subcommand_matches("train"));
+            run_train(*args)
+        }
         Command::Eval(args) => run_eval(args),
         Command::Repro(repro) => run_repro(repro),
     };
@@ -60,6 +67,44 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The flags given on the command line (not defaulted), by their ids (`step_epochs`).
+fn given(matches: Option<&ArgMatches>) -> Vec<String> {
+    let Some(matches) = matches else {
+        return Vec::new();
+    };
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
+}
+
+/// Checks, before any work, that `path` (given as `flag`) can be written as a file: not a
+/// directory, in a directory that exists. The write itself comes after the run.
+pub(crate) fn check_output(op: &'static str, flag: &str, path: &Path) -> Result<()> {
+    let bad = |detail: String| Err(percept::Error::InvalidArgument { op, detail });
+    if path.as_os_str().is_empty() {
+        return bad(format!("{flag} is empty; give a file path"));
+    }
+    if path.is_dir() {
+        return bad(format!(
+            "{flag} {} is a directory; give a file path, e.g. {}",
+            path.display(),
+            path.join("out").display()
+        ));
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => bad(format!(
+            "{flag} {}: the directory {} does not exist; create it (mkdir -p {}) or give \
+             another path",
+            path.display(),
+            dir.display(),
+            dir.display()
+        )),
+        _ => Ok(()),
     }
 }
 

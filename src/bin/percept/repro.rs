@@ -118,6 +118,7 @@ pub fn run_repro(repro: Repro) -> Result<ExitCode> {
 }
 
 fn run_deq_nngp(args: DeqNngpArgs) -> Result<ExitCode> {
+    crate::check_output("repro deq-nngp", "--plot", &args.plot)?;
     let gpu = Gpu::new()?;
     let mut config = if args.quick {
         DeqNngpConfig::quick()
@@ -262,6 +263,7 @@ fn plot_deq_nngp(path: &std::path::Path, report: &DeqNngpReport) -> Result<()> {
 }
 
 fn run_isometry(args: IsometryArgs) -> Result<ExitCode> {
+    crate::check_output("repro isometry", "--plot", &args.plot)?;
     let gpu = Gpu::new()?;
     let mut config = if args.quick {
         IsometryConfig::quick()
@@ -363,6 +365,17 @@ fn plot_isometry(path: &std::path::Path, curves: &[IsometryCurve]) -> Result<()>
 }
 
 fn run_parity(args: ParityArgs) -> Result<ExitCode> {
+    if args.plot_prefix.is_empty() {
+        return Err(percept::Error::InvalidArgument {
+            op: "repro sparse-parity",
+            detail: "--plot-prefix is empty; give a path prefix such as sparse-parity".into(),
+        });
+    }
+    let width_plot = PathBuf::from(format!("{}-width.svg", args.plot_prefix));
+    let frontier_plot = PathBuf::from(format!("{}-frontier.svg", args.plot_prefix));
+    for path in [&width_plot, &frontier_plot] {
+        crate::check_output("repro sparse-parity", "--plot-prefix", path)?;
+    }
     let gpu = Gpu::new()?;
     let n = args.n.unwrap_or(if args.quick { 20 } else { 50 });
     let config = ParityConfig {
@@ -393,7 +406,7 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
         }
     });
     let sparse = ParityInit::Sparse {
-        inputs: args.sparse_inputs.unwrap_or((n / 5).max(args.k + 1)),
+        inputs: args.sparse_inputs.unwrap_or((n / 5).max(args.k + 1).min(n)),
     };
     let data: Vec<Option<usize>> = std::iter::once(None)
         .chain(sizes.iter().map(|&s| Some(s)))
@@ -418,6 +431,10 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
         config.seeds,
         gpu.summary().adapter
     );
+    // Every cell's settings and sizes before the first (long) one runs.
+    for cell in &cells {
+        sparse_parity::check_cell(&gpu, &config, cell)?;
+    }
     let mut results = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         let start = std::time::Instant::now();
@@ -432,8 +449,6 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
         );
         results.push(r);
     }
-    let width_plot = PathBuf::from(format!("{}-width.svg", args.plot_prefix));
-    let frontier_plot = PathBuf::from(format!("{}-frontier.svg", args.plot_prefix));
     plot_parity(&width_plot, &frontier_plot, &results, &widths)?;
     if args.json {
         println!(

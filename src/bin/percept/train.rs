@@ -149,7 +149,7 @@ pub struct TrainArgs {
     /// Rows per step.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Epochs (with --resume: the total to reach).
+    /// Epochs (with --resume: the total to reach; without it there, the checkpoint's own).
     #[arg(long, default_value_t = 15)]
     epochs: usize,
     /// Seed of the initialisation, split and batch order.
@@ -179,9 +179,104 @@ pub struct TrainArgs {
     /// Print JSON lines instead of text and progress bars.
     #[arg(long)]
     json: bool,
+    /// The ids of the flags given on the command line (set by `main`).
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+/// `--step-epochs` for the id `step_epochs`.
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
 }
 
 impl TrainArgs {
+    fn gave(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
+    }
+
+    /// Flags that would be silently ignored, or that contradict each other, are errors (with
+    /// --resume, a note); and every output path must be writable before training starts.
+    fn check_flags(&self) -> Result<()> {
+        let bad = |detail: String| {
+            Err(percept::Error::InvalidArgument {
+                op: "train",
+                detail,
+            })
+        };
+        if self.resume {
+            const APPLY: [&str; 11] = [
+                "data",
+                "format",
+                "labels",
+                "label_column",
+                "header",
+                "epochs",
+                "checkpoint",
+                "resume",
+                "metrics",
+                "plot",
+                "json",
+            ];
+            // Repeating the run's own flags is harmless, so a note rather than an error.
+            let ignored: Vec<String> = self
+                .given
+                .iter()
+                .filter(|id| !APPLY.contains(&id.as_str()))
+                .map(|id| flag(id))
+                .collect();
+            if !ignored.is_empty() {
+                eprintln!(
+                    "note: {} ignored with --resume: a resumed run keeps the checkpoint's \
+                     settings (only --epochs, the data flags and the outputs apply)",
+                    ignored.join(", ")
+                );
+            }
+            return self.check_outputs();
+        }
+        if self.optimizer != OptimizerChoice::Sgd {
+            if let Some(id) = ["momentum", "nesterov"]
+                .into_iter()
+                .find(|id| self.gave(id))
+            {
+                return bad(format!(
+                    "{} is SGD's setting (add --optimizer sgd)",
+                    flag(id)
+                ));
+            }
+        }
+        for (ids, schedule) in [
+            (&["step_epochs", "gamma"][..], "step"),
+            (&["warmup_epochs"], "cosine"),
+        ] {
+            if self.schedule != schedule {
+                if let Some(id) = ids.iter().find(|id| self.gave(id)) {
+                    return bad(format!(
+                        "{} sets the {schedule} schedule (add --schedule {schedule})",
+                        flag(id)
+                    ));
+                }
+            }
+        }
+        if self.schedule == "cosine" && self.warmup_epochs > self.epochs {
+            return bad(format!(
+                "--warmup-epochs {} is longer than the run's --epochs {}: the rate would never \
+                 reach --lr; give fewer warm-up epochs",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        self.check_outputs()
+    }
+
+    fn check_outputs(&self) -> Result<()> {
+        crate::check_output("train", "--checkpoint", &self.checkpoint)?;
+        for (name, path) in [("--metrics", &self.metrics), ("--plot", &self.plot)] {
+            if let Some(path) = path {
+                crate::check_output("train", name, path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The model the flags describe; flags of the other kind of model are an error, not
     /// silently ignored.
     fn model(&self) -> Result<ModelConfig> {
@@ -261,12 +356,12 @@ impl TrainArgs {
     fn config(&self, steps_per_epoch: u64) -> Result<TrainConfig> {
         let schedule = match self.schedule.as_str() {
             "step" => Schedule::Step {
-                every: self.step_epochs as u64 * steps_per_epoch,
+                every: (self.step_epochs as u64).saturating_mul(steps_per_epoch),
                 gamma: self.gamma,
             },
             "cosine" => Schedule::Cosine {
-                warmup: self.warmup_epochs as u64 * steps_per_epoch,
-                total: self.epochs as u64 * steps_per_epoch,
+                warmup: (self.warmup_epochs as u64).saturating_mul(steps_per_epoch),
+                total: (self.epochs as u64).saturating_mul(steps_per_epoch),
             },
             _ => Schedule::Constant,
         };
@@ -323,10 +418,20 @@ fn print_epoch(m: &EpochMetrics, json: bool) {
 }
 
 pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
+    args.check_flags()?;
     let gpu = Gpu::new()?;
     let data = args.data.load()?;
     let mut trainer = if args.resume {
-        Trainer::resume(&gpu, &args.checkpoint, &data, Some(args.epochs))?
+        let epochs = args.gave("epochs").then_some(args.epochs);
+        let trainer = Trainer::resume(&gpu, &args.checkpoint, &data, epochs)?;
+        if trainer.finished() {
+            eprintln!(
+                "note: {} has already trained its {} epochs; give a larger --epochs to train on",
+                args.checkpoint.display(),
+                trainer.epoch()
+            );
+        }
+        trainer
     } else {
         let train_rows = (data.len() as f64 * (1.0 - args.validation - args.test))
             .round()
@@ -389,7 +494,14 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
             trainer.splits().test.len(),
             args.checkpoint.display()
         ),
-        (Err(_), _) if trainer.splits().test.is_empty() => {}
+        (Err(_), true) if trainer.splits().test.is_empty() => println!(
+            "{}",
+            serde_json::json!({ "test": null, "checkpoint": args.checkpoint })
+        ),
+        (Err(_), false) if trainer.splits().test.is_empty() => println!(
+            "no test split to report (--test 0); checkpoint {}",
+            args.checkpoint.display()
+        ),
         (Err(e), _) => return Err(e),
     }
     Ok(ExitCode::SUCCESS)
