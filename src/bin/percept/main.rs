@@ -168,6 +168,12 @@ fn info(json: bool) -> Result<ExitCode> {
         "  max_storage_buffers_per_stage      {}",
         c.max_storage_buffers_per_stage
     );
+    match c.max_loop_iterations {
+        Some(n) => {
+            println!("  loop iterations per invocation     {n} (the driver ends loops past it)")
+        }
+        None => println!("  loop iterations per invocation     no limit known"),
+    }
     match (gpu.tuning(), gpu.tuning_file()) {
         (false, _) => println!("tuning       off (PERCEPT_TUNING=off)"),
         (true, None) => println!("tuning       in memory"),
