@@ -15,8 +15,8 @@ mkdir -p "$out"
 begin=$(date +%s)
 elapsed() { echo $(( $(date +%s) - begin )); }
 # Every step's time limit is cut to what is left before this deadline (seconds from the start),
-# which keeps the whole check inside the device tool's 600 s with time to copy $OUT back; a step
-# with less than 15 s left is skipped and says so in run.log.
+# which keeps the whole check inside the device tool's 600 s with time to copy $OUT back; a
+# benchmark run with less than 15 s left (a profile, 20 s) is skipped and says so in run.log.
 deadline=${PERCEPT_CHECK_DEADLINE:-570}
 limit() {
     local left=$(( deadline - $(elapsed) ))
@@ -61,6 +61,7 @@ for run in "${runs[@]}"; do
     seconds=$(limit "$seconds")
     if [ "$seconds" -lt 15 ]; then
         echo "bench $family $filter: skipped, ${seconds} s left" >> "$out/run.log"
+        echo >> "$out/$file"
         continue
     fi
     extra=()

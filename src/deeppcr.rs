@@ -400,7 +400,9 @@ impl DeepMlp {
     }
 
     /// Back-propagates `grad_output` (`d loss / d z[L]`, `[batch, w]`) through a forward
-    /// `trajectory`: by one transposed parallel scan (`parallel`), or layer by layer.
+    /// `trajectory`: by one transposed parallel scan (`parallel`), or layer by layer. On an
+    /// adapter that ends loops past a count (lavapipe; see
+    /// [`crate::gpu::Capabilities::loop_budget`]) a batch past the budget is refused.
     pub fn backward(
         &self,
         trajectory: &Trajectory,
@@ -410,9 +412,8 @@ impl DeepMlp {
         let batch = self.check_input(grad_output)?;
         let gpu = self.gpu();
         // The parameter gradients' kernel sums each one over the batch in one invocation's loop
-        // (on lavapipe, right at a batch of 60,000 and wrong at 70,000; half the limit is a margin).
-        if let Some(iterations) = gpu.capabilities().max_loop_iterations {
-            let most = iterations as usize / 2;
+        // (on lavapipe, right at a batch of 60,000 and wrong at 70,000).
+        if let Some(most) = gpu.capabilities().loop_budget() {
             if batch > most {
                 return Err(Error::invalid(
                     "DeepMlp::backward",

@@ -224,10 +224,26 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 }
 
 /// A scratch directory of its own for each test.
-fn scratch(name: &str) -> std::path::PathBuf {
+/// A directory of the test's own, removed when the test ends (passing or not).
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("percept-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Sizes past the adapter's limits (or past usize) are refused before any host data is drawn;

@@ -176,7 +176,9 @@ pub fn check_cell(gpu: &Gpu, config: &ParityConfig, cell: &ParityCell) -> Result
     for shape in [[s, m, inputs], [s, rows, inputs], [s, rows, m]] {
         Tensor::check_size(gpu, &shape, DType::F32)?;
     }
-    // Fixed training sets live on the host only.
+    // Fixed training sets live on the host only. Asking the allocator is a heuristic: under
+    // Linux's overcommit it refuses only sizes past what the address space or policy allows,
+    // which is the aim here (a typo such as 1e12 rows), not a promise that the sets fit.
     if let Some(size) = cell.train_size {
         let floats = s
             .checked_mul(size)

@@ -93,6 +93,13 @@ pub struct Capabilities {
 const LLVMPIPE_MAX_LOOP_ITERATIONS: u32 = 65535;
 
 impl Capabilities {
+    /// Loop iterations one invocation of a kernel may plan for where the driver has a limit
+    /// ([`Capabilities::max_loop_iterations`]): half of it, a margin for loop bookkeeping a
+    /// compiler adds or counts in ways a kernel cannot see. `None`: no limit known.
+    pub fn loop_budget(&self) -> Option<usize> {
+        self.max_loop_iterations.map(|n| n as usize / 2)
+    }
+
     pub(crate) fn new(
         info: &wgpu::AdapterInfo,
         features: wgpu::Features,

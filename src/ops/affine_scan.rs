@@ -75,18 +75,18 @@ fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
     w <= MAX_CHUNKED_WIDTH && bytes <= gpu.capabilities().max_workgroup_storage_size as usize
 }
 
-/// Whether the workgroup chunked scan's compose kernel keeps within the adapter's loop limit
-/// ([`crate::gpu::Capabilities::max_loop_iterations`]): each invocation loops over the chunk's
-/// steps, its share of the map's entries, and a row of w. On lavapipe it came out wrong,
-/// silently, at L = 2048 and w = 64 (64 x 17 x 65 = 70,720 iterations) and right at L = 1024
-/// (half that); half the limit is the margin.
+/// Whether the workgroup chunked scan's compose kernel keeps within the adapter's loop budget
+/// ([`crate::gpu::Capabilities::loop_budget`]): each invocation loops over the chunk's steps,
+/// its share of the map's entries, and a row of w. On lavapipe it came out wrong, silently, at
+/// L = 2048 and w = 64 (64 x 17 x 65 = 70,720 iterations); L = 1024 (half that) came out right
+/// but is past the budget, and refused.
 fn chunked_within_loop_limit(gpu: &crate::Gpu, len: usize, w: usize) -> bool {
-    let Some(iterations) = gpu.capabilities().max_loop_iterations else {
+    let Some(budget) = gpu.capabilities().loop_budget() else {
         return true;
     };
     let entries = w * (w + 1);
     let per = ((256 / entries).max(1) * entries).div_ceil(256);
-    chunk_len(len) * per * (w + 1) <= iterations as usize / 2
+    chunk_len(len) * per * (w + 1) <= budget
 }
 
 /// Scans smaller than this (L w^2 batch, the size of A) take recursive doubling unmeasured.
@@ -101,8 +101,10 @@ pub enum ScanMethod {
     /// Chunks of about sqrt(L) steps composed in parallel, recursive doubling over the chunks,
     /// then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent levels
     /// with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
-    /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory. Each
-    /// chain runs across a workgroup, an invocation per entry of the map, a barrier per step.
+    /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory, and
+    /// (on adapters that end loops past a count, see [`crate::gpu::Capabilities::loop_budget`])
+    /// chains within the budget. Each chain runs across a workgroup, an invocation per entry of
+    /// the map, a barrier per step.
     Chunked,
     /// The chunked scan with each chain in one invocation's registers (a column of a chunk's
     /// map, or a chunk's vector): no barriers, but w times fewer invocations. Same levels and

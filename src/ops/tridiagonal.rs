@@ -109,10 +109,11 @@ const MIN_TUNED_EQUATIONS: usize = 1 << 12;
 
 /// The longest system one Thomas invocation may solve on `gpu`: its two loops run n - 1 times
 /// each, and some drivers end loops silently past a count
-/// ([`crate::gpu::Capabilities::max_loop_iterations`]; lavapipe's gives 32768 equations).
+/// ([`crate::gpu::Capabilities::loop_budget`]; lavapipe's gives 16384 equations. There a
+/// system of 32768 still came out right, and one of 40,000 wrong).
 fn thomas_max_len(gpu: &crate::Gpu) -> usize {
-    match gpu.capabilities().max_loop_iterations {
-        Some(iterations) => iterations as usize / 2 + 1,
+    match gpu.capabilities().loop_budget() {
+        Some(iterations) => iterations / 2 + 1,
         None => usize::MAX,
     }
 }
@@ -202,8 +203,11 @@ fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
     if n * systems < MIN_TUNED_EQUATIONS {
         return Ok(rule);
     }
-    // Beside the rule's, the methods that apply to the bucket's largest sizes (and so to every
-    // size in it), so that a method kept for the bucket stays a candidate for all its members.
+    // Beside the rule's, the methods that apply to the bucket's largest sizes (and so run on
+    // every size in it: CR+PCR fits a shorter system too, Thomas takes a shorter chain, and the
+    // partitioned method runs anywhere). The key names the candidates: sizes whose rule's method
+    // does not apply to the whole bucket (CR+PCR near workgroup memory's limit) keep a choice of
+    // their own, and a choice made among fewer methods (by an older build) is measured again.
     let (bucket_n, bucket_systems) = (n.next_power_of_two(), systems.next_power_of_two());
     let mut candidates = vec![rule];
     candidates.extend(
@@ -211,7 +215,12 @@ fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
             .into_iter()
             .filter(|&m| m != rule && m.applies(gpu, bucket_systems, bucket_n)),
     );
-    let key = format!("tridiagonal n{bucket_n} systems{bucket_systems}");
+    let mut names: Vec<&str> = candidates.iter().map(|m| m.name()).collect();
+    names.sort_unstable();
+    let key = format!(
+        "tridiagonal n{bucket_n} systems{bucket_systems} of {}",
+        names.join(",")
+    );
     gpu.tune(key, &candidates, TridiagonalMethod::name, |method| {
         batch.record(method, x)
     })
@@ -220,7 +229,7 @@ fn choose(batch: &Batch<'_>, x: &Tensor) -> Result<TridiagonalMethod> {
 /// Solves `a[i] x[i-1] + b[i] x[i] + c[i] x[i+1] = d[i]` for every row of `[.., n]` tensors
 /// (`a[0]` and `c[n-1]` are ignored) by `method`, or by [`tridiagonal_method`]'s choice.
 ///
-/// Neither method pivots: the systems must be safe for elimination without pivoting (diagonally
+/// No method pivots: the systems must be safe for elimination without pivoting (diagonally
 /// dominant, or symmetric positive definite, say). A singular or non-finite system gives an
 /// [`Error::NonFinite`] (the solution is checked with one reduction and a readback), never a
 /// silent NaN.
@@ -463,4 +472,22 @@ fn thomas(
         ],
         gpu.grid(((systems * stride) as u64).div_ceil(64))?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_levels;
+
+    #[test]
+    fn partition_levels_stop_at_enough_systems_or_short_ones() {
+        // 20 equations: one level leaves pieces of 10, a second would leave 5.
+        assert_eq!(partition_levels(20, 2, usize::MAX), 1);
+        assert_eq!(partition_levels(15, 2, usize::MAX), 0);
+        // bench pcr's 4 x 2^18: 2^16 pieces of 16.
+        assert_eq!(partition_levels(1 << 18, 4, usize::MAX), 14);
+        // Already as many systems as the GPU wants.
+        assert_eq!(partition_levels(1 << 20, 1 << 16, usize::MAX), 0);
+        // A loop budget adds levels until Thomas's chains fit it (ceil(100 / 16) = 7 <= 10).
+        assert_eq!(partition_levels(100, 1 << 16, 10), 4);
+    }
 }

@@ -18,6 +18,15 @@ pub enum Family {
     Deq,
 }
 
+impl Family {
+    /// The name the command line takes, e.g. `mlp-step`.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// `percept bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -115,11 +124,10 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
             return Err(percept::Error::InvalidArgument {
                 op: "bench",
                 detail: format!(
-                    "--heatmap plots the deeppcr family's speedups; the {:?} family has none \
+                    "--heatmap plots the deeppcr family's speedups; the {} family has none \
                      (run `percept bench deeppcr --heatmap ...`)",
-                    args.family
-                )
-                .to_lowercase(),
+                    args.family.name()
+                ),
             });
         }
         crate::check_output("bench", "--heatmap", path)?;
@@ -140,11 +148,10 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
         return Err(percept::Error::InvalidArgument {
             op: "bench",
             detail: format!(
-                "--sizes sets matmul's sizes; the {:?} family has fixed cases (use --quick for \
+                "--sizes sets matmul's sizes; the {} family has fixed cases (use --quick for \
                  smaller ones)",
-                args.family
-            )
-            .to_lowercase(),
+                args.family.name()
+            ),
         });
     }
     let config = if quick {

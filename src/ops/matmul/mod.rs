@@ -419,23 +419,22 @@ fn check_kernel(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKe
     Ok(kernel)
 }
 
-/// `kernel`, its K split into enough parts that each stays within the adapter's loop limit
-/// ([`crate::gpu::Capabilities::max_loop_iterations`]), where it has one. The f32 kernels
-/// count one or two loop iterations per element of K: on lavapipe a 64 x 64 product was right
-/// at K = 33,000 and wrong, silently, at 65,000. A quarter of the limit per part leaves a
-/// margin.
+/// `kernel`, its K split into enough parts that each stays within the adapter's loop budget
+/// ([`crate::gpu::Capabilities::loop_budget`]), where it has one. The f32 kernels count one or
+/// two loop iterations per element of K: on lavapipe (a limit of 65535) a 64 x 64 product was
+/// right at K = 33,000 and wrong, silently, at 65,000.
 fn within_loop_limit(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
-    let Some(iterations) = gpu.capabilities().max_loop_iterations else {
+    let Some(budget) = gpu.capabilities().loop_budget() else {
         return Ok(kernel);
     };
-    let longest = iterations as usize / 4;
+    let longest = budget / 2;
     let parts = p.k.div_ceil(longest);
     if parts > MAX_SPLIT_K as usize {
         return Err(Error::invalid(
             "matmul",
             format!(
-                "K = {} is longer than this adapter can sum: it ends loops after {iterations} \
-                 iterations (Capabilities::max_loop_iterations), which allows K up to {} in \
+                "K = {} is longer than this adapter can sum: it ends loops past a count \
+                 (Capabilities::max_loop_iterations), which allows K up to {} in \
                  {MAX_SPLIT_K} parts; split the product along K yourself, or use another adapter",
                 p.k,
                 longest * MAX_SPLIT_K as usize
@@ -470,7 +469,7 @@ pub fn matmul_candidates(
     spec: &MatmulSpec<'_>,
 ) -> Result<Vec<MatmulKernel>> {
     f32_only(spec, "matmul_candidates", "SPLIT_F16_KERNELS")?;
-    Ok(tune::candidates(&scratch_problem(a, b, spec)?.1))
+    tune::runnable_candidates(a.gpu(), &scratch_problem(a, b, spec)?.1)
 }
 
 /// The split-precision kernel [`matmul`] uses for these operands with

@@ -4,7 +4,7 @@
 //! mid-sized products want more, smaller blocks than the rule gives.
 
 use super::coop::{self, CoopKernel};
-use super::{MatmulKernel, MatmulSpec, Problem, Tile, record, rule_tile};
+use super::{MatmulKernel, MatmulSpec, Problem, Tile, record, rule_tile, within_loop_limit};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -40,7 +40,7 @@ pub(super) fn choose(
     if problem.flops() < MIN_TUNED_FLOPS {
         return Ok(rule_tile(problem.m, problem.n, problem.batch).into());
     }
-    let candidates = candidates(problem);
+    let candidates = runnable_candidates(a.gpu(), problem)?;
     a.gpu().tune(
         bucket_key(spec, problem),
         &candidates,
@@ -73,11 +73,25 @@ pub(super) fn choose_split_f16(
     )
 }
 
+/// [`candidates`] as they run on `gpu`: with K split further where the adapter limits loops
+/// (see [`within_loop_limit`]), so that what tuning times is what runs, and without the repeats
+/// that makes.
+pub(crate) fn runnable_candidates(gpu: &crate::Gpu, p: &Problem) -> Result<Vec<MatmulKernel>> {
+    let mut runnable = Vec::new();
+    for kernel in candidates(p) {
+        let kernel = within_loop_limit(gpu, kernel, p)?;
+        if !runnable.contains(&kernel) {
+            runnable.push(kernel);
+        }
+    }
+    Ok(runnable)
+}
+
 /// The kernels tuning times for `problem`, the rule's first: every tile, then the large tile
 /// with K split where the bucket's outputs are few and its K long. Which splits are candidates
 /// depends on the bucket alone, so that a kernel kept for the bucket is a candidate for every
 /// product in it.
-pub(crate) fn candidates(p: &Problem) -> Vec<MatmulKernel> {
+fn candidates(p: &Problem) -> Vec<MatmulKernel> {
     let rule = rule_tile(p.m, p.n, p.batch);
     let mut kernels = vec![MatmulKernel::from(rule)];
     kernels.extend(
