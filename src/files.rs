@@ -14,6 +14,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}-{count}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    // Errors name the file asked for, not the temporary, and say what to check.
+    let failed = |e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp);
+        let detail = format!("{e} (check that its directory exists and can be written)");
+        Error::io(path, std::io::Error::new(e.kind(), detail))
+    };
+    std::fs::write(&tmp, bytes).map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomically;
+
+    #[test]
+    fn a_failed_write_names_the_file_asked_for() {
+        let dir = std::env::temp_dir().join(format!("percept-files-{}", std::process::id()));
+        let path = dir.join("missing").join("out.json");
+        let err = write_atomically(&path, b"{}").unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(!err.contains(".tmp"), "{err}");
+        assert!(err.contains("check that its directory exists"), "{err}");
+
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.json");
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        // Nothing but the file itself is left beside it.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
