@@ -150,6 +150,11 @@ fn csv_never_panics() {
     assert!(err_text(header_only).contains("no rows"));
     let missing = load(Format::Csv, &dir.path("absent.csv"), None).unwrap_err();
     assert!(matches!(missing, Error::Io { .. }), "{missing}");
+    let directory = data::load(&Source::csv(&dir.0));
+    assert!(err_text(directory).contains("is a directory"));
+    let labels = dir.write("labels.csv", b"0\n");
+    let with_labels = load(Format::Csv, &dir.write("x.csv", b"1,2,0\n"), Some(&labels));
+    assert!(err_text(with_labels).contains("--label-column"));
 }
 
 /// A version-1 `.npy` file: `descr`, `shape` (the tuple's inside), `body`.

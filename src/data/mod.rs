@@ -292,6 +292,12 @@ pub fn digits_path() -> PathBuf {
 /// Loads a data set.
 pub fn load(source: &Source) -> Result<Dataset> {
     let name = source.path.display().to_string();
+    if source.path.is_dir() {
+        return Err(Error::data(
+            &name,
+            "is a directory; give a data file (.csv, .csv.gz, .npy or idx)",
+        ));
+    }
     let format = match source.format {
         Some(f) => f,
         None => infer_format(&source.path).ok_or_else(|| {
@@ -302,6 +308,11 @@ pub fn load(source: &Source) -> Result<Dataset> {
         })?,
     };
     match format {
+        Format::Csv if source.labels.is_some() => Err(Error::data(
+            &name,
+            "a CSV file carries its labels in a column (--label-column); --labels is for npy \
+             and idx features",
+        )),
         Format::Csv => csv::load(&source.path, source.header, &source.label_column),
         Format::Npy | Format::Idx => {
             let labels = source.labels.as_ref().ok_or_else(|| {
