@@ -45,8 +45,10 @@ pub enum Error {
 
     /// A request past one of the adapter's limits.
     #[error(
-        "{what} needs {requested}, past this adapter's limit of {limit} ({limit_name}); \
-         split the work into smaller pieces or use an adapter with a larger limit"
+        "{what} needs {requested}{unit}, past this adapter's limit of {limit}{unit} \
+         ({limit_name}); use smaller sizes (a smaller batch, width or length), split the work \
+         into pieces, or use an adapter with a larger limit",
+        unit = unit_of(limit_name)
     )]
     Limit {
         /// What was being created or dispatched.
@@ -170,5 +172,15 @@ impl Error {
             op,
             detail: detail.into(),
         }
+    }
+}
+
+/// The unit of a `wgpu::Limits` field, as the messages print it: its sizes are in bytes, the
+/// rest are counts.
+fn unit_of(limit_name: &str) -> &'static str {
+    if limit_name.ends_with("_size") {
+        " bytes"
+    } else {
+        ""
     }
 }
