@@ -4,7 +4,9 @@
 //! The mechanism is generic: an op names a shape bucket with a key, lists its variants (the
 //! fixed rule's choice first) and how to run one on the caller's operands, and
 //! [`Gpu::tune`] times each once and keeps the fastest under the key (`ops::matmul`'s tiles,
-//! `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods).
+//! `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods). A variant whose output
+//! disagrees with the rule's is passed over, however fast: speed is no reason to keep a kernel
+//! that a driver runs wrongly (lavapipe ends long loops early, silently).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{AdapterSummary, Gpu};
 use crate::error::{Error, Result};
 use crate::files::write_atomically;
+use crate::tensor::Tensor;
 
 /// Timed runs per variant; the fastest counts (the minimum is what the variant can do, noise
 /// only adds to it).
@@ -27,19 +30,29 @@ const SAMPLE_BUDGET: Duration = Duration::from_millis(250);
 /// ... or once one run is this many times slower than the best variant so far.
 const HOPELESS: f64 = 1.5;
 
+/// Elements of a variant's output compared with the rule's (a prefix, for large outputs).
+const COMPARED: usize = 1 << 22;
+
+/// How far a variant's output may stray from the rule's, relative to the rule's largest
+/// magnitude: the variants' legitimate differences (rounding, split sums, another elimination
+/// order on systems that are not diagonally dominant) stay far below it; the failures it
+/// catches (loops ended early) were 0.25 and more.
+const AGREEMENT: f32 = 1e-2;
+
 impl Gpu {
     /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
     /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
     /// between GPU timestamps, and the fastest is kept. With tuning off, or inside a
     /// [`Gpu::time`] of the caller's, `candidates[0]` (the op's fixed rule) unless the bucket was
-    /// measured before. `run` records one run of a variant on the caller's operands; it must
+    /// measured before. `run` records one run of a variant on the caller's operands and returns
+    /// its output (compared with the rule's: a variant that disagrees is passed over); it must
     /// write only outputs that the caller's own run overwrites afterwards.
     pub(crate) fn tune<C: Copy + std::fmt::Debug, N: AsRef<str>>(
         &self,
         key: String,
         candidates: &[C],
         name: impl Fn(C) -> N,
-        mut run: impl FnMut(C) -> Result<()>,
+        mut run: impl FnMut(C) -> Result<Tensor>,
     ) -> Result<C> {
         let rule = candidates[0];
         let Some(table) = &self.inner.tuning else {
@@ -58,21 +71,36 @@ impl Gpu {
         // Work recorded before this must not run inside the timings.
         self.synchronize()?;
         let mut best: Option<(C, Duration)> = None;
+        let mut rule_output: Option<Vec<f32>> = None;
         for (index, &candidate) in candidates.iter().enumerate() {
             // A variant that cannot run here (one that fails to compile on this adapter, say) is
             // passed over; the rule's variant must run.
-            if let Err(e) = run(candidate) {
-                if index == 0 {
-                    return Err(e);
+            let output = match run(candidate) {
+                Ok(output) => compared_part(&output)?,
+                Err(e) if index > 0 => {
+                    log::warn!(
+                        "{key}: {candidate:?} cannot run on this adapter ({e}); passed over"
+                    );
+                    continue;
                 }
-                log::warn!("{key}: {candidate:?} cannot run on this adapter ({e}); passed over");
-                continue;
+                Err(e) => return Err(e),
+            };
+            match &rule_output {
+                None => rule_output = Some(output),
+                Some(rule) if !agrees(rule, &output) => {
+                    log::warn!(
+                        "{key}: {candidate:?} disagrees with {:?}, the rule's variant, on this \
+                         adapter; passed over",
+                        candidates[0]
+                    );
+                    continue;
+                }
+                Some(_) => {}
             }
-            self.synchronize()?;
             let mut fastest = Duration::MAX;
             let mut spent = Duration::ZERO;
             for _ in 0..SAMPLES {
-                let ((), timing) = self.time(|| run(candidate))?;
+                let (_, timing) = self.time(|| run(candidate))?;
                 fastest = fastest.min(timing.elapsed);
                 spent += timing.elapsed;
                 let hopeless =
@@ -90,6 +118,26 @@ impl Gpu {
         table.insert(key, name(chosen).as_ref().to_string());
         Ok(chosen)
     }
+}
+
+/// The part of a variant's output that tuning compares: all of it, or its first [`COMPARED`]
+/// elements.
+fn compared_part(output: &Tensor) -> Result<Vec<f32>> {
+    let flat = output.reshape(&[output.len()])?;
+    flat.narrow(0..output.len().min(COMPARED))?.to_vec()
+}
+
+/// Whether a variant's output agrees with the rule's (see [`AGREEMENT`]). Where the rule's
+/// output is not finite (a singular system, say) nothing can be judged, and every variant
+/// agrees.
+fn agrees(rule: &[f32], variant: &[f32]) -> bool {
+    if rule.len() != variant.len() || rule.iter().any(|v| !v.is_finite()) {
+        return rule.len() == variant.len();
+    }
+    let scale = rule.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    rule.iter()
+        .zip(variant)
+        .all(|(r, v)| (r - v).abs() <= AGREEMENT * scale)
 }
 
 /// Where tuned kernel choices live.
@@ -298,6 +346,49 @@ fn load(path: &Path, summary: &AdapterSummary) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::GpuOptions;
+
+    #[test]
+    fn outputs_agree_within_a_share_of_the_largest() {
+        let rule = [1.0, -2.0, 0.5];
+        assert!(agrees(&rule, &[1.0, -2.0, 0.5]));
+        assert!(agrees(&rule, &[1.01, -2.0, 0.49]));
+        assert!(!agrees(&rule, &[1.0, -2.0, 0.55]));
+        assert!(!agrees(&rule, &[1.0, -2.0, f32::NAN]));
+        assert!(!agrees(&rule, &[1.0, -2.0]));
+        // Nothing to judge against a non-finite rule.
+        assert!(agrees(&[f32::INFINITY, 1.0], &[0.0, 7.0]));
+    }
+
+    /// A variant far faster than the others whose output is wrong (as a kernel whose loops a
+    /// driver ends early) is never kept.
+    #[test]
+    fn a_fast_variant_that_disagrees_is_passed_over() {
+        let gpu = Gpu::with_options(GpuOptions {
+            tuning: Some(Tuning::Memory),
+            profile: Some(false),
+            ..Default::default()
+        })
+        .expect(
+            "this test needs a GPU adapter: on a machine without one, `apt-get install -y \
+             mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan",
+        );
+        let x = Tensor::from_slice(&gpu, &[1.5; 4096], &[4096]).unwrap();
+        // Variants 0 and 2 scale by 1 in 200 dispatches; variant 1 by 3 in one.
+        let run = |variant: u32| -> Result<Tensor> {
+            if variant == 1 {
+                return crate::ops::scale(&x, 3.0);
+            }
+            let mut y = x.clone();
+            for _ in 0..200 {
+                y = crate::ops::scale(&y, 1.0)?;
+            }
+            Ok(y)
+        };
+        let chosen = gpu.tune("test".to_string(), &[0, 1, 2], |v| v.to_string(), run);
+        assert_ne!(chosen.unwrap(), 1);
+        assert_ne!(gpu.tuned_choices()["test"], "1");
+    }
 
     #[test]
     fn settings_parse_and_typos_are_errors() {

@@ -343,7 +343,7 @@ impl Scan<'_> {
         self.v
             .gpu()
             .tune(key, &candidates, ScanMethod::name, |method| {
-                self.run(method).map(drop)
+                self.run(method)
             })
     }
 

@@ -45,7 +45,7 @@ pub(super) fn choose(
         bucket_key(spec, problem),
         &candidates,
         MatmulKernel::name,
-        |kernel| record(a, b, spec, c, problem, kernel),
+        |kernel| record(a, b, spec, c, problem, kernel).map(|()| c.clone()),
     )
 }
 
@@ -69,7 +69,7 @@ pub(super) fn choose_split_f16(
         split_f16_key(spec, problem),
         &candidates,
         CoopKernel::name,
-        |kernel| coop::record(a, b, spec, c, problem, kernel),
+        |kernel| coop::record(a, b, spec, c, problem, kernel).map(|()| c.clone()),
     )
 }
 
