@@ -599,6 +599,34 @@ fn reduce_rows_of_twenty_million() {
     assert_eq!(mean, [1.0]);
 }
 
+/// Softmax goes over a row three times in each invocation's loops: a row of 6 x 10^6 passes
+/// lavapipe's loop limit, where it summed to 0.795, silently. There it is refused; elsewhere it
+/// sums to 1.
+#[test]
+fn softmax_of_a_row_past_the_loop_budget() {
+    let gpu = common::unchecked();
+    let n = 6_000_000;
+    let host: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let x = Tensor::from_slice(gpu, &host, &[1, n]).unwrap();
+    let got = ops::softmax(&x);
+    match gpu.capabilities().loop_budget() {
+        Some(_) => {
+            let err = got.expect_err("a refusal").to_string();
+            assert!(err.contains("use rows of at most"), "{err}");
+        }
+        None => {
+            let sum: f64 = got
+                .unwrap()
+                .to_vec()
+                .unwrap()
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            assert!((sum - 1.0).abs() < 1e-3, "{sum}");
+        }
+    }
+}
+
 #[test]
 fn reductions_along_rows_and_over_all() {
     let all = [

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{WORKGROUP_REDUCE_WGSL, check_input, fits_u32, rows_cols};
+use super::{WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, rows_cols};
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
@@ -50,6 +50,7 @@ pub fn layernorm(
     const OP: &str = "layernorm";
     check_input(OP, x, x)?;
     let (rows, cols) = rows_cols(OP, x)?;
+    check_row_loops(OP, x, cols, 3)?;
     if !(eps.is_finite() && eps > 0.0) {
         return Err(Error::invalid(
             OP,
@@ -138,6 +139,7 @@ pub fn layernorm_backward(
     const OP: &str = "layernorm_backward";
     check_input(OP, x, x)?;
     let (rows, cols) = rows_cols(OP, x)?;
+    check_row_loops(OP, x, cols, 2)?;
     for (name, t, shape) in [
         ("dy", dy, x.shape()),
         ("mean", &forward.mean, &[rows][..]),

@@ -2,7 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Reduction, WORKGROUP_REDUCE_WGSL, check_input, fits_u32, reduce_all, rows_cols};
+use super::{
+    Reduction, WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, reduce_all, rows_cols,
+};
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
@@ -100,6 +102,7 @@ pub fn loss(
     check_input(OP, pred, pred)?;
     check_input(OP, pred, target)?;
     let (rows, cols) = rows_cols(OP, pred)?;
+    check_row_loops(OP, pred, cols, 4)?;
     if pred.shape().len() != 2 || rows == 0 || cols == 0 {
         return Err(Error::shape(
             OP,

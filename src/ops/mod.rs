@@ -130,6 +130,25 @@ fn rows_cols(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
     Ok((t.len() / cols.max(1), cols))
 }
 
+/// Checks that a row kernel's loops stay within the adapter's loop budget
+/// ([`crate::gpu::Capabilities::loop_budget`]): each invocation of its 256-wide workgroup goes
+/// `loops` times over a 256th of a row of `cols`. Past it (rows of millions on lavapipe) the
+/// driver would end the loops early and the kernel return garbage.
+fn check_row_loops(op: &'static str, t: &Tensor, cols: usize, loops: usize) -> Result<()> {
+    match t.gpu().capabilities().loop_budget() {
+        Some(budget) if loops * cols.div_ceil(256) > budget => Err(Error::invalid(
+            op,
+            format!(
+                "rows of {cols} are past this adapter's loop budget (Capabilities::loop_budget: \
+                 each invocation loops over a 256th of a row {loops} times); use rows of at \
+                 most {}",
+                budget / loops * 256
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks that a count fits the u32 indexing of the kernels.
 pub(crate) fn fits_u32(op: &'static str, what: &str, n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| {

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{WORKGROUP_REDUCE_WGSL, check_input, fits_u32, rows_cols};
+use super::{WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, rows_cols};
 use crate::error::Result;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
@@ -24,6 +24,7 @@ struct Params {
 fn launch(op: &'static str, x: &Tensor, log: bool) -> Result<Tensor> {
     check_input(op, x, x)?;
     let (rows, cols) = rows_cols(op, x)?;
+    check_row_loops(op, x, cols, 3)?;
     let gpu = x.gpu();
     let out = Tensor::uninit(gpu, x.shape(), DType::F32)?;
     let spec =
