@@ -483,8 +483,9 @@ mod tests {
         // 20 equations: one level leaves pieces of 10, a second would leave 5.
         assert_eq!(partition_levels(20, 2, usize::MAX), 1);
         assert_eq!(partition_levels(15, 2, usize::MAX), 0);
-        // bench pcr's 4 x 2^18: 2^16 pieces of 16.
+        // 4 x 2^18: 2^16 pieces of 16; bench pcr's 4 x 2^16: 2^15 pieces of 8.
         assert_eq!(partition_levels(1 << 18, 4, usize::MAX), 14);
+        assert_eq!(partition_levels(1 << 16, 4, usize::MAX), 13);
         // Already as many systems as the GPU wants.
         assert_eq!(partition_levels(1 << 20, 1 << 16, usize::MAX), 0);
         // A loop budget adds levels until Thomas's chains fit it (ceil(100 / 16) = 7 <= 10).
