@@ -5,8 +5,9 @@
 # then call the device tool with carry [".gpu"], timeout_s 600 and the command
 #   bash scripts/gpu-check.sh
 # It writes at most eight files to $OUT (the tool's limit): run.log (adapter, the tensor-core
-# tests, progress, the per-kernel profiles of the cases that matter, and the tuned kernel
-# variants at the end), JSON records per family (one line per run below, each a JSON array, or
+# tests, progress with each finished case's record as a `record <family>: {...}` line, which is
+# what is left of a run its time limit stopped, the per-kernel profiles of the cases that
+# matter, and the tuned kernel variants at the end), JSON records per family (one line per run below, each a JSON array, or
 # empty where the run failed; pcr and deq share pcr-deq.json), the DeepPCR heat map, and
 # torch.txt (PyTorch from the same call).
 set -u

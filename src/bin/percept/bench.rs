@@ -66,6 +66,9 @@ impl BenchArgs {
 struct Runner<'a> {
     gpu: &'a Gpu,
     filter: Option<&'a str>,
+    /// With `--json`: each case's record also goes to stderr as one line when the case ends, so
+    /// that a run killed part-way (a time limit) still leaves the finished ones.
+    json: bool,
     /// Cases run so far, over all families.
     ran: usize,
 }
@@ -73,7 +76,7 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// Runs each selected case with a progress line on stderr, and its kernel times when the
     /// device profiles.
-    fn run_cases<C: std::fmt::Debug, R>(
+    fn run_cases<C: std::fmt::Debug, R: serde::Serialize>(
         &mut self,
         label: &str,
         cases: &[C],
@@ -87,7 +90,12 @@ impl Runner<'_> {
         for (i, case) in selected.iter().enumerate() {
             eprintln!("[{}/{}] {label} {case:?}", i + 1, selected.len());
             self.gpu.reset_kernel_times()?;
-            out.push(run(case)?);
+            let record = run(case)?;
+            if self.json {
+                let line = serde_json::to_string(&record).expect("records serialise");
+                eprintln!("record {label}: {line}");
+            }
+            out.push(record);
             self.gpu.flush()?;
             if let Some(times) = self.gpu.kernel_times() {
                 print_kernel_times(&times);
@@ -162,6 +170,7 @@ pub fn run_bench(args: BenchArgs) -> Result<ExitCode> {
     let mut runner = Runner {
         gpu: &gpu,
         filter: args.case.as_deref(),
+        json: args.json,
         ran: 0,
     };
     let mut records: Vec<BenchRecord> = Vec::new();
