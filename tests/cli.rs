@@ -52,6 +52,13 @@ fn bench_matmul_quick_json_passes_its_oracle_checks() {
         }
         assert!(r["max_rel_err"].as_f64().unwrap() < 1e-4, "{r}");
     }
+    // Each record also went to stderr when its case ended, as one line.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("record matmul: "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, records, "{stderr}");
 }
 
 /// With `--profile` each case's kernel times go to stderr and stdout stays JSON (where the
