@@ -354,6 +354,8 @@ fn out_of_range_settings_name_the_setting() {
         (&["--init", "sparse:0"], "at least one input"),
         (&["--init", "sparse:1000"], "give at most sparse:64"),
         (&["--lr", "nan"], "lr must be finite"),
+        // A negative value reaches the check (clap would take it for a flag).
+        (&["--lr", "-1"], "lr must be finite and >= 0, got -1"),
         (
             &["--optimizer", "sgd", "--momentum", "2"],
             "momentum must be below 1",

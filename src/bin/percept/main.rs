@@ -48,7 +48,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::init();
+    // Warnings by default (a tuning file that cannot be written, a kernel variant passed over
+    // because its output disagreed); RUST_LOG chooses otherwise.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {

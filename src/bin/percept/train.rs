@@ -52,6 +52,8 @@ impl DataArgs {
 
 /// `percept train`.
 #[derive(Args, Debug)]
+// `--lr -1` reaches the settings' own checks, which say what range they take.
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
