@@ -30,14 +30,17 @@ const SAMPLE_BUDGET: Duration = Duration::from_millis(250);
 /// ... or once one run is this many times slower than the best variant so far.
 const HOPELESS: f64 = 1.5;
 
-/// Elements of a variant's output compared with the rule's (a prefix, for large outputs).
+/// Elements of a variant's output compared with the rule's (for larger outputs, this many from
+/// its start and its end).
 const COMPARED: usize = 1 << 22;
 
-/// How far a variant's output may stray from the rule's, relative to the rule's largest
-/// magnitude: the variants' legitimate differences (rounding, split sums, another elimination
-/// order on systems that are not diagonally dominant) stay far below it; the failures it
-/// catches (loops ended early) were 0.25 and more.
-const AGREEMENT: f32 = 1e-2;
+/// How far a variant's output may stray from the rule's, relative to the largest finite
+/// magnitude of the rule's: the failures it is for (loops a driver ended early) were 0.25 and
+/// more, and rounding and split sums stay far below it. Another elimination order on an
+/// ill-conditioned system can pass it (f32 Thomas and PCR on a long 1-D Laplacian differ by
+/// more than the solution); then either may be the wrong one, so such a choice is kept in
+/// memory only, not saved.
+const AGREEMENT: f32 = 0.1;
 
 impl Gpu {
     /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
@@ -72,6 +75,7 @@ impl Gpu {
         self.synchronize()?;
         let mut best: Option<(C, Duration)> = None;
         let mut rule_output: Option<Vec<f32>> = None;
+        let mut passed_over = false;
         for (index, &candidate) in candidates.iter().enumerate() {
             // A variant that cannot run here (one that fails to compile on this adapter, say) is
             // passed over; the rule's variant must run.
@@ -87,15 +91,20 @@ impl Gpu {
             };
             match &rule_output {
                 None => rule_output = Some(output),
-                Some(rule) if !agrees(rule, &output) => {
-                    log::warn!(
-                        "{key}: {candidate:?} disagrees with {:?}, the rule's variant, on this \
-                         adapter; passed over",
-                        candidates[0]
-                    );
-                    continue;
+                Some(rule) => {
+                    let difference = disagreement(rule, &output);
+                    if difference > AGREEMENT {
+                        log::warn!(
+                            "{key}: the output of {candidate:?} differs from that of {:?} (the \
+                             rule's variant) by {difference:.2e} of its largest magnitude; \
+                             {candidate:?} is passed over, and this bucket's choice is kept in \
+                             memory only",
+                            candidates[0]
+                        );
+                        passed_over = true;
+                        continue;
+                    }
                 }
-                Some(_) => {}
             }
             let mut fastest = Duration::MAX;
             let mut spent = Duration::ZERO;
@@ -115,29 +124,48 @@ impl Gpu {
             }
         }
         let (chosen, _) = best.expect("at least one candidate");
-        table.insert(key, name(chosen).as_ref().to_string());
+        table.insert(key, name(chosen).as_ref().to_string(), !passed_over);
         Ok(chosen)
     }
 }
 
-/// The part of a variant's output that tuning compares: all of it, or its first [`COMPARED`]
-/// elements.
+/// The part of a variant's output that tuning compares: all of it, or [`COMPARED`] elements
+/// from its start and its end (a wrong last tile or batch shows there).
 fn compared_part(output: &Tensor) -> Result<Vec<f32>> {
-    let flat = output.reshape(&[output.len()])?;
-    flat.narrow(0..output.len().min(COMPARED))?.to_vec()
+    let len = output.len();
+    let flat = output.reshape(&[len])?;
+    if len <= COMPARED {
+        return flat.to_vec();
+    }
+    let half = COMPARED / 2;
+    let mut part = flat.narrow(0..half)?.to_vec()?;
+    part.extend(flat.narrow(len - half..len)?.to_vec()?);
+    Ok(part)
 }
 
-/// Whether a variant's output agrees with the rule's (see [`AGREEMENT`]). Where the rule's
-/// output is not finite (a singular system, say) nothing can be judged, and every variant
-/// agrees.
-fn agrees(rule: &[f32], variant: &[f32]) -> bool {
-    if rule.len() != variant.len() || rule.iter().any(|v| !v.is_finite()) {
-        return rule.len() == variant.len();
+/// How far a variant's output is from the rule's: the largest difference where the rule's is
+/// finite, over the rule's largest finite magnitude; infinite where a non-finite value of
+/// either is not matched by the same in the other (a masked `-inf` stays `-inf`, NaN stays NaN).
+fn disagreement(rule: &[f32], variant: &[f32]) -> f32 {
+    if rule.len() != variant.len() {
+        return f32::INFINITY;
     }
-    let scale = rule.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
-    rule.iter()
-        .zip(variant)
-        .all(|(r, v)| (r - v).abs() <= AGREEMENT * scale)
+    let scale = rule
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f32;
+    for (&r, &v) in rule.iter().zip(variant) {
+        let same_kind = (r.is_nan() && v.is_nan()) || r == v;
+        if !r.is_finite() || !v.is_finite() {
+            if !same_kind {
+                return f32::INFINITY;
+            }
+            continue;
+        }
+        worst = worst.max((r - v).abs() / scale);
+    }
+    worst
 }
 
 /// Where tuned kernel choices live.
@@ -225,6 +253,10 @@ pub(crate) struct TuningTable {
     file: Option<PathBuf>,
     summary: AdapterSummary,
     choices: Mutex<BTreeMap<String, String>>,
+    /// Buckets whose choice is not saved (see [`AGREEMENT`]).
+    unsaved: Mutex<std::collections::BTreeSet<String>>,
+    /// Set once the file could not be written: later choices stay in memory, unannounced.
+    unwritable: std::sync::atomic::AtomicBool,
 }
 
 impl TuningTable {
@@ -244,6 +276,8 @@ impl TuningTable {
             file,
             summary: summary.clone(),
             choices: Mutex::new(choices),
+            unsaved: Mutex::default(),
+            unwritable: Default::default(),
         })
     }
 
@@ -259,23 +293,35 @@ impl TuningTable {
         self.choices.lock().unwrap().clone()
     }
 
-    /// Records a choice and rewrites the file. A file that cannot be written costs only the
-    /// next process a re-measurement, so that is a warning, not an error.
-    pub(crate) fn insert(&self, key: String, choice: String) {
+    /// Records a choice and, when `save`, rewrites the file. A file that cannot be written costs
+    /// only the next process a re-measurement, so that is a warning (once), not an error.
+    pub(crate) fn insert(&self, key: String, choice: String, save: bool) {
+        use std::sync::atomic::Ordering;
         let mut choices = self.choices.lock().unwrap();
         log::info!("tuned {key}: {choice}");
+        if !save {
+            self.unsaved.lock().unwrap().insert(key.clone());
+        }
         choices.insert(key, choice);
         let Some(path) = &self.file else { return };
+        if !save || self.unwritable.load(Ordering::Relaxed) {
+            return;
+        }
         // Another process may have added buckets since this one loaded the file: keep them.
         for (key, choice) in load(path, &self.summary) {
             choices.entry(key).or_insert(choice);
         }
+        let unsaved = self.unsaved.lock().unwrap();
         let contents = TuningFile {
             format: FORMAT.to_string(),
             adapter: self.summary.adapter.clone(),
             driver: self.summary.driver.clone(),
             driver_info: self.summary.driver_info.clone(),
-            choices: choices.clone(),
+            choices: choices
+                .iter()
+                .filter(|(key, _)| !unsaved.contains(*key))
+                .map(|(key, choice)| (key.clone(), choice.clone()))
+                .collect(),
         };
         let written = serde_json::to_vec_pretty(&contents)
             .map_err(|e| e.to_string())
@@ -286,9 +332,10 @@ impl TuningTable {
                 write_atomically(path, &bytes).map_err(|e| e.to_string())
             });
         if let Err(e) = written {
+            self.unwritable.store(true, Ordering::Relaxed);
             log::warn!(
-                "could not write the tuning file {}: {e}; tuned choices stay in memory \
-                 (set PERCEPT_TUNING to a writable path, or to `memory`)",
+                "could not write the tuning file {}: {e}; tuned choices stay in memory from \
+                 now on (set PERCEPT_TUNING to a writable path, or to `memory`)",
                 path.display()
             );
         }
@@ -349,15 +396,21 @@ mod tests {
     use crate::GpuOptions;
 
     #[test]
-    fn outputs_agree_within_a_share_of_the_largest() {
+    fn disagreement_is_relative_to_the_largest_finite_magnitude() {
         let rule = [1.0, -2.0, 0.5];
-        assert!(agrees(&rule, &[1.0, -2.0, 0.5]));
-        assert!(agrees(&rule, &[1.01, -2.0, 0.49]));
-        assert!(!agrees(&rule, &[1.0, -2.0, 0.55]));
-        assert!(!agrees(&rule, &[1.0, -2.0, f32::NAN]));
-        assert!(!agrees(&rule, &[1.0, -2.0]));
-        // Nothing to judge against a non-finite rule.
-        assert!(agrees(&[f32::INFINITY, 1.0], &[0.0, 7.0]));
+        assert_eq!(disagreement(&rule, &[1.0, -2.0, 0.5]), 0.0);
+        assert!((disagreement(&rule, &[1.1, -2.0, 0.5]) - 0.05).abs() < 1e-6);
+        assert!(disagreement(&rule, &[1.0, -2.0, 0.9]) > AGREEMENT);
+        assert_eq!(disagreement(&rule, &[1.0, -2.0, f32::NAN]), f32::INFINITY);
+        assert_eq!(disagreement(&rule, &[1.0, -2.0]), f32::INFINITY);
+        // Non-finite values must be matched in kind; the finite ones are still compared.
+        let masked = [f32::NEG_INFINITY, 4.0, f32::NAN];
+        assert_eq!(
+            disagreement(&masked, &[f32::NEG_INFINITY, 4.0, f32::NAN]),
+            0.0
+        );
+        assert_eq!(disagreement(&masked, &[0.0, 4.0, f32::NAN]), f32::INFINITY);
+        assert!(disagreement(&masked, &[f32::NEG_INFINITY, 9.0, f32::NAN]) > AGREEMENT);
     }
 
     /// A variant far faster than the others whose output is wrong (as a kernel whose loops a
@@ -388,6 +441,29 @@ mod tests {
         let chosen = gpu.tune("test".to_string(), &[0, 1, 2], |v| v.to_string(), run);
         assert_ne!(chosen.unwrap(), 1);
         assert_ne!(gpu.tuned_choices()["test"], "1");
+    }
+
+    /// A choice made after passing a variant over stays out of the file; the others are saved.
+    #[test]
+    fn unsaved_choices_stay_out_of_the_file() {
+        let summary = AdapterSummary {
+            adapter: "test adapter".into(),
+            backend: "vulkan".into(),
+            device_type: "cpu".into(),
+            driver: "test".into(),
+            driver_info: "1".into(),
+            vendor: 0,
+            device: 0,
+        };
+        let path = std::env::temp_dir().join(format!("percept-tuning-{}.json", std::process::id()));
+        let table = TuningTable::open(&Tuning::File(path.clone()), &summary).unwrap();
+        table.insert("saved".into(), "a".into(), true);
+        table.insert("unsaved".into(), "b".into(), false);
+        table.insert("saved too".into(), "c".into(), true);
+        assert_eq!(table.choices().len(), 3);
+        let kept = load(&path, &summary);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["saved", "saved too"]);
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn loss(
     check_input(OP, pred, pred)?;
     check_input(OP, pred, target)?;
     let (rows, cols) = rows_cols(OP, pred)?;
-    check_row_loops(OP, pred, cols, 4)?;
+    check_row_loops(OP, pred, cols, 3)?;
     if pred.shape().len() != 2 || rows == 0 || cols == 0 {
         return Err(Error::shape(
             OP,

@@ -48,9 +48,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Warnings by default (a tuning file that cannot be written, a kernel variant passed over
-    // because its output disagreed); RUST_LOG chooses otherwise.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // percept's warnings by default (a tuning file that cannot be written, a kernel variant
+    // passed over because its output disagreed), wgpu's errors only (it warns at length about
+    // downlevel adapters); RUST_LOG chooses otherwise.
+    let filter = "warn,wgpu_core=error,wgpu_hal=error,naga=error";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {

@@ -299,7 +299,8 @@ impl Stockham {
             what: format!("{op} of length {n} (passes of at most {capacity} values)"),
             requested: n as u64,
             limit: (capacity as u64).saturating_pow(16),
-            limit_name: "max_compute_workgroup_storage_size",
+            // A length, in values: the name says how it follows from the byte limit.
+            limit_name: "values: (max_compute_workgroup_storage_size / 8)^16",
         })?;
         // The twiddle table: W_n^t for the four-step pre-twiddles, then each stage's own.
         let mut table: Vec<[f32; 2]> = if lengths.len() > 1 {
