@@ -45,9 +45,9 @@ const AGREEMENT: f32 = 0.1;
 impl Gpu {
     /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
     /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
-    /// between GPU timestamps, and the fastest is kept. With tuning off, or inside a
-    /// [`Gpu::time`] of the caller's, `candidates[0]` (the op's fixed rule) unless the bucket was
-    /// measured before. `run` records one run of a variant on the caller's operands and returns
+    /// between GPU timestamps, and the fastest is kept. With tuning off or a single candidate,
+    /// `candidates[0]` (the op's fixed rule); inside a [`Gpu::time`] of the caller's, the same
+    /// unless the bucket was measured before. `run` records one run of a variant on the caller's operands and returns
     /// its output (compared with the rule's: a variant that disagrees is passed over); it must
     /// write only outputs that the caller's own run overwrites afterwards.
     pub(crate) fn tune<C: Copy + std::fmt::Debug, N: AsRef<str>>(
@@ -58,7 +58,8 @@ impl Gpu {
         mut run: impl FnMut(C) -> Result<Tensor>,
     ) -> Result<C> {
         let rule = candidates[0];
-        let Some(table) = &self.inner.tuning else {
+        // With one variant there is nothing to measure (nor to compare it with).
+        let (Some(table), true) = (&self.inner.tuning, candidates.len() > 1) else {
             return Ok(rule);
         };
         if let Some(kept) = table.get(&key) {

@@ -84,9 +84,17 @@ fn chunked_within_loop_limit(gpu: &crate::Gpu, len: usize, w: usize) -> bool {
     let Some(budget) = gpu.capabilities().loop_budget() else {
         return true;
     };
-    let entries = w * (w + 1);
-    let per = ((256 / entries).max(1) * entries).div_ceil(256);
+    let (_, per) = compose_groups(w);
     chunk_len(len) * per * (w + 1) <= budget
+}
+
+/// The workgroup compose kernel's shape for blocks of `w`: as many augmented maps [P | q] of
+/// w x (w + 1) entries as fit 256 invocations (at least one), and the entries each invocation
+/// owns.
+fn compose_groups(w: usize) -> (usize, usize) {
+    let entries = w * (w + 1);
+    let groups = (256 / entries).max(1);
+    (groups, (groups * entries).div_ceil(256))
 }
 
 /// Scans smaller than this (L w^2 batch, the size of A) take recursive doubling unmeasured.
@@ -481,17 +489,9 @@ impl Scan<'_> {
                 register_grid(w as u64 + 1)?,
             )?;
         } else {
-            // One augmented map [P | q] of w x (w + 1) per group; as many groups as fit 256
-            // invocations.
-            let entries = w * (w + 1);
-            let groups = (256 / entries).max(1);
+            let (groups, per) = compose_groups(w);
             gpu.dispatch(
-                &spec(
-                    "chunk_compose",
-                    groups,
-                    (groups * entries).div_ceil(256),
-                    groups * entries,
-                ),
+                &spec("chunk_compose", groups, per, groups * w * (w + 1)),
                 bytemuck::bytes_of(&params),
                 &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
                 gpu.grid(pairs.div_ceil(groups as u64))?,

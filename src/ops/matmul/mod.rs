@@ -405,7 +405,7 @@ fn check_kernel(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKe
             ),
         ));
     }
-    let needed = within_loop_limit(gpu, MatmulKernel::from(kernel.tile), p)?.split_k;
+    let needed = min_split_k(gpu, p)?;
     if kernel.split_k < needed {
         return Err(Error::invalid(
             "matmul",
@@ -419,16 +419,24 @@ fn check_kernel(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKe
     Ok(kernel)
 }
 
-/// `kernel`, its K split into enough parts that each stays within the adapter's loop budget
-/// ([`crate::gpu::Capabilities::loop_budget`]), where it has one. The f32 kernels count one or
-/// two loop iterations per element of K: on lavapipe (a limit of 65535) a 64 x 64 product was
-/// right at K = 33,000 and wrong, silently, at 65,000.
+/// `kernel`, its K split into at least [`min_split_k`] parts.
 fn within_loop_limit(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<MatmulKernel> {
+    Ok(MatmulKernel {
+        split_k: kernel.split_k.max(min_split_k(gpu, p)?),
+        ..kernel
+    })
+}
+
+/// The fewest parts K must be split into on `gpu` for each to stay within the adapter's loop
+/// budget ([`crate::gpu::Capabilities::loop_budget`]); 1 where it has none. The f32 kernels
+/// count one or two loop iterations per element of K: on lavapipe (a limit of 65535) a 64 x 64
+/// product was right at K = 33,000 and wrong, silently, at 65,000.
+fn min_split_k(gpu: &Gpu, p: &Problem) -> Result<u32> {
     let Some(budget) = gpu.capabilities().loop_budget() else {
-        return Ok(kernel);
+        return Ok(1);
     };
     let longest = budget / 2;
-    let parts = p.k.div_ceil(longest);
+    let parts = p.k.div_ceil(longest).max(1);
     if parts > MAX_SPLIT_K as usize {
         return Err(Error::invalid(
             "matmul",
@@ -441,10 +449,7 @@ fn within_loop_limit(gpu: &Gpu, kernel: MatmulKernel, p: &Problem) -> Result<Mat
             ),
         ));
     }
-    Ok(MatmulKernel {
-        split_k: kernel.split_k.max(parts as u32),
-        ..kernel
-    })
+    Ok(parts as u32)
 }
 
 /// The f32 kernel [`matmul`] uses for these operands: `spec.kernel` if set, else the tuned
