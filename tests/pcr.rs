@@ -83,6 +83,34 @@ fn tridiagonal_methods_match_thomas_in_f64() {
 }
 
 #[test]
+fn parallel_tridiagonal_methods_keep_the_ill_conditioned_laplacian_accurate() {
+    // The 1-D Dirichlet Laplacian's condition grows as n^2 (1e8 at 16384, past f32's 1/eps):
+    // Thomas loses up to all its digits there (documented on `tridiagonal_solve`), and the
+    // parallel methods are the ones to force.
+    let gpu = common::unchecked();
+    for (method, n) in [
+        (TridiagonalMethod::Pcr, 1000),
+        (TridiagonalMethod::Partitioned, 1000),
+        (TridiagonalMethod::Partitioned, 16_384),
+    ] {
+        if method == TridiagonalMethod::Pcr && !method.applies(gpu, 1, n) {
+            continue; // CR+PCR past this adapter's workgroup memory
+        }
+        let (a, b, c) = (vec![-1.0; n], vec![2.0; n], vec![-1.0; n]);
+        let d = random(5, n, -1.0, 1.0);
+        let want = reference::tridiagonal_solve(&a, &b, &c, &d, n);
+        let t = |v: &[f32]| Tensor::from_slice(gpu, v, &[1, n]).unwrap();
+        let x = ops::tridiagonal_solve(&t(&a), &t(&b), &t(&c), &t(&d), Some(method)).unwrap();
+        assert_close(
+            &format!("{method:?} n={n}"),
+            &x.to_vec().unwrap(),
+            &want,
+            1e-5,
+        );
+    }
+}
+
+#[test]
 fn tridiagonal_chooses_by_shape_and_reports_singular_systems() {
     // With tuning off (as the test devices run), the fixed rule of the shape.
     let gpu = common::unchecked();
