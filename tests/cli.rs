@@ -209,6 +209,17 @@ fn bad_input_fails_with_a_message_not_a_panic() {
         !ok && stderr.contains("no case matches --case \"no such case\""),
         "{stderr}"
     );
+    // wgpu skips a backend name it does not know; percept says which.
+    let out = Command::new(env!("CARGO_BIN_EXE_percept"))
+        .arg("info")
+        .env("WGPU_BACKEND", "vulkan,bogus")
+        .output()
+        .expect("the percept binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("unknown backend `bogus`"),
+        "{stderr}"
+    );
 }
 
 /// Runs percept and checks that it failed with exit code 2 (an error, not a panic or an
@@ -230,7 +241,6 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
-/// A scratch directory of its own for each test.
 /// A directory of the test's own, removed when the test ends (passing or not).
 struct Scratch(std::path::PathBuf);
 

@@ -3,6 +3,32 @@
 
 use crate::error::{Error, Result};
 
+/// The backends `WGPU_BACKEND` names (a comma-separated list, as wgpu reads it), `None` where it
+/// is unset. wgpu skips a name it does not know with a warning, and a list of nothing but
+/// unknown names would then find no adapter and blame the machine: here it is an error that
+/// names the value.
+pub(crate) fn backends_from_env() -> Result<Option<wgpu::Backends>> {
+    let Ok(list) = std::env::var("WGPU_BACKEND") else {
+        return Ok(None);
+    };
+    let mut backends = wgpu::Backends::empty();
+    for name in list.split(',') {
+        let one = wgpu::Backends::from_comma_list(name);
+        if one.is_empty() {
+            return Err(Error::InvalidArgument {
+                op: "Gpu::new",
+                detail: format!(
+                    "WGPU_BACKEND=`{list}` names an unknown backend `{}`; use vulkan, metal, \
+                     dx12 or gl, or a comma-separated list of them",
+                    name.trim()
+                ),
+            });
+        }
+        backends |= one;
+    }
+    Ok(Some(backends))
+}
+
 /// Picks the best adapter the instance offers, or says why there is none.
 pub(crate) fn select(
     instance: &wgpu::Instance,

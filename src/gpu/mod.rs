@@ -39,7 +39,8 @@ pub struct GpuOptions {
     /// (`1` or `true` turns checks on); the default is unchecked, which runs a tiled matmul
     /// about 14x faster.
     pub checked: Option<bool>,
-    /// Backends to consider. `None` reads `WGPU_BACKEND` (e.g. `vulkan`), else all.
+    /// Backends to consider. `None` reads `WGPU_BACKEND` (e.g. `vulkan`, or `vulkan,gl`; a name
+    /// wgpu does not know is an error), else all.
     pub backends: Option<wgpu::Backends>,
     /// Only adapters whose name contains this (case-insensitive). `None` reads
     /// `WGPU_ADAPTER_NAME`.
@@ -103,10 +104,10 @@ impl Gpu {
         let profile = options
             .profile
             .unwrap_or_else(|| env_flag("PERCEPT_PROFILE"));
-        let backends = options
-            .backends
-            .or_else(wgpu::Backends::from_env)
-            .unwrap_or(wgpu::Backends::all());
+        let backends = match options.backends {
+            Some(backends) => backends,
+            None => adapter::backends_from_env()?.unwrap_or(wgpu::Backends::all()),
+        };
         let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         descriptor.backends = backends;
         let instance = wgpu::Instance::new(descriptor);
