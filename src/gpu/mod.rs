@@ -526,3 +526,15 @@ impl Gpu {
             .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
     }
 }
+
+/// A device of a unit test's own, with `options`; without an adapter the test fails saying how
+/// to get one (as the integration tests' `common::open_with` does).
+#[cfg(test)]
+pub(crate) fn test_gpu(options: GpuOptions) -> Gpu {
+    Gpu::with_options(options).unwrap_or_else(|e| {
+        panic!(
+            "this test needs a GPU adapter and found none: {e}\n(on a machine without a GPU: \
+             `apt-get install -y mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan)"
+        )
+    })
+}

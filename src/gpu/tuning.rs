@@ -418,15 +418,11 @@ mod tests {
     /// driver ends early) is never kept.
     #[test]
     fn a_fast_variant_that_disagrees_is_passed_over() {
-        let gpu = Gpu::with_options(GpuOptions {
+        let gpu = crate::gpu::test_gpu(GpuOptions {
             tuning: Some(Tuning::Memory),
             profile: Some(false),
             ..Default::default()
-        })
-        .expect(
-            "this test needs a GPU adapter: on a machine without one, `apt-get install -y \
-             mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan",
-        );
+        });
         let x = Tensor::from_slice(&gpu, &[1.5; 4096], &[4096]).unwrap();
         // Variants 0 and 2 scale by 1 in 200 dispatches; variant 1 by 3 in one.
         let run = |variant: u32| -> Result<Tensor> {

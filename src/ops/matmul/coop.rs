@@ -517,16 +517,12 @@ mod tests {
 
     /// A device of the test's own, with bounds-checked shader modules or not.
     fn gpu_with(checked: bool) -> Gpu {
-        Gpu::with_options(GpuOptions {
+        crate::gpu::test_gpu(GpuOptions {
             checked: Some(checked),
             tuning: Some(Tuning::Off),
             profile: Some(false),
             ..Default::default()
         })
-        .expect(
-            "these tests need a GPU adapter: on a machine without one, `apt-get install -y \
-             mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan",
-        )
     }
 
     /// Entries spread over six orders of magnitude, of both signs.
