@@ -32,7 +32,12 @@ fn layer_param_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     var acc = 0.0;
     for (var b = 0u; b < params.batch; b++) {
         let at = l * rows + b * w;
-        let z = select(previous[at + j], 1.0, j == w);
+        // The bias column multiplies by 1 (select would load previous[at + w] as well, one
+        // past the end for the last layer's last sample).
+        var z = 1.0;
+        if (j < w) {
+            z = previous[at + j];
+        }
         acc += p[at + i] * z;
     }
     if (j == w) {

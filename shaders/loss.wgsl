@@ -6,13 +6,15 @@
 //   2 binary hinge max(0, 1 - t y), target [rows, cols] in {-1, 1};
 //   3 multiclass margin (PyTorch's MultiMarginLoss, margin 1): sum over j != t of
 //     max(0, 1 - y[t] + y[j]) / cols, target = class index per row.
+// A class index that is not a whole number in [0, cols) gives its row a NaN loss and gradient
+// (and no access outside the row), so that a caller's bad label cannot pass unnoticed.
 // Concatenated after workgroup_reduce.wgsl.
 
 struct Params {
     rows: u32,
     cols: u32,
     grad_scale: f32,
-    _pad: u32,
+    nan_bits: u32, // a quiet NaN, which WGSL cannot write as a constant
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -31,8 +33,11 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let base = row * params.cols;
     let s = params.grad_scale;
     var acc = 0.0;
+    let t = labels_or_targets[row];
+    let valid = t >= 0.0 && t < f32(params.cols) && t == floor(t);
+    let nan = bitcast<f32>(params.nan_bits);
     if (KIND == 0u) {
-        let label = u32(labels_or_targets[row]);
+        let label = select(0u, u32(t), valid);
         var m = -3.4028235e38;
         for (var j = lid; j < params.cols; j += 256u) {
             m = max(m, pred[base + j]);
@@ -46,15 +51,15 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var j = lid; j < params.cols; j += 256u) {
             let p = exp(pred[base + j] - m) / z;
             let hit = select(0.0, 1.0, j == label);
-            grad[base + j] = (p - hit) * s;
+            grad[base + j] = select(nan, (p - hit) * s, valid);
         }
         if (lid == 0u) {
-            row_loss[row] = log(z) + m - pred[base + label];
+            row_loss[row] = select(nan, log(z) + m - pred[base + label], valid);
         }
         return;
     }
     if (KIND == 3u) {
-        let label = u32(labels_or_targets[row]);
+        let label = select(0u, u32(t), valid);
         let y_t = pred[base + label];
         var hinge_count = 0.0;
         for (var j = lid; j < params.cols; j += 256u) {
@@ -62,14 +67,18 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let hinged = j != label && margin > 0.0;
             acc += select(0.0, margin, hinged);
             hinge_count += select(0.0, 1.0, hinged);
-            grad[base + j] = select(0.0, s / f32(params.cols), hinged);
+            // The true class's entry is lid 0's to write, below: workgroup barriers do not
+            // order two invocations' stores to storage memory.
+            if (j != label) {
+                grad[base + j] = select(nan, select(0.0, s / f32(params.cols), hinged), valid);
+            }
         }
         let total = workgroup_reduce(0u, acc, lid);
         let count = workgroup_reduce(0u, hinge_count, lid);
         if (lid == 0u) {
-            row_loss[row] = total / f32(params.cols);
+            row_loss[row] = select(nan, total / f32(params.cols), valid);
             // Every active margin pulls the true class's score up.
-            grad[base + label] = -count * s / f32(params.cols);
+            grad[base + label] = select(nan, -count * s / f32(params.cols), valid);
         }
         return;
     }

@@ -60,6 +60,36 @@ fn losses_and_gradients_match_the_oracle() {
 }
 
 #[test]
+fn class_indices_outside_the_columns_give_their_rows_nan_and_touch_no_other_row() {
+    let gpu = common::unchecked();
+    let cols = 10;
+    // The last row's label, past the columns, would index the next row's (or past the end).
+    let labels = [3.0, 10.0, -1.0, 2.5, 7.0, 300.0];
+    let rows = labels.len();
+    let pred_host = random(3, rows * cols, -3.0, 3.0);
+    let pred = Tensor::from_slice(gpu, &pred_host, &[rows, cols]).unwrap();
+    let target = Tensor::from_slice(gpu, &labels, &[rows]).unwrap();
+    for kind in [Loss::CrossEntropy, Loss::MultiMargin] {
+        let out = ops::loss(&pred, &target, kind, Reduction::Sum).unwrap();
+        assert!(out.loss.to_vec().unwrap()[0].is_nan(), "{kind:?}");
+        let grad = out.grad.to_vec().unwrap();
+        for (row, &label) in labels.iter().enumerate() {
+            let got = &grad[row * cols..(row + 1) * cols];
+            if label == 3.0 || label == 7.0 {
+                let x = &pred_host[row * cols..(row + 1) * cols];
+                let (_, want) = reference::loss(x, &[label], cols, kind, Reduction::Sum);
+                assert_close(&format!("{kind:?} row {row}"), got, &want, 1e-5);
+            } else {
+                assert!(
+                    got.iter().all(|g| g.is_nan()),
+                    "{kind:?} row {row}: {got:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn loss_oracle_gradients_match_finite_differences() {
     let (rows, cols) = (3, 5);
     let h = 1e-3f32;

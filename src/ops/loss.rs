@@ -85,13 +85,14 @@ struct Params {
     rows: u32,
     cols: u32,
     grad_scale: f32,
-    _pad: u32,
+    nan_bits: u32,
 }
 
 /// The loss of `pred` against `target` with `reduction` (`Mean` or `Sum`), and its gradient.
 ///
-/// Class indices are given as f32 values (exact below 2^24); the caller validates their range
-/// (the data loaders do): an index past the columns is a caller bug, not a user error.
+/// Class indices are given as f32 values (exact below 2^24). One that is not a whole number in
+/// `0..cols` gives its row a NaN loss and gradient, checked nowhere else on the GPU: validate
+/// labels when they are read (the data loaders do).
 pub fn loss(
     pred: &Tensor,
     target: &Tensor,
@@ -145,7 +146,7 @@ pub fn loss(
         rows: fits_u32(OP, "elements", pred.len()).map(|_| rows as u32)?,
         cols: cols as u32,
         grad_scale: 1.0 / count,
-        _pad: 0,
+        nan_bits: f32::NAN.to_bits(),
     };
     gpu.dispatch(
         &KernelSpec::new(OP, SOURCES, OP, BINDINGS).with("KIND", Const::U32(kind.kind())),
