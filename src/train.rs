@@ -62,7 +62,7 @@ impl Default for TrainConfig {
 }
 
 /// Loss and accuracy on some rows.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean loss.
     pub loss: f32,
@@ -71,7 +71,7 @@ pub struct Evaluation {
 }
 
 /// What one epoch measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch.
     pub epoch: usize,
@@ -93,7 +93,7 @@ pub struct EpochMetrics {
 }
 
 /// What a DEQ's solvers did over an epoch's training steps.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SolverMetrics {
     /// Mean evaluations of the cell per forward solve.
     pub forward_iterations: f64,
@@ -139,6 +139,7 @@ pub struct Trainer {
     standardizer: Option<Standardizer>,
     classes: usize,
     epoch: usize,
+    history: Vec<EpochMetrics>,
 }
 
 impl Trainer {
@@ -154,7 +155,7 @@ impl Trainer {
         config.model.fit_to(data.dim, classes)?;
         let model = Model::new(gpu, config.model.clone())?;
         let optimizer = Optimizer::new(model.params(), config.optimizer.clone())?;
-        Self::assemble(gpu, config, data, model, optimizer, 0)
+        Self::assemble(gpu, config, data, model, optimizer, 0, Vec::new())
     }
 
     /// Continues the run saved in `checkpoint` (written by [`Trainer::save`]) on the same data:
@@ -221,7 +222,23 @@ impl Trainer {
             .as_ref()
             .ok_or_else(|| Error::data(&file, "no optimizer state to resume from"))?;
         let optimizer = Optimizer::from_checkpoint(model.params(), state)?;
-        Self::assemble(gpu, config, data, model, optimizer, epoch)
+        // Checkpoints before the history was saved, or with one that does not parse (serde_json
+        // writes a NaN as null), resume all the same: only the metrics file and plot restart.
+        let history: Vec<EpochMetrics> = match saved.metadata.get("history") {
+            None => Vec::new(),
+            Some(h) => serde_json::from_str(h)
+                .ok()
+                .filter(|h: &Vec<EpochMetrics>| h.len() == epoch)
+                .unwrap_or_else(|| {
+                    log::warn!(
+                        "{file}: its epoch history is unreadable; the metrics file and plot \
+                         restart at epoch {}",
+                        epoch + 1
+                    );
+                    Vec::new()
+                }),
+        };
+        Self::assemble(gpu, config, data, model, optimizer, epoch, history)
     }
 
     fn assemble(
@@ -231,6 +248,7 @@ impl Trainer {
         model: Model,
         optimizer: Optimizer,
         epoch: usize,
+        history: Vec<EpochMetrics>,
     ) -> Result<Trainer> {
         if config.batch_size == 0 {
             return Err(Error::invalid("Trainer", "batch size must be at least 1"));
@@ -259,6 +277,7 @@ impl Trainer {
             standardizer,
             classes,
             epoch,
+            history,
         })
     }
 
@@ -280,6 +299,12 @@ impl Trainer {
     /// Epochs completed.
     pub fn epoch(&self) -> usize {
         self.epoch
+    }
+
+    /// The metrics of every epoch completed, those before a resumption included (from the
+    /// checkpoint; empty for a checkpoint written without them).
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
     }
 
     /// Whether every configured epoch has run.
@@ -340,7 +365,7 @@ impl Trainer {
             true => None,
             false => Some(self.evaluate(&self.splits.validation)?),
         };
-        Ok(EpochMetrics {
+        let metrics = EpochMetrics {
             epoch: self.epoch,
             train_loss,
             train_accuracy,
@@ -353,7 +378,9 @@ impl Trainer {
             steps: self.optimizer.steps(),
             seconds: start.elapsed().as_secs_f64(),
             solver,
-        })
+        };
+        self.history.push(metrics.clone());
+        Ok(metrics)
     }
 
     /// Loss and accuracy of the current network on `data` (already standardised like the
@@ -372,6 +399,10 @@ impl Trainer {
             serde_json::to_string(&self.config).expect("config serialises"),
         );
         metadata.insert("epoch".to_string(), self.epoch.to_string());
+        metadata.insert(
+            "history".to_string(),
+            serde_json::to_string(&self.history).expect("metrics serialise"),
+        );
         metadata.insert(
             "loss".to_string(),
             serde_json::to_string(&self.config.loss).expect("serialises"),
@@ -567,15 +598,17 @@ pub fn evaluate_checkpoint(
 pub struct Outputs {
     /// Checkpoint rewritten after every epoch whose loss is finite.
     pub checkpoint: Option<PathBuf>,
-    /// Metrics as JSON lines, one object per epoch.
+    /// Metrics as JSON lines, one object per epoch of the run ([`Trainer::history`]: a resumed
+    /// run's file starts at its first epoch, not at the resumption).
     pub metrics: Option<PathBuf>,
-    /// Loss and accuracy curves (SVG).
+    /// Loss and accuracy curves (SVG), over the same epochs.
     pub plot: Option<PathBuf>,
 }
 
 /// Runs the remaining epochs of `trainer`, writing `outputs` after each, calling `on_step`
 /// after every step and `on_epoch` after every epoch. On a non-finite loss it stops with
 /// [`Error::Diverged`] and leaves the last checkpoint (from the last good epoch) in place.
+/// Returns the metrics of the epochs this call ran.
 pub fn fit(
     trainer: &mut Trainer,
     outputs: &Outputs,
@@ -608,14 +641,15 @@ pub fn fit(
             trainer.save(path)?;
         }
         if let Some(path) = &outputs.metrics {
-            let lines: String = history
+            let lines: String = trainer
+                .history()
                 .iter()
                 .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
                 .collect();
             crate::files::write_atomically(path, lines.as_bytes())?;
         }
         if let Some(path) = &outputs.plot {
-            crate::plot::training_curves(path, &history)?;
+            crate::plot::training_curves(path, trainer.history())?;
         }
     }
     Ok(history)

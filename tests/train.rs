@@ -136,11 +136,14 @@ fn resumed_training_equals_uninterrupted() {
         &data,
     )
     .unwrap();
+    let metrics = tmp("resume.jsonl");
     let outputs = Outputs {
         checkpoint: Some(path.clone()),
+        metrics: Some(metrics.clone()),
         ..Outputs::default()
     };
     train::fit(&mut first, &outputs, || {}, |_| {}).unwrap();
+    let first_line = std::fs::read_to_string(&metrics).unwrap();
     let mut resumed = Trainer::resume(gpu, &path, &data, Some(3)).unwrap();
     assert_eq!(resumed.epoch(), 1);
     train::fit(&mut resumed, &outputs, || {}, |_| {}).unwrap();
@@ -148,6 +151,21 @@ fn resumed_training_equals_uninterrupted() {
         resumed.model().params().download().unwrap(),
         straight.model().params().download().unwrap()
     );
+    // The metrics file goes on from the first run's epoch rather than starting again.
+    let lines = std::fs::read_to_string(&metrics).unwrap();
+    assert!(lines.starts_with(&first_line), "{lines}");
+    let epochs: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    let straight_losses: Vec<f32> = straight.history().iter().map(|m| m.train_loss).collect();
+    let resumed_losses: Vec<f32> = resumed.history().iter().map(|m| m.train_loss).collect();
+    assert_eq!(resumed_losses, straight_losses);
 }
 
 #[test]
