@@ -42,6 +42,21 @@ struct Params {
     _pad: u32,
 }
 
+/// Checks a network's dimensions, and that its weights fit the adapter, before host data is
+/// built for them.
+fn check_dims(gpu: &Gpu, layers: usize, width: usize) -> Result<()> {
+    if layers == 0 || width == 0 || width > ops::MAX_AFFINE_WIDTH {
+        return Err(Error::invalid(
+            "DeepMlp",
+            format!(
+                "need at least one layer and widths 1..={}, got {layers} layers of {width}",
+                ops::MAX_AFFINE_WIDTH
+            ),
+        ));
+    }
+    Tensor::check_size(gpu, &[layers, width, width], DType::F32).map(drop)
+}
+
 /// A deep, narrow MLP of `layers` square layers `z[l] = act(W[l] z[l-1] + b[l])`, with the
 /// weights stacked `[L, w, w]` and biases `[L, w]`.
 pub struct DeepMlp {
@@ -67,8 +82,15 @@ impl Trajectory {
     /// The network's output `[batch, w]`.
     pub fn output(&self) -> Result<Tensor> {
         // The last slot: a view when it starts aligned, else one copy (see Tensor::narrow).
-        let s = self.states.shape();
-        self.states.narrow(s[0] - 1..s[0])?.reshape(&s[1..])
+        match *self.states.shape() {
+            [layers, ref rest @ ..] if layers > 0 && !rest.is_empty() => {
+                self.states.narrow(layers - 1..layers)?.reshape(rest)
+            }
+            ref s => Err(Error::shape(
+                "Trajectory::output",
+                format!("states must be [L, batch, w] with L >= 1, got {s:?}"),
+            )),
+        }
     }
 }
 
@@ -140,6 +162,7 @@ impl DeepMlp {
         bias_std: f32,
         seed: u64,
     ) -> Result<Self> {
+        check_dims(gpu, layers, width)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let scale = weight_std / (width.max(1) as f32).sqrt();
         let w: Vec<f32> = standard_normal(&mut rng, layers * width * width)
@@ -163,15 +186,7 @@ impl DeepMlp {
         weights: &[f32],
         biases: &[f32],
     ) -> Result<Self> {
-        if layers == 0 || width == 0 || width > ops::MAX_AFFINE_WIDTH {
-            return Err(Error::invalid(
-                "DeepMlp",
-                format!(
-                    "need at least one layer and widths 1..={}, got {layers} layers of {width}",
-                    ops::MAX_AFFINE_WIDTH
-                ),
-            ));
-        }
+        check_dims(gpu, layers, width)?;
         if let Some(i) = weights.iter().chain(biases).position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
                 what: "DeepMlp parameters".into(),
@@ -212,6 +227,7 @@ impl DeepMlp {
     }
 
     fn check_input(&self, x: &Tensor) -> Result<usize> {
+        ops::check_input("DeepMlp", &self.weights, x)?;
         let s = x.shape();
         if s.len() != 2 || s[1] != self.width || s[0] == 0 {
             return Err(Error::shape(
@@ -322,6 +338,15 @@ impl DeepMlp {
         options: &NewtonOptions,
     ) -> Result<(Trajectory, NewtonStats)> {
         let batch = self.check_input(x)?;
+        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+            return Err(Error::invalid(
+                "DeepMlp::forward_deeppcr",
+                format!(
+                    "the tolerance must be finite and >= 0, got {}",
+                    options.tolerance
+                ),
+            ));
+        }
         let gpu = self.gpu();
         let count = (self.layers * batch * self.width) as f32;
         let states = Tensor::zeros(gpu, &[self.layers, batch, self.width])?;
@@ -410,6 +435,24 @@ impl DeepMlp {
         parallel: bool,
     ) -> Result<Gradients> {
         let batch = self.check_input(grad_output)?;
+        let (l, w) = (self.layers, self.width);
+        for (name, tensor, shape) in [
+            ("input", &trajectory.input, &[batch, w][..]),
+            ("states", &trajectory.states, &[l, batch, w][..]),
+            ("dact", &trajectory.dact, &[l, batch, w][..]),
+        ] {
+            ops::check_input("DeepMlp::backward", &self.weights, tensor)?;
+            if tensor.shape() != shape {
+                return Err(Error::shape(
+                    "DeepMlp::backward",
+                    format!(
+                        "the trajectory's {name} has shape {:?}, expected {shape:?}: pass a \
+                         forward pass of this network on the batch of grad_output",
+                        tensor.shape()
+                    ),
+                ));
+            }
+        }
         let gpu = self.gpu();
         // The parameter gradients' kernel sums each one over the batch in one invocation's loop
         // (on lavapipe, right at a batch of 60,000 and wrong at 70,000).
@@ -425,7 +468,6 @@ impl DeepMlp {
                 ));
             }
         }
-        let (l, w) = (self.layers, self.width);
         let rows = batch * w;
         // grads[l] = d loss / d z[l+1], slots 0..L-1; the top one is the output's gradient.
         let grads = if parallel {

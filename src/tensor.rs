@@ -57,7 +57,7 @@ impl fmt::Debug for Tensor {
 }
 
 /// Number of elements of a shape, or `None` on overflow.
-fn element_count(shape: &[usize]) -> Option<usize> {
+pub(crate) fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
@@ -236,14 +236,17 @@ impl Tensor {
     /// vec4s so kernels may load four floats at a time.
     pub(crate) fn binding(&self) -> Binding<'_> {
         let buffer = self.storage.buffer();
+        // An empty view may start at the buffer's end, where no binding (of at least a byte)
+        // fits; kernels touch none of an empty tensor, so it binds the buffer's start instead.
+        let offset = if self.is_empty() { 0 } else { self.offset };
         let size = self
             .byte_len()
             .next_multiple_of(16)
             .max(16)
-            .min(buffer.size() - self.offset);
+            .min(buffer.size() - offset);
         Binding {
             buffer,
-            offset: self.offset,
+            offset,
             size,
             writes: self.storage.writes(),
         }
@@ -324,5 +327,12 @@ impl Tensor {
     /// Whether both tensors view the same GPU buffer.
     pub(crate) fn shares_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// Whether the two tensors' elements share any bytes of one buffer.
+    pub(crate) fn overlaps(&self, other: &Tensor) -> bool {
+        self.shares_buffer(other)
+            && self.offset < other.offset + other.byte_len()
+            && other.offset < self.offset + self.byte_len()
     }
 }

@@ -260,6 +260,7 @@ impl Deq {
 
     /// Solves for z* on `x` of shape `[batch, inputs]` and applies the head.
     pub fn forward(&self, x: &Tensor) -> Result<DeqForward> {
+        ops::check_input("Deq::forward", self.params.weights(), x)?;
         if x.shape().len() != 2 || x.shape()[1] != self.config.inputs {
             return Err(Error::shape(
                 "Deq::forward",
@@ -314,6 +315,9 @@ impl Deq {
         dy: &Tensor,
         input_grad: bool,
     ) -> Result<DeqBackward> {
+        for t in [dy, &forward.z] {
+            ops::check_input("Deq::backward", self.params.weights(), t)?;
+        }
         if dy.shape() != forward.output.shape() {
             return Err(Error::shape(
                 "Deq::backward",

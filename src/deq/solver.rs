@@ -291,6 +291,12 @@ pub fn solve(
     let z = match z0 {
         Some(z0) => {
             z0.expect_dtype(OP, DType::F32)?;
+            if !z0.gpu().same(gpu) {
+                return Err(Error::invalid(
+                    OP,
+                    "z0 lives on another device than the map (FixedPointMap::gpu)",
+                ));
+            }
             if z0.shape() != [rows, width] {
                 return Err(Error::shape(
                     OP,

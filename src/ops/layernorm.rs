@@ -51,6 +51,15 @@ pub fn layernorm(
     check_input(OP, x, x)?;
     let (rows, cols) = rows_cols(OP, x)?;
     check_row_loops(OP, x, cols, 3)?;
+    if cols == 0 {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "rows of length 0 have no mean or variance, got shape {:?}",
+                x.shape()
+            ),
+        ));
+    }
     if !(eps.is_finite() && eps > 0.0) {
         return Err(Error::invalid(
             OP,
@@ -162,6 +171,14 @@ pub fn layernorm_backward(
                     format!("{name} has shape {:?}, expected [{cols}]", t.shape()),
                 ));
             }
+        }
+        // dbeta is summed from dy after dgamma is written: a shared buffer would be read and
+        // written at once, or overwritten.
+        if a.dgamma.overlaps(a.dbeta) || [a.dgamma, a.dbeta].iter().any(|t| t.shares_buffer(dy)) {
+            return Err(Error::invalid(
+                OP,
+                "dgamma and dbeta must not overlap each other nor share a buffer with dy",
+            ));
         }
     }
     let gamma = affine.map(|a| a.gamma);

@@ -113,7 +113,7 @@ pub(crate) const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.
 pub(crate) const WORKGROUP_REDUCE_WGSL: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
 
 /// Checks that a tensor is f32 and on the same device as the first input.
-fn check_input(op: &'static str, first: &Tensor, t: &Tensor) -> Result<()> {
+pub(crate) fn check_input(op: &'static str, first: &Tensor, t: &Tensor) -> Result<()> {
     t.expect_dtype(op, DType::F32)?;
     if !first.same_device(t) {
         return Err(Error::invalid(op, "tensors live on different devices"));

@@ -114,7 +114,46 @@ pub fn optimizer_step(
             format!("lr, weight decay and max grad norm must be finite and >= 0, got {hyper:?}"),
         ));
     }
-    let t = step.step.max(1) as i32;
+    let decay_ok = |v: f32| (0.0..1.0).contains(&v);
+    let bad = match step.kind {
+        OptimizerKind::Sgd { momentum, .. } if !decay_ok(momentum) => {
+            Some(format!("momentum must be in [0, 1), got {momentum}"))
+        }
+        OptimizerKind::Adam {
+            beta1, beta2, eps, ..
+        } if !(decay_ok(beta1) && decay_ok(beta2) && eps.is_finite() && eps >= 0.0) => {
+            Some(format!(
+                "beta1 and beta2 must be in [0, 1) (a decay of 1 leaves the bias correction 0) \
+                 and eps finite and >= 0, got {beta1}, {beta2} and {eps}"
+            ))
+        }
+        _ => None,
+    };
+    if let Some(detail) = bad {
+        return Err(Error::invalid(OP, detail));
+    }
+    let operands = [
+        ("weights", weights, true),
+        ("grads", grads, false),
+        ("state1", state1, true),
+        ("state2", state2, true),
+        ("grad_norm_sq", grad_norm_sq, false),
+    ];
+    for (i, &(a, ta, writes_a)) in operands.iter().enumerate() {
+        for &(b, tb, writes_b) in &operands[i + 1..] {
+            if (writes_a || writes_b) && ta.shares_buffer(tb) {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "{a} and {b} share a buffer; weights, state1 and state2 are updated in \
+                         place, so each needs a buffer of its own"
+                    ),
+                ));
+            }
+        }
+    }
+    // Past i32::MAX, beta^t is 0 in f32 anyway; a bare cast would wrap to t <= 0.
+    let t = step.step.clamp(1, i32::MAX as u64) as i32;
     let (kind, momentum, nesterov, beta1, beta2, eps, decoupled) = match step.kind {
         OptimizerKind::Sgd { momentum, nesterov } => (0, momentum, nesterov, 0.0, 0.0, 0.0, false),
         OptimizerKind::Adam {

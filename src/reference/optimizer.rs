@@ -48,7 +48,8 @@ pub fn optimizer_step(
                 }
                 state1[i] = b1 * state1[i] + (1.0 - b1) * g;
                 state2[i] = b2 * state2[i] + (1.0 - b2) * g * g;
-                let t = step.step.max(1) as i32;
+                // As the kernel: past i32::MAX, beta^t is 0 anyway; a bare cast would wrap.
+                let t = step.step.clamp(1, i32::MAX as u64) as i32;
                 let m_hat = state1[i] / (1.0 - b1.powi(t));
                 let v_hat = state2[i] / (1.0 - b2.powi(t));
                 weights[i] = p - lr * m_hat / (v_hat.sqrt() + eps as f64);

@@ -6,7 +6,7 @@ use super::{ACTIVATION_WGSL, Activation, check_input, fits_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Tensor, element_count};
 
 mod coop;
 mod tune;
@@ -306,7 +306,11 @@ fn output_shape(a: &Tensor, b: &Tensor, spec: &MatmulSpec<'_>) -> Result<Vec<usi
     }
     fits_u32(OP, "elements of A", a.len())?;
     fits_u32(OP, "elements of B", b.len())?;
-    fits_u32(OP, "elements of C", out_shape.iter().product())?;
+    // M and N come from different operands: an empty K lets both be huge.
+    let out_len = element_count(&out_shape).ok_or_else(|| {
+        Error::invalid(OP, format!("the product's shape {out_shape:?} overflows"))
+    })?;
+    fits_u32(OP, "elements of C", out_len)?;
     Ok(out_shape)
 }
 
