@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{random, unchecked};
-use percept::ops::{self, MatmulSpec, Reduction};
-use percept::{Error, Gpu, GpuOptions, Tensor};
+use common::{assert_close, random, unchecked};
+use percept::ops::{self, FftKind, FftNorm, FftPlan, MatmulSpec, Reduction};
+use percept::{Error, Gpu, GpuOptions, Tensor, Tuning, reference};
 
 #[test]
 fn upload_download_reshape_and_write() {
@@ -223,4 +223,85 @@ fn requests_past_the_limits_are_errors() {
     let x = Tensor::zeros(gpu, &[batch, 1, 1]).unwrap();
     let err = ops::matmul(&x, &x, &MatmulSpec::default()).unwrap_err();
     assert!(matches!(err, Error::Limit { .. }), "{err}");
+}
+
+#[test]
+fn threads_share_one_device() {
+    // Tuning on (in memory): the first products in a bucket are measured while other threads
+    // record and read back work of their own.
+    let gpu = common::open_with(GpuOptions {
+        tuning: Some(Tuning::Memory),
+        profile: Some(false),
+        ..Default::default()
+    });
+    let gpu = &gpu;
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            scope.spawn(move || {
+                for round in 0..6 {
+                    let seed = 100 * thread + round;
+                    let case = format!("thread {thread} round {round}");
+                    // A product large enough to be tuned.
+                    let (m, k, n) = (130, 97, 131);
+                    let (a, b) = (
+                        random(seed, m * k, -1.0, 1.0),
+                        random(seed + 1, k * n, -1.0, 1.0),
+                    );
+                    let ta = Tensor::from_slice(gpu, &a, &[m, k]).unwrap();
+                    let tb = Tensor::from_slice(gpu, &b, &[k, n]).unwrap();
+                    let c = ops::matmul(&ta, &tb, &MatmulSpec::default()).unwrap();
+                    let shape = reference::MatmulShape {
+                        batch: 1,
+                        m,
+                        n,
+                        k,
+                        trans_a: false,
+                        trans_b: false,
+                        broadcast_a: false,
+                        broadcast_b: false,
+                    };
+                    let inputs = reference::MatmulInputs {
+                        a: &a,
+                        b: &b,
+                        bias: None,
+                        add: None,
+                        activation: ops::Activation::Identity,
+                    };
+                    assert_close(
+                        &case,
+                        &c.to_vec().unwrap(),
+                        &reference::matmul(&shape, &inputs),
+                        1e-5,
+                    );
+                    // A plan of its own per thread, and a reduction.
+                    let x = random(seed + 2, 3 * 100, -1.0, 1.0);
+                    let plan =
+                        FftPlan::new(gpu, FftKind::RealForward, &[3, 100], 1, FftNorm::Backward)
+                            .unwrap();
+                    let spectrum = plan
+                        .execute(&Tensor::from_slice(gpu, &x, &[3, 100]).unwrap())
+                        .unwrap();
+                    let want: Vec<f64> = reference::fft_r2c(&x, &[3, 100], 1, FftNorm::Backward)
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let got: Vec<f32> = spectrum
+                        .to_complex_vec()
+                        .unwrap()
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    assert_close(&case, &got, &want, 1e-5);
+                    let sums = ops::reduce_rows(&c, Reduction::Sum).unwrap();
+                    let c_host = c.to_vec().unwrap();
+                    assert_close(
+                        &case,
+                        &sums.to_vec().unwrap(),
+                        &reference::reduce_rows(&c_host, n, Reduction::Sum),
+                        1e-5,
+                    );
+                }
+            });
+        }
+    });
 }

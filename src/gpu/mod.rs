@@ -57,6 +57,10 @@ pub struct GpuOptions {
 
 /// A device and queue with percept's caches. Cheap to clone: clones share everything.
 ///
+/// Threads may share one (`Gpu` is `Send` and `Sync`): their work goes into one stream of
+/// submissions in the order it is recorded, and a readback waits for everything recorded before
+/// it, by any thread.
+///
 /// ```
 /// let gpu = percept::Gpu::new()?;
 /// println!("{} ({})", gpu.summary().adapter, gpu.summary().backend);

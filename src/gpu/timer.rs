@@ -30,7 +30,7 @@ pub struct Timing {
 
 impl Gpu {
     /// Runs `record` (which records GPU work), and measures how long the GPU took to execute
-    /// what it recorded.
+    /// what it recorded (and whatever other threads record on this device meanwhile).
     ///
     /// ```
     /// # use percept::{Gpu, Tensor, ops};
