@@ -23,6 +23,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 
+// Whether row's class index is a whole number below cols (u32() saturates, and f32(cols) could
+// round down past 2^24).
+fn valid_class(row: u32) -> bool {
+    let t = labels_or_targets[row];
+    return t >= 0.0 && t == floor(t) && u32(t) < params.cols;
+}
+
 @compute @workgroup_size(256)
 fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -33,11 +40,10 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let base = row * params.cols;
     let s = params.grad_scale;
     var acc = 0.0;
-    let t = labels_or_targets[row];
-    let valid = t >= 0.0 && t < f32(params.cols) && t == floor(t);
-    let nan = bitcast<f32>(params.nan_bits);
     if (KIND == 0u) {
-        let label = select(0u, u32(t), valid);
+        let valid = valid_class(row);
+        let label = select(0u, u32(labels_or_targets[row]), valid);
+        let nan = bitcast<f32>(params.nan_bits);
         var m = -3.4028235e38;
         for (var j = lid; j < params.cols; j += 256u) {
             m = max(m, pred[base + j]);
@@ -59,7 +65,9 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     if (KIND == 3u) {
-        let label = select(0u, u32(t), valid);
+        let valid = valid_class(row);
+        let label = select(0u, u32(labels_or_targets[row]), valid);
+        let nan = bitcast<f32>(params.nan_bits);
         let y_t = pred[base + label];
         var hinge_count = 0.0;
         for (var j = lid; j < params.cols; j += 256u) {

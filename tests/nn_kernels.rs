@@ -63,8 +63,9 @@ fn losses_and_gradients_match_the_oracle() {
 fn class_indices_outside_the_columns_give_their_rows_nan_and_touch_no_other_row() {
     let gpu = common::unchecked();
     let cols = 10;
-    // The last row's label, past the columns, would index the next row's (or past the end).
-    let labels = [3.0, 10.0, -1.0, 2.5, 7.0, 300.0];
+    // A label past the columns would index the next row (row 1's 10 reaches row 2) or past the
+    // end (the last row's); 9 is the last valid class.
+    let labels = [3.0, 10.0, 7.0, -1.0, 2.5, 9.0, 300.0];
     let rows = labels.len();
     let pred_host = random(3, rows * cols, -3.0, 3.0);
     let pred = Tensor::from_slice(gpu, &pred_host, &[rows, cols]).unwrap();
@@ -75,7 +76,7 @@ fn class_indices_outside_the_columns_give_their_rows_nan_and_touch_no_other_row(
         let grad = out.grad.to_vec().unwrap();
         for (row, &label) in labels.iter().enumerate() {
             let got = &grad[row * cols..(row + 1) * cols];
-            if label == 3.0 || label == 7.0 {
+            if [3.0, 7.0, 9.0].contains(&label) {
                 let x = &pred_host[row * cols..(row + 1) * cols];
                 let (_, want) = reference::loss(x, &[label], cols, kind, Reduction::Sum);
                 assert_close(&format!("{kind:?} row {row}"), got, &want, 1e-5);
