@@ -329,9 +329,12 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
-    /// Whether the two tensors' elements share any bytes of one buffer.
+    /// Whether the two tensors' elements share any bytes of one buffer (an empty one shares
+    /// none).
     pub(crate) fn overlaps(&self, other: &Tensor) -> bool {
         self.shares_buffer(other)
+            && !self.is_empty()
+            && !other.is_empty()
             && self.offset < other.offset + other.byte_len()
             && other.offset < self.offset + self.byte_len()
     }

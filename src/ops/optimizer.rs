@@ -132,21 +132,35 @@ pub fn optimizer_step(
     if let Some(detail) = bad {
         return Err(Error::invalid(OP, detail));
     }
+    // The kernel updates weights and the state the rule keeps in place, and reads the rest: two
+    // updated operands must not overlap, and a read one may not share a buffer with an updated
+    // one (wgpu refuses a buffer bound both ways in one dispatch).
+    let (state1_used, state2_used) = match step.kind {
+        OptimizerKind::Sgd { momentum, .. } => (momentum > 0.0, false),
+        OptimizerKind::Adam { .. } => (true, true),
+    };
     let operands = [
-        ("weights", weights, true),
-        ("grads", grads, false),
-        ("state1", state1, true),
-        ("state2", state2, true),
-        ("grad_norm_sq", grad_norm_sq, false),
+        ("weights", weights, true, true),
+        ("grads", grads, false, true),
+        ("state1", state1, true, state1_used),
+        ("state2", state2, true, state2_used),
+        ("grad_norm_sq", grad_norm_sq, false, true),
     ];
-    for (i, &(a, ta, writes_a)) in operands.iter().enumerate() {
-        for &(b, tb, writes_b) in &operands[i + 1..] {
-            if (writes_a || writes_b) && ta.shares_buffer(tb) {
+    let used: Vec<_> = operands.iter().filter(|o| o.3).collect();
+    for (i, &&(a, ta, writes_a, _)) in used.iter().enumerate() {
+        for &&(b, tb, writes_b, _) in &used[i + 1..] {
+            let clash = match (writes_a, writes_b) {
+                (true, true) => ta.overlaps(tb),
+                (false, false) => false,
+                _ => ta.shares_buffer(tb),
+            };
+            if clash {
                 return Err(Error::invalid(
                     OP,
                     format!(
-                        "{a} and {b} share a buffer; weights, state1 and state2 are updated in \
-                         place, so each needs a buffer of its own"
+                        "{a} and {b} share memory; weights and the optimizer's state are \
+                         updated in place, so each needs memory of its own, and a buffer the \
+                         step reads (grads, grad_norm_sq) cannot also be one it updates"
                     ),
                 ));
             }
