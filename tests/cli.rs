@@ -209,16 +209,25 @@ fn bad_input_fails_with_a_message_not_a_panic() {
         !ok && stderr.contains("no case matches --case \"no such case\""),
         "{stderr}"
     );
-    // wgpu skips a backend name it does not know; percept says which.
-    let out = Command::new(env!("CARGO_BIN_EXE_percept"))
-        .arg("info")
-        .env("WGPU_BACKEND", "vulkan,bogus")
-        .output()
-        .expect("the percept binary runs");
+    // wgpu skips a backend name it does not know; percept says which. An empty value is unset.
+    let info = |backends: &str| {
+        Command::new(env!("CARGO_BIN_EXE_percept"))
+            .arg("info")
+            .env("WGPU_BACKEND", backends)
+            .output()
+            .expect("the percept binary runs")
+    };
+    let out = info("vulkan,bogus");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code() == Some(2) && stderr.contains("unknown backend `bogus`"),
         "{stderr}"
+    );
+    let out = info("");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

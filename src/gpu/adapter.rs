@@ -4,25 +4,30 @@
 use crate::error::{Error, Result};
 
 /// The backends `WGPU_BACKEND` names (a comma-separated list, as wgpu reads it), `None` where it
-/// is unset. wgpu skips a name it does not know with a warning, and a list of nothing but
-/// unknown names would then find no adapter and blame the machine: here it is an error that
+/// is unset or empty. wgpu skips a name it does not know with a warning, and a list of nothing
+/// but unknown names would then find no adapter and blame the machine: here it is an error that
 /// names the value.
 pub(crate) fn backends_from_env() -> Result<Option<wgpu::Backends>> {
-    let Ok(list) = std::env::var("WGPU_BACKEND") else {
+    let list = std::env::var("WGPU_BACKEND").unwrap_or_default();
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
         return Ok(None);
-    };
+    }
     let mut backends = wgpu::Backends::empty();
-    for name in list.split(',') {
+    for name in names {
         let one = wgpu::Backends::from_comma_list(name);
         if one.is_empty() {
-            return Err(Error::InvalidArgument {
-                op: "Gpu::new",
-                detail: format!(
-                    "WGPU_BACKEND=`{list}` names an unknown backend `{}`; use vulkan, metal, \
-                     dx12 or gl, or a comma-separated list of them",
-                    name.trim()
+            return Err(Error::invalid(
+                "Gpu::new",
+                format!(
+                    "WGPU_BACKEND=`{list}` names an unknown backend `{name}`; use vulkan, metal, \
+                     dx12 or gl, or a comma-separated list of them"
                 ),
-            });
+            ));
         }
         backends |= one;
     }
