@@ -65,6 +65,7 @@ impl Default for TrainConfig {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean loss.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f32,
     /// Fraction of rows whose largest output is the label.
     pub accuracy: f32,
@@ -92,6 +93,11 @@ pub struct EpochMetrics {
     pub solver: Option<SolverMetrics>,
 }
 
+/// Reads back a metric that JSON could not hold: serde_json writes a NaN or infinity as null.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+}
+
 /// What a DEQ's solvers did over an epoch's training steps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SolverMetrics {
@@ -103,6 +109,7 @@ pub struct SolverMetrics {
     /// were used).
     pub forward_unconverged: usize,
     /// The largest residual left by a forward solve.
+    #[serde(deserialize_with = "nan_if_null")]
     pub forward_residual_max: f32,
     /// Mean iterations per adjoint (backward) solve, when differentiating implicitly.
     pub backward_iterations: Option<f64>,
@@ -222,13 +229,20 @@ impl Trainer {
             .as_ref()
             .ok_or_else(|| Error::data(&file, "no optimizer state to resume from"))?;
         let optimizer = Optimizer::from_checkpoint(model.params(), state)?;
-        // Checkpoints before the history was saved, or with one that does not parse (serde_json
-        // writes a NaN as null), resume all the same: only the metrics file and plot restart.
+        // A checkpoint written before histories were kept resumes without one, and so holds
+        // only the epochs after that in its own: the history ends at `epoch`, however far back
+        // it goes. One that does not read so resumes all the same, with the files restarting.
         let history: Vec<EpochMetrics> = match saved.metadata.get("history") {
             None => Vec::new(),
             Some(h) => serde_json::from_str(h)
                 .ok()
-                .filter(|h: &Vec<EpochMetrics>| h.len() == epoch)
+                .filter(|h: &Vec<EpochMetrics>| {
+                    h.len() <= epoch
+                        && h.iter()
+                            .rev()
+                            .zip((1..=epoch).rev())
+                            .all(|(m, e)| m.epoch == e)
+                })
                 .unwrap_or_else(|| {
                     log::warn!(
                         "{file}: its epoch history is unreadable; the metrics file and plot \
@@ -301,8 +315,9 @@ impl Trainer {
         self.epoch
     }
 
-    /// The metrics of every epoch completed, those before a resumption included (from the
-    /// checkpoint; empty for a checkpoint written without them).
+    /// The metrics of the epochs completed, those before a resumption included as far back as
+    /// the checkpoint holds them (all, unless the run began from a checkpoint written before
+    /// percept kept them).
     pub fn history(&self) -> &[EpochMetrics] {
         &self.history
     }
@@ -598,8 +613,8 @@ pub fn evaluate_checkpoint(
 pub struct Outputs {
     /// Checkpoint rewritten after every epoch whose loss is finite.
     pub checkpoint: Option<PathBuf>,
-    /// Metrics as JSON lines, one object per epoch of the run ([`Trainer::history`]: a resumed
-    /// run's file starts at its first epoch, not at the resumption).
+    /// Metrics as JSON lines, one object per epoch of [`Trainer::history`] (a resumed run's file
+    /// starts at its first epoch, not at the resumption).
     pub metrics: Option<PathBuf>,
     /// Loss and accuracy curves (SVG), over the same epochs.
     pub plot: Option<PathBuf>,
@@ -615,14 +630,14 @@ pub fn fit(
     mut on_step: impl FnMut(),
     mut on_epoch: impl FnMut(&EpochMetrics),
 ) -> Result<Vec<EpochMetrics>> {
-    let mut history = Vec::new();
+    let mut ran = Vec::new();
     // A file at the checkpoint's path holds this run's last good epoch only if this call wrote
     // it or the run resumed (from it, as `percept train --resume` does); else it is older.
     let resumed = trainer.epoch() > 0;
     while !trainer.finished() {
         let metrics = match trainer.train_epoch(&mut on_step) {
             Err(Error::Diverged { loss, epoch, .. }) => {
-                let ours = resumed || !history.is_empty();
+                let ours = resumed || !ran.is_empty();
                 let kept = match &outputs.checkpoint {
                     Some(p) if ours && p.exists() => format!(
                         "; the checkpoint {} from epoch {} is kept",
@@ -636,7 +651,7 @@ pub fn fit(
             other => other?,
         };
         on_epoch(&metrics);
-        history.push(metrics);
+        ran.push(metrics);
         if let Some(path) = &outputs.checkpoint {
             trainer.save(path)?;
         }
@@ -652,5 +667,5 @@ pub fn fit(
             crate::plot::training_curves(path, trainer.history())?;
         }
     }
-    Ok(history)
+    Ok(ran)
 }
