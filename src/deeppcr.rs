@@ -164,7 +164,7 @@ impl DeepMlp {
     ) -> Result<Self> {
         check_dims(gpu, layers, width)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let scale = weight_std / (width.max(1) as f32).sqrt();
+        let scale = weight_std / (width as f32).sqrt();
         let w: Vec<f32> = standard_normal(&mut rng, layers * width * width)
             .iter()
             .map(|v| v * scale)

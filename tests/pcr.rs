@@ -105,7 +105,7 @@ fn parallel_tridiagonal_methods_keep_the_ill_conditioned_laplacian_accurate() {
             &format!("{method:?} n={n}"),
             &x.to_vec().unwrap(),
             &want,
-            1e-5,
+            1e-6,
         );
     }
 }

@@ -99,8 +99,9 @@ impl Gpu {
                             "{key}: the output of {candidate:?} differs from that of {:?} (the \
                              rule's variant) by {difference:.2e} of its largest magnitude; \
                              {candidate:?} is passed over, and this bucket's choice is kept in \
-                             memory only (a kernel the driver runs wrongly differs so, and so \
-                             may correct methods on an ill-conditioned input: force one there)",
+                             memory only (a kernel that the driver runs wrongly differs like \
+                             this, but so can two correct methods on an ill-conditioned input: \
+                             force one there)",
                             candidates[0]
                         );
                         passed_over = true;
