@@ -7,7 +7,8 @@
 # It writes at most eight files to $OUT (the tool's limit): run.log (adapter, the tensor-core
 # tests, progress with each finished case's record as a `record <family>: {...}` line, which is
 # what is left of a run its time limit stopped, the per-kernel profiles of the cases that
-# matter, and the tuned kernel variants at the end), JSON records per family (one line per run below, each a JSON array, or
+# matter, the tuned kernel variants, and at the end each open target MET or MISSED, by
+# scripts/gpu-targets.py), JSON records per family (one line per run below, each a JSON array, or
 # empty where the run failed; pcr and deq share pcr-deq.json), the DeepPCR heat map, and
 # torch.txt (PyTorch from the same call).
 set -u
@@ -96,4 +97,7 @@ profile fft --case "n: 1024,"
 profile matmul --case "m: 1024,"
 # The kernel variants (matmul kernels, tridiagonal and scan methods) tuned per shape bucket.
 timeout 20 bash .gpu/on-device.sh .gpu/percept info >> "$out/run.log" 2>&1
+# The open issues' targets, MET or MISSED, from the records above.
+echo "== targets" >> "$out/run.log"
+timeout 5 python3 scripts/gpu-targets.py "$out" >> "$out/run.log" 2>&1
 echo "done after $(elapsed) s" >> "$out/run.log"
