@@ -324,6 +324,16 @@ impl Tensor {
         Ok(())
     }
 
+    /// All of this tensor's values as one f32 view (a complex value as its two parts).
+    pub(crate) fn flat_f32(&self) -> Tensor {
+        let parts = (self.dtype.size() / DType::F32.size()) as usize;
+        Tensor {
+            shape: vec![self.len() * parts],
+            dtype: DType::F32,
+            ..self.clone()
+        }
+    }
+
     /// Whether both tensors view the same GPU buffer.
     pub(crate) fn shares_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

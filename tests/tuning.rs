@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{assert_close, open_with, random};
-use percept::ops::{self, Activation, MatmulKernel, MatmulSpec, Tile};
+use percept::ops::{self, Activation, FftKind, FftNorm, FftPlan, MatmulKernel, MatmulSpec, Tile};
 use percept::reference::{self, MatmulInputs, MatmulShape};
 use percept::{Gpu, GpuOptions, Tensor, Tuning};
 
@@ -317,4 +317,30 @@ fn nothing_is_measured_inside_a_callers_timing() {
     assert!(gpu.tuned_choices().is_empty(), "measured inside a timing");
     ops::matmul(&x, &w, &spec).unwrap();
     assert_eq!(gpu.tuned_choices().len(), 1);
+}
+
+/// An FFT plan large enough to be tuned measures its blocks when it is built, keeps the choice,
+/// and transforms right with it.
+#[test]
+fn a_large_fft_plan_is_tuned_when_built() {
+    let gpu = open(Tuning::Memory);
+    let shape = [256, 1024];
+    let host: Vec<[f32; 2]> = random(9, 2 * 256 * 1024, -1.0, 1.0)
+        .chunks(2)
+        .map(|p| [p[0], p[1]])
+        .collect();
+    let plan = FftPlan::new(&gpu, FftKind::Forward, &shape, 1, FftNorm::Ortho).unwrap();
+    let choices = gpu.tuned_choices();
+    let (key, block) = choices.iter().next().expect("a choice was kept");
+    assert_eq!(key, "fft Forward n1024 outer256 inner1");
+    assert!(block.starts_with("block "), "{block}");
+    let x = Tensor::from_complex(&gpu, &host, &shape).unwrap();
+    let y = plan.execute(&x).unwrap().to_complex_vec().unwrap();
+    let want = reference::fft_c2c(&host, &shape, 1, false, FftNorm::Ortho);
+    assert_close(
+        &format!("fft by {block}"),
+        &y.concat(),
+        &want.concat(),
+        1e-5,
+    );
 }

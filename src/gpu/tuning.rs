@@ -135,8 +135,8 @@ impl Gpu {
 /// The part of a variant's output that tuning compares: all of it, or [`COMPARED`] elements
 /// from its start and its end (a wrong last tile or batch shows there).
 fn compared_part(output: &Tensor) -> Result<Vec<f32>> {
-    let len = output.len();
-    let flat = output.reshape(&[len])?;
+    let flat = output.flat_f32();
+    let len = flat.len();
     if len <= COMPARED {
         return flat.to_vec();
     }

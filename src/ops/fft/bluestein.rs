@@ -74,7 +74,12 @@ fn to_f32(values: &[Complex64]) -> Vec<[f32; 2]> {
 }
 
 impl Bluestein {
-    pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<Bluestein> {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        block: usize,
+    ) -> Result<Bluestein> {
         let n = layout.n;
         let m = padded_length(n);
         let w = chirp(n);
@@ -102,6 +107,7 @@ impl Bluestein {
             gpu,
             op,
             padded,
+            block,
             BluesteinTables {
                 chirp: &w,
                 spectrum: &kernel,

@@ -101,6 +101,67 @@ impl FftNorm {
     }
 }
 
+/// Blocks (values a Stockham pass's workgroup aims for, several short rows to a workgroup)
+/// measured beside the rule's [`stockham::BLOCK`] when a plan is tuned.
+const TUNED_BLOCKS: [usize; 4] = [512, 1024, 4096, 8192];
+/// Plans of fewer values take the rule's block unmeasured (over in microseconds on a GPU);
+/// plans of more are not measured either, to keep the tuning run's two extra tensors small.
+const TUNED_VALUES: std::ops::RangeInclusive<usize> = (1 << 18)..=(1 << 24);
+
+/// The plan `build` makes of the block measured fastest for this transform's bucket on the
+/// adapter (measured now, on random signals, if the bucket is new), or of the rule's block
+/// where tuning is off ([`crate::Tuning`]) or the plan is outside [`TUNED_VALUES`].
+fn tuned(
+    gpu: &Gpu,
+    kind: FftKind,
+    layout: Layout,
+    build: impl Fn(usize) -> Result<FftPlan>,
+) -> Result<FftPlan> {
+    if !TUNED_VALUES.contains(&layout.values()) {
+        return build(stockham::BLOCK);
+    }
+    let mut candidates = vec![stockham::BLOCK];
+    candidates.extend(TUNED_BLOCKS);
+    // The kernels are specialised per length; the batch and the stride of the axis set how
+    // many columns a workgroup can gather.
+    let key = format!(
+        "fft {kind:?} n{} outer{} inner{}",
+        layout.n,
+        layout.outer.next_power_of_two(),
+        layout.inner.next_power_of_two()
+    );
+    let mut built: Vec<(usize, FftPlan)> = Vec::new();
+    let mut signals: Option<(Tensor, Tensor)> = None;
+    let chosen = gpu.tune(
+        key,
+        &candidates,
+        |block| format!("block {block}"),
+        |block| {
+            if !built.iter().any(|(b, _)| *b == block) {
+                built.push((block, build(block)?));
+            }
+            let plan = &built.iter().find(|(b, _)| *b == block).expect("built").1;
+            if signals.is_none() {
+                let x = Tensor::uninit(gpu, &plan.input_shape(), plan.input_dtype())?;
+                let uniform = super::Distribution::Uniform {
+                    low: -1.0,
+                    high: 1.0,
+                };
+                super::random_fill(&x.flat_f32(), uniform, 0, 0)?;
+                let y = Tensor::uninit(gpu, &plan.output_shape(), plan.output_dtype())?;
+                signals = Some((x, y));
+            }
+            let (x, y) = signals.as_ref().expect("made above");
+            plan.execute_into(x, y)?;
+            Ok(y.clone())
+        },
+    )?;
+    match built.into_iter().find(|(b, _)| *b == chosen) {
+        Some((_, plan)) => Ok(plan),
+        None => build(chosen),
+    }
+}
+
 /// A tensor of shape `[outer, n, inner]`: the transforms run along the middle axis.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
@@ -179,11 +240,17 @@ pub(crate) enum ComplexFft {
 }
 
 impl ComplexFft {
-    pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<ComplexFft> {
+    /// The plan of `layout`, its Stockham passes' workgroups aiming for `block` values each.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        block: usize,
+    ) -> Result<ComplexFft> {
         Ok(if stockham::is_smooth(layout.n) {
-            ComplexFft::Stockham(Stockham::new(gpu, op, layout)?)
+            ComplexFft::Stockham(Stockham::new(gpu, op, layout, block)?)
         } else {
-            ComplexFft::Bluestein(Box::new(Bluestein::new(gpu, op, layout)?))
+            ComplexFft::Bluestein(Box::new(Bluestein::new(gpu, op, layout, block)?))
         })
     }
 
@@ -307,6 +374,11 @@ impl FftPlan {
     ///
     /// Errors when the shape is empty or has a zero dimension, when the axis is out of range,
     /// and when the tensors or scratch buffers would pass the adapter's limits.
+    ///
+    /// With tuning on ([`crate::Tuning`]), building the first plan of 2^18 to 2^24 values in a
+    /// bucket (kind, length, and the batch and stride rounded up to powers of two) also times
+    /// its variants on random signals: how many values each workgroup of its passes takes
+    /// (several short rows to a workgroup, 512 to 8192). The variants give the same bits.
     pub fn new(
         gpu: &Gpu,
         kind: FftKind,
@@ -358,27 +430,31 @@ impl FftPlan {
             &format!("an fft tensor of shape {shape:?}"),
             complex_values as u64 * DType::C32.size(),
         )?;
-        let engine = if kind.is_real() {
-            Engine::Real(RealFft::new(gpu, OP, layout)?)
-        } else {
-            Engine::Complex(ComplexFft::new(gpu, OP, layout)?)
+        let plan = |block| -> Result<FftPlan> {
+            let engine = if kind.is_real() {
+                Engine::Real(RealFft::new(gpu, OP, layout, block)?)
+            } else {
+                Engine::Complex(ComplexFft::new(gpu, OP, layout, block)?)
+            };
+            Ok(FftPlan {
+                gpu: gpu.clone(),
+                kind,
+                norm,
+                shape: shape.to_vec(),
+                axis,
+                layout,
+                engine,
+            })
         };
-        let kernels = match &engine {
+        let plan = tuned(gpu, kind, layout, plan)?;
+        let kernels = match &plan.engine {
             Engine::Real(r) => r.kernels(),
             Engine::Complex(c) => c.kernels(),
         };
         for kernel in &kernels {
             gpu.prepare(kernel)?;
         }
-        Ok(FftPlan {
-            gpu: gpu.clone(),
-            kind,
-            norm,
-            shape: shape.to_vec(),
-            axis,
-            layout,
-            engine,
-        })
+        Ok(plan)
     }
 
     /// The transform length.
@@ -406,7 +482,8 @@ impl FftPlan {
         self.norm.scale(self.kind, self.layout.n)
     }
 
-    /// The algorithm chosen, in words (e.g. `stockham 1024x1024`).
+    /// The algorithm chosen, in words (e.g. `stockham 1024x1024 (4, 4 per workgroup)`: the
+    /// lengths of the passes and the columns each workgroup of a pass transforms).
     pub fn algorithm(&self) -> String {
         match &self.engine {
             Engine::Complex(c) => c.describe(),
@@ -574,6 +651,79 @@ impl FftPlan {
                 (FftKind::RealInverse, false) => r.inverse(src, dst, scale, 1.0),
                 _ => r.forward(src, dst, scale, 2.0),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GpuOptions, Tuning, reference};
+
+    /// Every block tuning may choose plans the same transform: c2c along the last axis and a
+    /// strided one, the fused real kernels, Bluestein and a multi-pass length.
+    #[test]
+    fn every_tuned_block_plans_a_correct_transform() {
+        let gpu = crate::gpu::test_gpu(GpuOptions {
+            tuning: Some(Tuning::Off),
+            profile: Some(false),
+            ..Default::default()
+        });
+        let cases: [(FftKind, &[usize], usize); 5] = [
+            (FftKind::Forward, &[5, 1000], 1),
+            (FftKind::Forward, &[3, 256, 7], 1),
+            (FftKind::RealForward, &[9, 512], 1),
+            (FftKind::Inverse, &[2, 1009], 1),
+            (FftKind::Forward, &[2, 1 << 14], 1),
+        ];
+        for (kind, shape, axis) in cases {
+            let values: usize = shape.iter().product();
+            let host: Vec<f32> = (0..2 * values)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut rule_bits: Option<Vec<f32>> = None;
+            for block in std::iter::once(stockham::BLOCK).chain(TUNED_BLOCKS) {
+                let layout = Layout {
+                    outer: shape[..axis].iter().product(),
+                    n: shape[axis],
+                    inner: shape[axis + 1..].iter().product(),
+                };
+                let engine = if kind.is_real() {
+                    Engine::Real(RealFft::new(&gpu, OP, layout, block).unwrap())
+                } else {
+                    Engine::Complex(ComplexFft::new(&gpu, OP, layout, block).unwrap())
+                };
+                let plan = FftPlan {
+                    gpu: gpu.clone(),
+                    kind,
+                    norm: FftNorm::Backward,
+                    shape: shape.to_vec(),
+                    axis,
+                    layout,
+                    engine,
+                };
+                let case = format!("{kind:?} {shape:?} block {block}: {}", plan.algorithm());
+                let (got, want): (Vec<f32>, Vec<f64>) = if kind.is_real() {
+                    let x = Tensor::from_slice(&gpu, &host[..values], shape).unwrap();
+                    let y = plan.execute(&x).unwrap().to_complex_vec().unwrap();
+                    let want = reference::fft_r2c(&host[..values], shape, axis, FftNorm::Backward);
+                    (y.concat(), want.concat())
+                } else {
+                    let pairs: Vec<[f32; 2]> = host.chunks(2).map(|p| [p[0], p[1]]).collect();
+                    let x = Tensor::from_complex(&gpu, &pairs, shape).unwrap();
+                    let y = plan.execute(&x).unwrap().to_complex_vec().unwrap();
+                    let inverse = kind == FftKind::Inverse;
+                    let want = reference::fft_c2c(&pairs, shape, axis, inverse, FftNorm::Backward);
+                    (y.concat(), want.concat())
+                };
+                let err = reference::max_rel_err(&got, &want);
+                assert!(err < 1e-5, "{case}: max_rel_err {err:.2e}");
+                // A block changes how columns share workgroups, not a column's arithmetic.
+                match &rule_bits {
+                    None => rule_bits = Some(got),
+                    Some(rule) => assert!(rule == &got, "{case}: not the rule's bits"),
+                }
+            }
         }
     }
 }

@@ -44,7 +44,12 @@ pub(crate) struct RealFft {
 }
 
 impl RealFft {
-    pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<RealFft> {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        block: usize,
+    ) -> Result<RealFft> {
         let n = layout.n;
         let even = n.is_multiple_of(2);
         let core_layout = Layout {
@@ -58,9 +63,9 @@ impl RealFft {
             Some(Scratch::new(gpu, op, core_layout.values())?)
         };
         let core = if even && layout.inner == 1 && is_smooth(core_layout.n) {
-            ComplexFft::Stockham(Stockham::with_real(gpu, op, core_layout)?)
+            ComplexFft::Stockham(Stockham::with_real(gpu, op, core_layout, block)?)
         } else {
-            ComplexFft::new(gpu, op, core_layout)?
+            ComplexFft::new(gpu, op, core_layout, block)?
         };
         // A fused core needs no spectrum between kernels.
         let spectrum = match &core {

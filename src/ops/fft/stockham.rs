@@ -13,9 +13,9 @@ const BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::ReadWrite];
 
 /// Radices the kernel has butterflies for.
 const PRIMES: [usize; 4] = [2, 3, 5, 7];
-/// Workgroup elements a pass aims for when rows are short: enough columns per workgroup that
-/// small transforms still move long runs of memory per workgroup.
-const TARGET_ELEMENTS: usize = 2048;
+/// Values a pass's workgroup aims for when rows are short (the fixed rule's block): enough
+/// columns per workgroup that small transforms still move long runs of memory per workgroup.
+pub(crate) const BLOCK: usize = 2048;
 /// Columns a column-wise pass wants per workgroup, so that each of its strided loads reads a
 /// run of at least this many neighbouring complex values.
 const MIN_COALESCED_COLUMNS: usize = 8;
@@ -147,6 +147,8 @@ fn root(t: usize, n: usize) -> [f32; 2] {
 /// One pass: a compiled kernel variant and its launch.
 struct Pass {
     len: usize,
+    /// Columns (rows of the pass's length) per workgroup.
+    cols: usize,
     spec: KernelSpec,
     columns: u32,
     workgroups: [u32; 3],
@@ -258,8 +260,14 @@ pub(crate) struct Stockham {
 }
 
 impl Stockham {
-    pub(crate) fn new(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<Stockham> {
-        Stockham::plan(gpu, op, layout, false, None)
+    /// A plan whose workgroups aim for `block` values each (see [`BLOCK`]).
+    pub(crate) fn new(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        block: usize,
+    ) -> Result<Stockham> {
+        Stockham::plan(gpu, op, layout, block, false, None)
     }
 
     /// A plan of the padded length of Bluestein's algorithm (rows of `layout.n`, an inner
@@ -270,22 +278,29 @@ impl Stockham {
         gpu: &Gpu,
         op: &'static str,
         layout: Layout,
+        block: usize,
         tables: BluesteinTables<'_>,
     ) -> Result<Stockham> {
-        Stockham::plan(gpu, op, layout, false, Some(tables))
+        Stockham::plan(gpu, op, layout, block, false, Some(tables))
     }
 
     /// A plan that can also run as the core of real transforms of length 2n with the
     /// pre- and post-processing fused into its pass ([`Stockham::record_real`]), when the
     /// transform is one pass along contiguous rows.
-    pub(crate) fn with_real(gpu: &Gpu, op: &'static str, layout: Layout) -> Result<Stockham> {
-        Stockham::plan(gpu, op, layout, true, None)
+    pub(crate) fn with_real(
+        gpu: &Gpu,
+        op: &'static str,
+        layout: Layout,
+        block: usize,
+    ) -> Result<Stockham> {
+        Stockham::plan(gpu, op, layout, block, true, None)
     }
 
     fn plan(
         gpu: &Gpu,
         op: &'static str,
         layout: Layout,
+        block: usize,
         real: bool,
         bluestein: Option<BluesteinTables<'_>>,
     ) -> Result<Stockham> {
@@ -316,7 +331,7 @@ impl Stockham {
             let load_rows = q == 1;
             let store_rows = ns_global == 1 && layout.inner == 1;
             let room = (capacity / len).max(1);
-            let mut cols = (TARGET_ELEMENTS / len).clamp(1, room);
+            let mut cols = (block / len).clamp(1, room);
             if !(load_rows && store_rows) {
                 cols = cols.max(MIN_COALESCED_COLUMNS.min(room));
             }
@@ -418,6 +433,7 @@ impl Stockham {
         for (shape, columns) in shapes {
             passes.push(Pass {
                 len: shape.len,
+                cols: shape.cols,
                 spec: shape.spec(Fusion::default()),
                 columns: columns as u32,
                 workgroups: gpu.grid(columns.div_ceil(shape.cols) as u64)?,
@@ -546,7 +562,12 @@ impl Stockham {
     /// Lengths of the passes, for reports.
     pub(crate) fn describe(&self) -> String {
         let lengths: Vec<String> = self.passes.iter().map(|p| p.len.to_string()).collect();
-        format!("stockham {}", lengths.join("x"))
+        let cols: Vec<String> = self.passes.iter().map(|p| p.cols.to_string()).collect();
+        format!(
+            "stockham {} ({} per workgroup)",
+            lengths.join("x"),
+            cols.join(", ")
+        )
     }
 
     /// Records `dst = scale * DFT(src)`, conjugating the input and the output as asked (both
