@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -166,6 +167,55 @@ fn resumed_training_equals_uninterrupted() {
     let straight_losses: Vec<f32> = straight.history().iter().map(|m| m.train_loss).collect();
     let resumed_losses: Vec<f32> = resumed.history().iter().map(|m| m.train_loss).collect();
     assert_eq!(resumed_losses, straight_losses);
+}
+
+/// Rewrites a checkpoint's metadata, keeping its tensors.
+fn rewrite_metadata(path: &std::path::Path, edit: impl FnOnce(&mut HashMap<String, String>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    edit(&mut metadata);
+    let tensors = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .tensors();
+    safetensors::serialize_to_file(tensors, Some(metadata), path).unwrap();
+}
+
+#[test]
+fn resuming_keeps_what_history_the_checkpoint_holds() {
+    let gpu = unchecked();
+    let data = digits();
+    let path = tmp("history.safetensors");
+    let outputs = Outputs {
+        checkpoint: Some(path.clone()),
+        ..Outputs::default()
+    };
+    let epochs = |t: &Trainer| t.history().iter().map(|m| m.epoch).collect::<Vec<_>>();
+    let mut first = Trainer::new(gpu, digits_config(1), &data).unwrap();
+    train::fit(&mut first, &outputs, || {}, |_| {}).unwrap();
+    // As a checkpoint written before histories were kept: the run resumes without one.
+    rewrite_metadata(&path, |m| {
+        m.remove("history");
+    });
+    let mut second = Trainer::resume(gpu, &path, &data, Some(2)).unwrap();
+    assert!(second.history().is_empty());
+    train::fit(&mut second, &outputs, || {}, |_| {}).unwrap();
+    // Its own checkpoint's history starts at epoch 2, and resumes.
+    assert_eq!(
+        epochs(&Trainer::resume(gpu, &path, &data, None).unwrap()),
+        [2]
+    );
+    // One that does not end at the checkpoint's epoch is dropped, not trusted.
+    rewrite_metadata(&path, |m| {
+        let shifted = m["history"].replace("\"epoch\":2", "\"epoch\":1");
+        m.insert("history".into(), shifted);
+    });
+    assert!(
+        Trainer::resume(gpu, &path, &data, None)
+            .unwrap()
+            .history()
+            .is_empty()
+    );
 }
 
 #[test]
