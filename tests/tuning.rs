@@ -324,15 +324,15 @@ fn nothing_is_measured_inside_a_callers_timing() {
 #[test]
 fn a_large_fft_plan_is_tuned_when_built() {
     let gpu = open(Tuning::Memory);
-    let shape = [256, 1024];
-    let host: Vec<[f32; 2]> = random(9, 2 * 256 * 1024, -1.0, 1.0)
+    let shape = [300, 1024];
+    let host: Vec<[f32; 2]> = random(9, 2 * 300 * 1024, -1.0, 1.0)
         .chunks(2)
         .map(|p| [p[0], p[1]])
         .collect();
     let plan = FftPlan::new(&gpu, FftKind::Forward, &shape, 1, FftNorm::Ortho).unwrap();
     let choices = gpu.tuned_choices();
     let (key, block) = choices.iter().next().expect("a choice was kept");
-    assert_eq!(key, "fft Forward n1024 outer256 inner1");
+    assert_eq!(key, "fft Forward n1024 outer512 inner1");
     assert!(block.starts_with("block "), "{block}");
     let x = Tensor::from_complex(&gpu, &host, &shape).unwrap();
     let y = plan.execute(&x).unwrap().to_complex_vec().unwrap();
@@ -343,4 +343,8 @@ fn a_large_fft_plan_is_tuned_when_built() {
         &want.concat(),
         1e-5,
     );
+    // A plan of another batch in the bucket takes the kept block, unmeasured.
+    let again = FftPlan::new(&gpu, FftKind::Forward, &[500, 1024], 1, FftNorm::Ortho).unwrap();
+    assert_eq!(gpu.tuned_choices(), choices);
+    assert_eq!(again.algorithm(), plan.algorithm());
 }
