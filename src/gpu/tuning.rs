@@ -2,11 +2,12 @@
 //! the life of the device and, by default, in a file so that the next process starts tuned.
 //!
 //! The mechanism is generic: an op names a shape bucket with a key, lists its variants (the
-//! fixed rule's choice first) and how to run one on the caller's operands, and
-//! [`Gpu::tune`] times each once and keeps the fastest under the key (`ops::matmul`'s tiles,
-//! `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods). A variant whose output
-//! disagrees with the rule's is passed over, however fast: speed is no reason to keep a kernel
-//! that a driver runs wrongly (lavapipe ends long loops early, silently).
+//! fixed rule's choice first) and how to run one on the caller's operands (or stand-ins of
+//! their shape), and [`Gpu::tune`] times each once and keeps the fastest under the key
+//! (`ops::matmul`'s tiles, `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods,
+//! `ops::FftPlan`'s blocks of values per workgroup). A variant whose output disagrees with the
+//! rule's is passed over, however fast: speed is no reason to keep a kernel that a driver runs
+//! wrongly (lavapipe ends long loops early, silently).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,13 +44,14 @@ const COMPARED: usize = 1 << 22;
 const AGREEMENT: f32 = 0.1;
 
 impl Gpu {
-    /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket
-    /// is new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
+    /// The variant of `candidates` kept for the shape bucket `key`, measured now if the bucket is
+    /// new: each variant runs once untimed (which compiles it), then up to [`SAMPLES`] times
     /// between GPU timestamps, and the fastest is kept. With tuning off or a single candidate,
     /// `candidates[0]` (the op's fixed rule); inside a [`Gpu::time`] of the caller's, the same
-    /// unless the bucket was measured before. `run` records one run of a variant on the caller's operands and returns
-    /// its output (compared with the rule's: a variant that disagrees is passed over); it must
-    /// write only outputs that the caller's own run overwrites afterwards.
+    /// unless the bucket was measured before. `run` records one run of a variant on the caller's
+    /// operands (or stand-ins of their shape) and returns its output (compared with the rule's: a
+    /// variant that disagrees is passed over); it must write only outputs that the caller's own run
+    /// overwrites afterwards, or tensors of its own. Each candidate's runs come one after another.
     pub(crate) fn tune<C: Copy + std::fmt::Debug, N: AsRef<str>>(
         &self,
         key: String,
