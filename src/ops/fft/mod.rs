@@ -35,7 +35,7 @@ use super::fits_u32;
 use crate::error::{Error, Result};
 use crate::gpu::kernel::KernelSpec;
 use crate::gpu::{Binding, Gpu, PooledBuffer};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Tensor, element_count};
 
 const OP: &str = "fft";
 
@@ -141,7 +141,7 @@ fn tuned(
         |block| format!("block {block}"),
         |block| {
             if current.as_ref().is_none_or(|(b, _)| *b != block) {
-                current = None;
+                current = None; // the last candidate's scratch goes before the next is built
                 current = Some((block, build(block)?));
             }
             let plan = &current.as_ref().expect("built above").1;
@@ -176,6 +176,15 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// Transforms along `axis` of `shape`, or `None` where a product overflows.
+    pub(crate) fn along(shape: &[usize], axis: usize) -> Option<Layout> {
+        Some(Layout {
+            outer: element_count(&shape[..axis])?,
+            n: shape[axis],
+            inner: element_count(&shape[axis + 1..])?,
+        })
+    }
+
     pub(crate) fn values(&self) -> usize {
         self.outer * self.n * self.inner
     }
@@ -414,45 +423,24 @@ impl FftPlan {
                 format!("the batch is empty: dimension {d} of shape {shape:?} is 0"),
             ));
         }
-        let product = |dims: &[usize]| {
-            dims.iter()
-                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| Error::invalid(OP, format!("shape {shape:?} overflows")))
-        };
-        let layout = Layout {
-            outer: product(&shape[..axis])?,
-            n,
-            inner: product(&shape[axis + 1..])?,
-        };
+        let overflow = || Error::invalid(OP, format!("shape {shape:?} overflows"));
+        let layout = Layout::along(shape, axis).ok_or_else(overflow)?;
+        let values = element_count(shape).ok_or_else(overflow)?;
         // Every tensor must be indexable by u32 and fit the adapter (scratch buffers are
         // checked as they are planned). The complex side is the larger one.
         let complex_values = if kind.is_real() {
-            product(shape)? / n * (n / 2 + 1)
+            values / n * (n / 2 + 1)
         } else {
-            product(shape)?
+            values
         };
-        fits_u32(OP, "elements", complex_values.max(product(shape)?))?;
+        fits_u32(OP, "elements", complex_values.max(values))?;
         gpu.check_buffer_size(
             &format!("an fft tensor of shape {shape:?}"),
             complex_values as u64 * DType::C32.size(),
         )?;
-        let plan = |block| -> Result<FftPlan> {
-            let engine = if kind.is_real() {
-                Engine::Real(RealFft::new(gpu, OP, layout, block)?)
-            } else {
-                Engine::Complex(ComplexFft::new(gpu, OP, layout, block)?)
-            };
-            Ok(FftPlan {
-                gpu: gpu.clone(),
-                kind,
-                norm,
-                shape: shape.to_vec(),
-                axis,
-                layout,
-                engine,
-            })
-        };
-        let plan = tuned(gpu, kind, layout, plan)?;
+        let plan = tuned(gpu, kind, layout, |block| {
+            FftPlan::with_block(gpu, kind, shape, axis, norm, layout, block)
+        })?;
         let kernels = match &plan.engine {
             Engine::Real(r) => r.kernels(),
             Engine::Complex(c) => c.kernels(),
@@ -461,6 +449,33 @@ impl FftPlan {
             gpu.prepare(kernel)?;
         }
         Ok(plan)
+    }
+
+    /// The plan of a validated `shape` whose Stockham passes' workgroups aim for `block`
+    /// values each ([`stockham::BLOCK`] unless tuned).
+    fn with_block(
+        gpu: &Gpu,
+        kind: FftKind,
+        shape: &[usize],
+        axis: usize,
+        norm: FftNorm,
+        layout: Layout,
+        block: usize,
+    ) -> Result<FftPlan> {
+        let engine = if kind.is_real() {
+            Engine::Real(RealFft::new(gpu, OP, layout, block)?)
+        } else {
+            Engine::Complex(ComplexFft::new(gpu, OP, layout, block)?)
+        };
+        Ok(FftPlan {
+            gpu: gpu.clone(),
+            kind,
+            norm,
+            shape: shape.to_vec(),
+            axis,
+            layout,
+            engine,
+        })
     }
 
     /// The transform length.
@@ -689,25 +704,10 @@ mod tests {
                 .collect();
             let mut rule_bits: Option<Vec<f32>> = None;
             for block in std::iter::once(stockham::BLOCK).chain(TUNED_BLOCKS) {
-                let layout = Layout {
-                    outer: shape[..axis].iter().product(),
-                    n: shape[axis],
-                    inner: shape[axis + 1..].iter().product(),
-                };
-                let engine = if kind.is_real() {
-                    Engine::Real(RealFft::new(&gpu, OP, layout, block).unwrap())
-                } else {
-                    Engine::Complex(ComplexFft::new(&gpu, OP, layout, block).unwrap())
-                };
-                let plan = FftPlan {
-                    gpu: gpu.clone(),
-                    kind,
-                    norm: FftNorm::Backward,
-                    shape: shape.to_vec(),
-                    axis,
-                    layout,
-                    engine,
-                };
+                let layout = Layout::along(shape, axis).unwrap();
+                let plan =
+                    FftPlan::with_block(&gpu, kind, shape, axis, FftNorm::Backward, layout, block)
+                        .unwrap();
                 let case = format!("{kind:?} {shape:?} block {block}: {}", plan.algorithm());
                 let (got, want): (Vec<f32>, Vec<f64>) = if kind.is_real() {
                     let x = Tensor::from_slice(&gpu, &host[..values], shape).unwrap();

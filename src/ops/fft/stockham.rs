@@ -559,7 +559,7 @@ impl Stockham {
         )
     }
 
-    /// Lengths of the passes, for reports.
+    /// Lengths of the passes and their columns per workgroup, for reports.
     pub(crate) fn describe(&self) -> String {
         let lengths: Vec<String> = self.passes.iter().map(|p| p.len.to_string()).collect();
         let cols: Vec<String> = self.passes.iter().map(|p| p.cols.to_string()).collect();
