@@ -88,3 +88,24 @@ fn gelu(bencher: Bencher) {
         y
     });
 }
+
+/// The scan of the DeepPCR target (L = 1024, w = 16, batch 64, factored Jacobians) with its
+/// chains in registers, at the chunk lengths tuning measures (32 is the rule's) and twice the
+/// rule's: longer chunks mean less work and longer chains.
+#[divan::bench(args = [8, 16, 32, 64], sample_count = 5, sample_size = 1)]
+fn affine_scan_chunk(bencher: Bencher, chunk: usize) {
+    let (len, batch, w) = (1024, 64, 16);
+    let weights = ops::scale(&filled(&[len, w, w]), 0.2).unwrap();
+    let scales = filled(&[len, batch, w]);
+    let v = filled(&[len, batch, w]);
+    let maps = ops::ScanMaps::RowScaled {
+        weights: &weights,
+        scales: &scales,
+    };
+    let method = ops::ScanMethod::ChunkedRegisters { chunk };
+    bencher.bench(|| {
+        let x = ops::affine_scan(maps, &v, Some(method)).unwrap();
+        gpu().synchronize().unwrap();
+        x
+    });
+}

@@ -3,7 +3,7 @@
 //! `z[l] - f_l(z[l-1]) = 0`; each Newton step linearises all layers at once and solves the
 //! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan
 //! ([`ops::affine_scan`]: recursive doubling in ceil(log2 L) levels, or a chunked scan in
-//! O(log L) levels with O(sqrt L) chains inside, whichever is tuned). The Jacobians
+//! O(log L) levels with chains of at most about sqrt(L) steps inside, whichever is tuned). The Jacobians
 //! `J[l] = diag(act'(u[l])) W[l]` are never formed: the scans read the weights and act'
 //! ([`ops::ScanMaps::RowScaled`]). The backward pass is already linear,
 //! `g[l-1] = J[l]^T g[l]`, and takes one transposed scan. Work grows as w^3, so this pays at

@@ -57,7 +57,7 @@ fn deeppcr_forward_equals_sequential_and_f64() {
                 &want,
                 1e-5,
             );
-            for scan in ScanMethod::ALL {
+            for scan in ScanMethod::all(layers) {
                 let options = NewtonOptions {
                     scan: Some(scan),
                     ..Default::default()

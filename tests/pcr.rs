@@ -159,7 +159,7 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
             let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
             let want = reference::affine_scan(&a, &v, len, batch, w);
             let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
-            for method in ScanMethod::ALL {
+            for method in ScanMethod::all(len) {
                 let case = format!("{method:?} L={len} batch={batch} w={w}");
                 if too_wide(method, w) {
                     let err = ops::affine_scan(&at, &vt, Some(method)).unwrap_err();
@@ -198,7 +198,8 @@ fn chunked_scan_keeps_within_the_loop_limit() {
     let v = random(6, len * batch * w, -1.0, 1.0);
     let at = Tensor::from_slice(gpu, &a, &[len, batch, w, w]).unwrap();
     let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
-    let got = ops::affine_scan(&at, &vt, Some(ScanMethod::Chunked));
+    let chunk = ScanMethod::rule_chunk(len);
+    let got = ops::affine_scan(&at, &vt, Some(ScanMethod::Chunked { chunk }));
     match gpu.capabilities().max_loop_iterations {
         Some(_) => {
             let err = got.expect_err("a refusal").to_string();
@@ -216,12 +217,55 @@ fn chunked_scan_keeps_within_the_loop_limit() {
     }
 }
 
+/// The chunked scans take any chunk length from 1 to L (tuning measures shorter chunks than
+/// the rule's): lengths that do not divide L, one step, all of L, forward and transposed; a
+/// chunk of 0 or past L is refused with the range named.
+#[test]
+fn chunked_scans_take_any_chunk_length() {
+    let gpu = common::unchecked();
+    let (len, batch, w) = (37, 2, 5);
+    let scale = 0.9 / (w as f32).sqrt();
+    let a: Vec<f32> = random(21, len * batch * w * w, -1.0, 1.0)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let v = random(22, len * batch * w, -1.0, 1.0);
+    let at = Tensor::from_slice(gpu, &a, &[len, batch, w, w]).unwrap();
+    let vt = Tensor::from_slice(gpu, &v, &[len, batch, w]).unwrap();
+    let want = reference::affine_scan(&a, &v, len, batch, w);
+    let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
+    for chunk in [1, 2, 3, 7, 36, 37] {
+        for method in [
+            ScanMethod::Chunked { chunk },
+            ScanMethod::ChunkedRegisters { chunk },
+        ] {
+            let case = method.name();
+            let x = ops::affine_scan(&at, &vt, Some(method)).unwrap();
+            assert_close(&case, &x.to_vec().unwrap(), &want, 1e-5);
+            let y = ops::affine_scan_transposed(&at, &vt, Some(method)).unwrap();
+            assert_close(
+                &format!("{case} transposed"),
+                &y.to_vec().unwrap(),
+                &want_t,
+                1e-5,
+            );
+        }
+    }
+    for chunk in [0, 38] {
+        let err = ops::affine_scan(&at, &vt, Some(ScanMethod::Chunked { chunk })).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }) && err.to_string().contains("1 to 37"),
+            "{err}"
+        );
+    }
+}
+
 /// Whether `method` refuses blocks of width `w`.
 fn too_wide(method: ScanMethod, w: usize) -> bool {
     match method {
         ScanMethod::Doubling => false,
-        ScanMethod::Chunked => w > ops::MAX_CHUNKED_WIDTH,
-        ScanMethod::ChunkedRegisters => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
+        ScanMethod::Chunked { .. } => w > ops::MAX_CHUNKED_WIDTH,
+        ScanMethod::ChunkedRegisters { .. } => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
     }
 }
 
@@ -258,7 +302,7 @@ fn row_scaled_maps_match_their_dense_product(
         weights: &weights,
         scales: &scales,
     };
-    for method in ScanMethod::ALL {
+    for method in ScanMethod::all(len) {
         let case = format!("{method:?} row-scaled L={len} batch={batch} w={w}");
         if too_wide(method, w) {
             let err = ops::affine_scan(maps, &vt, Some(method)).unwrap_err();
@@ -291,14 +335,22 @@ fn row_scaled_maps_match_their_dense_product(
 #[test]
 fn affine_scan_methods_count_their_levels() {
     // L = 1024: doubling in 10 levels; chunks of 32, doubling over 32 chunks in 5, plus 2.
-    assert_eq!(ScanMethod::Doubling.levels(1024), 10);
-    assert_eq!(ScanMethod::Chunked.levels(1024), 7);
-    assert_eq!(ScanMethod::Chunked.chain(1024), 32);
-    assert_eq!(ScanMethod::ChunkedRegisters.levels(1024), 7);
-    assert_eq!(ScanMethod::ChunkedRegisters.chain(1024), 32);
+    assert_eq!(ScanMethod::rule_chunk(1024), 32);
+    let [doubling, chunked, registers] = ScanMethod::all(1024);
+    assert_eq!(doubling.levels(1024), 10);
+    assert_eq!(chunked.levels(1024), 7);
+    assert_eq!(chunked.chain(1024), 32);
+    assert_eq!(registers.levels(1024), 7);
+    assert_eq!(registers.chain(1024), 32);
+    // Chunks of 8: 128 of them, doubled over in 7 levels.
+    let short = ScanMethod::ChunkedRegisters { chunk: 8 };
+    assert_eq!((short.levels(1024), short.chain(1024)), (9, 8));
     // L = 100: chunks of 16, 7 of them.
-    assert_eq!(ScanMethod::Chunked.levels(100), 5);
+    assert_eq!(ScanMethod::rule_chunk(100), 16);
+    assert_eq!(ScanMethod::Chunked { chunk: 16 }.levels(100), 5);
     assert_eq!(ScanMethod::Doubling.chain(100), 1);
+    // A chunk longer than the recurrence is one chain of L steps.
+    assert_eq!(ScanMethod::Chunked { chunk: 16 }.chain(5), 5);
 }
 
 /// Factored maps whose dense product would not fit one binding: doubling (which forms it) is
@@ -323,5 +375,10 @@ fn factored_maps_too_big_to_multiply_out_take_a_chunked_scan() {
     );
     // The device tunes nothing: the first method that takes the scan.
     let method = ops::affine_scan_method(maps, &v, false).unwrap();
-    assert_eq!(method, ScanMethod::Chunked);
+    assert_eq!(
+        method,
+        ScanMethod::Chunked {
+            chunk: ScanMethod::rule_chunk(len)
+        }
+    );
 }

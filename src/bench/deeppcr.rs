@@ -66,8 +66,8 @@ pub struct DeepPcrRecord {
     /// Dependent dispatch levels of the DeepPCR backward's solve: the transposed scan's levels,
     /// plus 3 for doubling (which forms the Jacobians and reverses the recurrence and back).
     pub backward_steps: usize,
-    /// How the forward's scans were solved (tuned per shape bucket): `doubling`, `chunked` or
-    /// `chunked_registers`.
+    /// How the forward's scans were solved (tuned per shape bucket): `doubling`, or
+    /// `chunked/{chunk}` or `chunked_registers/{chunk}` with the steps per chunk.
     pub scan: String,
     /// How the backward's transposed scan was solved (a bucket of its own).
     pub backward_scan: String,

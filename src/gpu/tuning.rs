@@ -4,7 +4,7 @@
 //! The mechanism is generic: an op names a shape bucket with a key, lists its variants (the
 //! fixed rule's choice first) and how to run one on the caller's operands (or stand-ins of
 //! their shape), and [`Gpu::tune`] times each once and keeps the fastest under the key
-//! (`ops::matmul`'s tiles, `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods,
+//! (`ops::matmul`'s tiles, `ops::tridiagonal`'s methods, `ops::affine_scan`'s methods and chunks,
 //! `ops::FftPlan`'s blocks of values per workgroup). A variant whose output disagrees with the
 //! rule's is passed over, however fast: speed is no reason to keep a kernel that a driver runs
 //! wrongly (lavapipe ends long loops early, silently).

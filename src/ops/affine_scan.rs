@@ -2,7 +2,7 @@
 //! linear solves of DeepPCR (block-bidiagonal systems). Two parallel scans: recursive doubling
 //! (PCR) in ceil(log2 L) levels (`shaders/affine_scan.wgsl`), and a chunked, work-efficient scan
 //! (`shaders/affine_chunk.wgsl`) whose chains run across a workgroup or in one invocation's
-//! registers; the fastest for the shape is chosen by measurement.
+//! registers; the fastest method and chunk length for the shape are chosen by measurement.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -80,12 +80,12 @@ fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
 /// its share of the map's entries, and a row of w. On lavapipe it came out wrong, silently, at
 /// L = 2048 and w = 64 (64 x 17 x 65 = 70,720 iterations); L = 1024 (half that) came out right
 /// but is past the budget, and refused.
-fn chunked_within_loop_limit(gpu: &crate::Gpu, len: usize, w: usize) -> bool {
+fn chunked_within_loop_limit(gpu: &crate::Gpu, chunk: usize, w: usize) -> bool {
     let Some(budget) = gpu.capabilities().loop_budget() else {
         return true;
     };
     let (_, per) = compose_groups(w);
-    chunk_len(len) * per * (w + 1) <= budget
+    chunk * per * (w + 1) <= budget
 }
 
 /// The workgroup compose kernel's shape for blocks of `w`: as many augmented maps [P | q] of
@@ -106,64 +106,79 @@ const MIN_TUNED_ELEMENTS: usize = 1 << 16;
 pub enum ScanMethod {
     /// Recursive doubling (PCR): ceil(log2 L) dependent levels, O(L w^3 log L) work.
     Doubling,
-    /// Chunks of about sqrt(L) steps composed in parallel, recursive doubling over the chunks,
-    /// then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent levels
-    /// with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
+    /// Chunks of `chunk` steps (1 to L) composed in parallel, recursive doubling over the
+    /// chunks, then each chunk replayed from its carry-in: 2 + ceil(log2(L / chunk)) dependent
+    /// levels with chains of `chunk` steps inside them, O(L w^3) work. Widths up to
     /// [`MAX_CHUNKED_WIDTH`] whose w x (w + 1) map fits the adapter's workgroup memory, and
     /// (on adapters that end loops past a count, see [`crate::gpu::Capabilities::loop_budget`])
     /// chains within the budget. Each chain runs across a workgroup, an invocation per entry of
     /// the map, a barrier per step.
-    Chunked,
+    Chunked {
+        /// Steps per chunk ([`ScanMethod::rule_chunk`] unless tuned).
+        chunk: usize,
+    },
     /// The chunked scan with each chain in one invocation's registers (a column of a chunk's
     /// map, or a chunk's vector): no barriers, but w times fewer invocations. Same levels and
     /// chains as `Chunked`; widths up to [`MAX_CHUNKED_REGISTERS_WIDTH`].
-    ChunkedRegisters,
+    ChunkedRegisters {
+        /// Steps per chunk ([`ScanMethod::rule_chunk`] unless tuned).
+        chunk: usize,
+    },
 }
 
 impl ScanMethod {
-    /// Every method.
-    pub const ALL: [ScanMethod; 3] = [
-        ScanMethod::Doubling,
-        ScanMethod::Chunked,
-        ScanMethod::ChunkedRegisters,
-    ];
+    /// Every method for a recurrence of `len` steps, the chunked ones with the rule's chunk.
+    pub fn all(len: usize) -> [ScanMethod; 3] {
+        let chunk = ScanMethod::rule_chunk(len);
+        [
+            ScanMethod::Doubling,
+            ScanMethod::Chunked { chunk },
+            ScanMethod::ChunkedRegisters { chunk },
+        ]
+    }
 
-    /// The method's name in tuning files and reports.
-    pub fn name(self) -> &'static str {
+    /// The fixed rule's steps per chunk: 2^ceil(log2(L) / 2), about sqrt(L), which balances the
+    /// work of the chains inside chunks against that of the doubling scan over the chunks. On
+    /// a GPU shorter chunks can be faster (more invocations, shorter chains, a level or two
+    /// more), so tuning also measures a half and a quarter of it.
+    pub fn rule_chunk(len: usize) -> usize {
+        1 << ceil_log2(len).div_ceil(2)
+    }
+
+    /// The method's name in tuning files and reports: `doubling`, or the chunked scans with
+    /// their chunk, e.g. `chunked_registers/32`.
+    pub fn name(self) -> String {
         match self {
-            ScanMethod::Doubling => "doubling",
-            ScanMethod::Chunked => "chunked",
-            ScanMethod::ChunkedRegisters => "chunked_registers",
+            ScanMethod::Doubling => "doubling".to_string(),
+            ScanMethod::Chunked { chunk } => format!("chunked/{chunk}"),
+            ScanMethod::ChunkedRegisters { chunk } => format!("chunked_registers/{chunk}"),
+        }
+    }
+
+    /// Steps per chunk of the chunked scans.
+    fn chunk(self) -> Option<usize> {
+        match self {
+            ScanMethod::Doubling => None,
+            ScanMethod::Chunked { chunk } | ScanMethod::ChunkedRegisters { chunk } => Some(chunk),
         }
     }
 
     /// Dependent dispatches that solve a recurrence of `len` steps.
     pub fn levels(self, len: usize) -> usize {
-        match self {
-            ScanMethod::Doubling => ceil_log2(len),
-            ScanMethod::Chunked | ScanMethod::ChunkedRegisters => {
-                2 + ceil_log2(len.div_ceil(chunk_len(len)))
-            }
+        match self.chunk() {
+            None => ceil_log2(len),
+            Some(chunk) => 2 + ceil_log2(len.div_ceil(chunk.max(1))),
         }
     }
 
     /// The longest chain of dependent steps inside one dispatch (1 for doubling).
     pub fn chain(self, len: usize) -> usize {
-        match self {
-            ScanMethod::Doubling => 1,
-            ScanMethod::Chunked | ScanMethod::ChunkedRegisters => chunk_len(len),
-        }
+        self.chunk().map_or(1, |chunk| chunk.min(len))
     }
 }
 
 fn ceil_log2(n: usize) -> usize {
     n.next_power_of_two().trailing_zeros() as usize
-}
-
-/// Steps per chunk: 2^ceil(log2(L) / 2), about sqrt(L), which balances the chains inside
-/// chunks against the number of chunks the doubling scan over them handles.
-fn chunk_len(len: usize) -> usize {
-    1 << ceil_log2(len).div_ceil(2)
 }
 
 /// The maps `A[k]` of an affine scan, per step and batch entry.
@@ -270,10 +285,22 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    /// Whether `method` takes this scan; if not, why: the chunked scans' widths, and for
-    /// doubling of factored maps, the dense maps it forms.
+    /// Whether `method` takes this scan; if not, why: the chunked scans' chunks and widths, and
+    /// for doubling of factored maps, the dense maps it forms.
     fn check(&self, method: ScanMethod) -> Result<()> {
         let (gpu, w) = (self.v.gpu(), self.w);
+        if let Some(chunk) = method.chunk()
+            && !(1..=self.len).contains(&chunk)
+        {
+            return Err(Error::invalid(
+                "affine_scan",
+                format!(
+                    "a chunk of {chunk} steps for a recurrence of {} (give 1 to {0}; \
+                     ScanMethod::rule_chunk is the default)",
+                    self.len
+                ),
+            ));
+        }
         let limit = match method {
             ScanMethod::Doubling => {
                 if let ScanMaps::RowScaled { .. } = self.maps {
@@ -287,29 +314,30 @@ impl Scan<'_> {
                 }
                 return Ok(());
             }
-            ScanMethod::Chunked
-                if chunked_fits(gpu, w) && chunked_within_loop_limit(gpu, self.len, w) =>
+            ScanMethod::Chunked { chunk }
+                if chunked_fits(gpu, w) && chunked_within_loop_limit(gpu, chunk, w) =>
             {
                 return Ok(());
             }
-            ScanMethod::ChunkedRegisters if w <= MAX_CHUNKED_REGISTERS_WIDTH => return Ok(()),
-            ScanMethod::Chunked if chunked_fits(gpu, w) => {
+            ScanMethod::ChunkedRegisters { .. } if w <= MAX_CHUNKED_REGISTERS_WIDTH => {
+                return Ok(());
+            }
+            ScanMethod::Chunked { chunk } if chunked_fits(gpu, w) => {
                 return Err(Error::invalid(
                     "affine_scan",
                     format!(
-                        "the chunked scan's chains over {} steps of blocks {w} wide would run \
-                         past this adapter's loop limit (Capabilities::max_loop_iterations); use \
-                         another ScanMethod",
-                        self.len
+                        "the chunked scan's chains over {chunk} steps of blocks {w} wide would \
+                         run past this adapter's loop limit (Capabilities::max_loop_iterations); \
+                         use shorter chunks or another ScanMethod"
                     ),
                 ));
             }
-            ScanMethod::Chunked => format!(
+            ScanMethod::Chunked { .. } => format!(
                 "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
                  memory ({} bytes here)",
                 gpu.capabilities().max_workgroup_storage_size
             ),
-            ScanMethod::ChunkedRegisters => {
+            ScanMethod::ChunkedRegisters { .. } => {
                 format!("blocks up to {MAX_CHUNKED_REGISTERS_WIDTH} wide")
             }
         };
@@ -323,15 +351,16 @@ impl Scan<'_> {
     }
 
     /// The method for this scan: the first that takes it (recursive doubling, unless its dense
-    /// maps would not fit) where the scan is small or only one applies, else the one measured
-    /// fastest for the shape bucket.
+    /// maps would not fit; the chunked scans with the rule's chunk) where the scan is small or
+    /// only one applies, else the one measured fastest for the shape bucket, among the chunked
+    /// scans with the rule's chunk, a half and a quarter of it.
     fn choose(&self) -> Result<ScanMethod> {
         let (len, batch, w) = (self.len, self.batch, self.w);
-        let candidates: Vec<ScanMethod> = ScanMethod::ALL
+        let rules: Vec<ScanMethod> = ScanMethod::all(len)
             .into_iter()
             .filter(|&m| self.check(m).is_ok())
             .collect();
-        match candidates[..] {
+        match rules[..] {
             [] => {
                 return self
                     .check(ScanMethod::Doubling)
@@ -340,6 +369,23 @@ impl Scan<'_> {
             [only] => return Ok(only),
             [first, ..] if len * batch * w * w < MIN_TUNED_ELEMENTS => return Ok(first),
             _ => {}
+        }
+        let rule_chunk = ScanMethod::rule_chunk(len);
+        let mut candidates = rules.clone();
+        for method in rules {
+            for shorter in [rule_chunk / 2, rule_chunk / 4] {
+                let candidate = match method {
+                    ScanMethod::Doubling => continue,
+                    ScanMethod::Chunked { .. } => ScanMethod::Chunked { chunk: shorter },
+                    ScanMethod::ChunkedRegisters { .. } => {
+                        ScanMethod::ChunkedRegisters { chunk: shorter }
+                    }
+                };
+                // Chunks of one step are doubling with extra passes.
+                if shorter >= 2 && self.check(candidate).is_ok() {
+                    candidates.push(candidate);
+                }
+            }
         }
         let key = format!(
             "affine_scan len{} batch{} w{w} {}{}",
@@ -370,8 +416,8 @@ impl Scan<'_> {
     fn run(&self, method: ScanMethod) -> Result<Tensor> {
         match method {
             ScanMethod::Doubling => self.doubling(),
-            ScanMethod::Chunked => self.chunked(false),
-            ScanMethod::ChunkedRegisters => self.chunked(true),
+            ScanMethod::Chunked { chunk } => self.chunked(chunk, false),
+            ScanMethod::ChunkedRegisters { chunk } => self.chunked(chunk, true),
         }
     }
 
@@ -444,14 +490,13 @@ impl Scan<'_> {
         Ok(y)
     }
 
-    /// The chunked scan: compose each chunk's maps, solve the recurrence of the chunks' maps by
-    /// doubling, replay each chunk from its carry-in; each chain across a workgroup, or in one
-    /// invocation's `registers`. The kernels read the maps as given (dense or factored, and
-    /// transposed in reverse order for the transposed scan).
-    fn chunked(&self, registers: bool) -> Result<Tensor> {
+    /// The chunked scan in chunks of `chunk` steps: compose each chunk's maps, solve the
+    /// recurrence of the chunks' maps by doubling, replay each chunk from its carry-in; each
+    /// chain across a workgroup, or in one invocation's `registers`. The kernels read the maps
+    /// as given (dense or factored, and transposed in reverse order for the transposed scan).
+    fn chunked(&self, chunk: usize, registers: bool) -> Result<Tensor> {
         let gpu = self.v.gpu();
         let (len, batch, w) = (self.len, self.batch, self.w);
-        let chunk = chunk_len(len);
         let chunks = len.div_ceil(chunk);
         let params = ChunkParams {
             len: len as u32,
