@@ -201,6 +201,9 @@ fn empty_tensors_compute_or_are_refused() {
     }
     assert_eq!(ops::column_sums(&e).unwrap().to_vec().unwrap(), [0.0; 5]);
     assert_eq!(ops::transpose(&zeros(g, &[0, 3])).unwrap().shape(), [3, 0]);
+    // Empty, though its rows would be past a dispatch's grid.
+    let huge = ops::transpose(&zeros(g, &[0, 1 << 40, 3])).unwrap();
+    assert_eq!(huge.shape(), [0, 3, 1 << 40]);
     // K = 0: the product is the epilogue of zeros.
     let bias = t(g, &[3]);
     let mut spec = MatmulSpec::default();
