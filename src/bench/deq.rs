@@ -71,16 +71,51 @@ pub struct DeqSolveRecord {
     pub adapter: String,
 }
 
-/// z -> tanh(z W + inj), PyTorch's form of the anchor (W not transposed).
-struct Anchor {
+/// The anchor's parameters and input, with W and U split once into f16 halves for
+/// split-precision products (they are fixed parameters), or `None` to multiply in f32.
+struct Problem {
     w: Tensor,
-    injection: Tensor,
-    /// W split once, for split-precision products (it is fixed over the iterations); `None`
-    /// multiplies in f32.
-    w_split: Option<SplitB>,
+    u: Tensor,
+    x: Tensor,
+    split: Option<(SplitB, SplitB)>,
 }
 
-impl FixedPointMap for Anchor {
+impl Problem {
+    /// The map for the problem's input, its injection x U computed now: every timed run
+    /// includes it, as PyTorch's does.
+    fn map(&self) -> Result<Anchor<'_>> {
+        let (w_split, u_split) = match &self.split {
+            Some((w, u)) => (Some(w), Some(u)),
+            None => (None, None),
+        };
+        Ok(Anchor {
+            w: &self.w,
+            injection: ops::matmul(&self.x, &self.u, &product(u_split))?,
+            w_split,
+        })
+    }
+}
+
+/// A product by a right-hand operand split once, or in f32 (`None`).
+fn product(split: Option<&SplitB>) -> MatmulSpec<'_> {
+    MatmulSpec {
+        precision: match split {
+            Some(_) => Precision::SplitF16,
+            None => Precision::F32,
+        },
+        split_b: split,
+        ..Default::default()
+    }
+}
+
+/// z -> tanh(z W + x U), PyTorch's form of the anchor (W not transposed).
+struct Anchor<'a> {
+    w: &'a Tensor,
+    injection: Tensor,
+    w_split: Option<&'a SplitB>,
+}
+
+impl FixedPointMap for Anchor<'_> {
     fn gpu(&self) -> &Gpu {
         self.w.gpu()
     }
@@ -93,21 +128,17 @@ impl FixedPointMap for Anchor {
         let spec = MatmulSpec {
             add: Some(&self.injection),
             activation: Activation::Tanh,
-            precision: match self.w_split {
-                Some(_) => Precision::SplitF16,
-                None => Precision::F32,
-            },
-            split_b: self.w_split.as_ref(),
-            ..Default::default()
+            ..product(self.w_split)
         };
-        ops::matmul_into(z, &self.w, &spec, out)
+        ops::matmul_into(z, self.w, &spec, out)
     }
 }
 
-/// Times 30 iterations through [`solve`] (tolerance 0, one readback at the end) against the
-/// bare loop of fused matmuls, checks sampled rows against an f64 twin, then solves to a
-/// relative residual of 1e-4 with each solver. A split-precision case times the 30 iterations
-/// with [`Precision::SplitF16`] products (W split once) against the f32 solve instead.
+/// Times x U and 30 iterations through [`solve`] (tolerance 0, one readback at the end), as
+/// PyTorch's anchor times them, against x U and the bare loop of fused matmuls; checks sampled
+/// rows against an f64 twin, then solves to a relative residual of 1e-4 with each solver. A
+/// split-precision case times the same with [`Precision::SplitF16`] products (W and U split
+/// once) against the f32 solve instead.
 pub fn run_deq(
     gpu: &Gpu,
     case: &DeqCase,
@@ -119,13 +150,11 @@ pub fn run_deq(
     let w_host = scaled(standard_normal(&mut rng, n * n), 0.6 / (n as f32).sqrt());
     let u_host = scaled(standard_normal(&mut rng, n * n), 1.0 / (n as f32).sqrt());
     let x_host = standard_normal(&mut rng, b * n);
-    let w = Tensor::from_slice(gpu, &w_host, &[n, n])?;
-    let u = Tensor::from_slice(gpu, &u_host, &[n, n])?;
-    let x = Tensor::from_slice(gpu, &x_host, &[b, n])?;
-    let anchor = Anchor {
-        injection: ops::matmul(&x, &u, &MatmulSpec::default())?,
-        w,
-        w_split: None,
+    let problem = Problem {
+        w: Tensor::from_slice(gpu, &w_host, &[n, n])?,
+        u: Tensor::from_slice(gpu, &u_host, &[n, n])?,
+        x: Tensor::from_slice(gpu, &x_host, &[b, n])?,
+        split: None,
     };
     let fixed = |method, tol, max_iter, check_every| SolverConfig {
         method,
@@ -139,12 +168,15 @@ pub fn run_deq(
 
     let rows = CHECKED_ROWS.min(b);
     let want = oracle(&w_host, &u_host, &x_host[..rows * n], n);
-    let thirty_err = |map: &Anchor| -> Result<f64> {
-        let z = solve(map, None, &thirty)?.z.to_vec()?;
+    let thirty_err = |problem: &Problem| -> Result<f64> {
+        let z = solve(&problem.map()?, None, &thirty)?.z.to_vec()?;
         Ok(reference::max_rel_err(&z[..rows * n], &want))
     };
-    let solver = measure(gpu, config, || solve(&anchor, None, &thirty).map(drop))?;
-    let flops = ITERATIONS as f64 * 2.0 * (b * n * n) as f64;
+    let solver = measure(gpu, config, || {
+        solve(&problem.map()?, None, &thirty).map(drop)
+    })?;
+    // x U and one product per iteration.
+    let flops = (ITERATIONS + 1) as f64 * 2.0 * (b * n * n) as f64;
     let tflops = |ms: f64| flops / (ms * 1e-3) / 1e12;
     let summary = gpu.summary();
     let record =
@@ -166,28 +198,34 @@ pub fn run_deq(
             backend: summary.backend.clone(),
         };
     if case.precision == Precision::SplitF16 {
-        let split = Anchor {
-            w_split: Some(SplitB::new(&anchor.w, false)?),
-            ..anchor
+        let split = Problem {
+            split: Some((
+                SplitB::new(&problem.w, false)?,
+                SplitB::new(&problem.u, false)?,
+            )),
+            ..problem
         };
         let max_rel_err = thirty_err(&split)?;
-        let time = measure(gpu, config, || solve(&split, None, &thirty).map(drop))?;
+        let time = measure(gpu, config, || {
+            solve(&split.map()?, None, &thirty).map(drop)
+        })?;
         let baseline = Baseline {
             name: "the same solve with f32 products".to_string(),
             rate: tflops(solver.median_ms),
             speedup: solver.median_ms / time.median_ms,
         };
-        let variant = "deq::solve, fixed point, tol 0, split-f16 products on tensor cores (W \
-                       split once)";
+        let variant = "x U and deq::solve, fixed point, tol 0, split-f16 products on tensor \
+                       cores (W and U split once)";
         let name = "deq/fixed-point-30-split-f16";
         return Ok((
             record(name, &time, max_rel_err, baseline, variant),
             Vec::new(),
         ));
     }
-    let max_rel_err = thirty_err(&anchor)?;
+    let max_rel_err = thirty_err(&problem)?;
     let (ping, pong) = (Tensor::zeros(gpu, &[b, n])?, Tensor::zeros(gpu, &[b, n])?);
     let bare = measure(gpu, config, || {
+        let anchor = problem.map()?;
         for i in 0..ITERATIONS {
             let (from, to) = if i % 2 == 0 {
                 (&ping, &pong)
@@ -199,11 +237,11 @@ pub fn run_deq(
         Ok(())
     })?;
     let baseline = Baseline {
-        name: "bare fused-matmul loop".to_string(),
+        name: "x U and the bare fused-matmul loop".to_string(),
         rate: tflops(bare.median_ms),
         speedup: bare.median_ms / solver.median_ms,
     };
-    let variant = "deq::solve, fixed point, tol 0";
+    let variant = "x U and deq::solve, fixed point, tol 0";
     let thirty_record = record(
         "deq/fixed-point-30",
         &solver,
@@ -216,8 +254,8 @@ pub fn run_deq(
     for method in [Method::FIXED_POINT, Method::ANDERSON, Method::BROYDEN] {
         // The host checks after every iteration, so the time is that of the iterations needed.
         let c = fixed(method, TOL, 100, 1);
-        let stats = solve(&anchor, None, &c)?.stats;
-        let time = measure(gpu, config, || solve(&anchor, None, &c).map(drop))?;
+        let stats = solve(&problem.map()?, None, &c)?.stats;
+        let time = measure(gpu, config, || solve(&problem.map()?, None, &c).map(drop))?;
         let baseline_ms = solves.first().map_or(time.median_ms, |r| r.median_ms);
         solves.push(DeqSolveRecord {
             method: method.name().to_string(),
