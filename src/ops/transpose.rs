@@ -35,7 +35,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
     let gpu = x.gpu();
     let out = Tensor::uninit(gpu, &out_shape, DType::F32)?;
     // An empty tensor has nothing to move, however long its other axes.
-    if x.len() == 0 {
+    if x.is_empty() {
         return Ok(out);
     }
     fits_u32("transpose", "elements", x.len())?;
