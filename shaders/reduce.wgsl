@@ -2,7 +2,8 @@
 // its part p the segment of seg_len elements from r * row_len + p * seg_len, cut at the row's
 // end; segment g = r * parts + p reduces to out[g], times `scale`. A row shorter than a segment
 // is one part; longer rows, and whole arrays (one row), are reduced in stages by the launcher.
-// MAP: 0 identity, 1 square; COMBINE: 0 sum, 1 max. Concatenated after workgroup_reduce.wgsl.
+// MAP: 0 identity, 1 square, 2 absolute value with NaN as +inf; COMBINE: 0 sum, 1 max.
+// Concatenated after workgroup_reduce.wgsl.
 
 struct Params {
     row_len: u32,
@@ -35,6 +36,12 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         var v = src[i];
         if (MAP == 1u) {
             v = v * v;
+        }
+        if (MAP == 2u) {
+            // |v| by its bits; a NaN (bits past +inf's) becomes +inf, its bits masked to the
+            // exponent's, since max may drop a NaN.
+            let bits = bitcast<u32>(v) & 0x7fffffffu;
+            v = bitcast<f32>(select(bits, bits & 0x7f800000u, bits > 0x7f800000u));
         }
         acc = combine(COMBINE, acc, v);
     }

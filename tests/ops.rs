@@ -634,6 +634,7 @@ fn reductions_along_rows_and_over_all() {
         Reduction::Mean,
         Reduction::Max,
         Reduction::SumOfSquares,
+        Reduction::MaxAbs,
     ];
     for gpu in both() {
         // Rows past a stage's 4096-element segment are reduced in stages (70,001: two).
@@ -661,6 +662,26 @@ fn reductions_along_rows_and_over_all() {
                 let want = reference::reduce_all(&host, r);
                 assert_close(&format!("all {r:?} n={n}"), &got, &[want], 1e-5);
             }
+        }
+        // The infinity norm: a negative element the largest in size, in a later stage's part;
+        // a NaN anywhere, or an infinity, gives +inf.
+        let mut host = random(53, 9000, -1.0, 1.0);
+        host[8000] = -3.0;
+        let norm = |host: &[f32]| {
+            let x = Tensor::from_slice(gpu, host, &[host.len()]).unwrap();
+            ops::reduce_all(&x, Reduction::MaxAbs)
+                .unwrap()
+                .to_vec()
+                .unwrap()[0]
+        };
+        assert_eq!(norm(&host), 3.0);
+        for bad in [f32::NAN, -f32::NAN, f32::NEG_INFINITY] {
+            host[5] = bad;
+            assert_eq!(norm(&host), f32::INFINITY, "with {bad}");
+            assert_eq!(
+                reference::reduce_all(&host, Reduction::MaxAbs),
+                f64::INFINITY
+            );
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Reduction {
     Max,
     /// Σ x².
     SumOfSquares,
+    /// max |x|, the infinity norm; +inf where any x is NaN (which a plain max may drop), so
+    /// that a non-finite input never passes for a small norm.
+    MaxAbs,
 }
 
 #[repr(C)]
@@ -50,9 +53,14 @@ struct Params {
 /// the partial results, row by row, until one is left per row.
 fn staged(x: &Tensor, rows: usize, row_len: usize, reduction: Reduction) -> Result<Tensor> {
     let gpu = x.gpu();
-    let max = reduction == Reduction::Max;
-    // Later stages combine partial results, which are already squared.
-    let mut square = reduction == Reduction::SumOfSquares;
+    let max = matches!(reduction, Reduction::Max | Reduction::MaxAbs);
+    // The first stage maps each element (0: as it is, 1: squared, 2: |x|, NaN as +inf); later
+    // stages combine partial results, which are already mapped.
+    let mut map = match reduction {
+        Reduction::SumOfSquares => 1,
+        Reduction::MaxAbs => 2,
+        _ => 0,
+    };
     let mut current = x.clone();
     let mut len = row_len;
     loop {
@@ -66,7 +74,7 @@ fn staged(x: &Tensor, rows: usize, row_len: usize, reduction: Reduction) -> Resu
         let segments = rows * parts;
         let out = Tensor::uninit(gpu, &[segments], DType::F32)?;
         let spec = KernelSpec::new("reduce", SOURCES, "reduce", BINDINGS)
-            .with("MAP", Const::U32(square as u32))
+            .with("MAP", Const::U32(map))
             .with("COMBINE", Const::U32(max as u32));
         let params = Params {
             row_len: fits_u32("reduce", "row length", len)?,
@@ -87,7 +95,7 @@ fn staged(x: &Tensor, rows: usize, row_len: usize, reduction: Reduction) -> Resu
         }
         current = out;
         len = parts;
-        square = false;
+        map = 0;
     }
 }
 

@@ -7,6 +7,9 @@ fn reduce(values: &[f32], reduction: Reduction) -> f64 {
         Reduction::Mean => it.sum::<f64>() / values.len() as f64,
         Reduction::Max => it.fold(f64::NEG_INFINITY, f64::max),
         Reduction::SumOfSquares => it.map(|v| v * v).sum(),
+        Reduction::MaxAbs => it
+            .map(|v| if v.is_nan() { f64::INFINITY } else { v.abs() })
+            .fold(0.0, f64::max),
     }
 }
 
