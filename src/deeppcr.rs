@@ -108,7 +108,9 @@ pub struct Gradients {
 /// When the Newton iteration stops.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct NewtonOptions {
-    /// Stop when the root-mean-square residual `f(z) - z` is at most this.
+    /// Stop when every element of the residual `f(z) - z` is at most this in size (its infinity
+    /// norm). A root-mean-square residual let through residuals 200 times larger in a few
+    /// places: 4.6e-5 and states 1.3e-4 off at L = 1024, w = 4, when its RMS was 2e-7.
     pub tolerance: f32,
     /// Stop after this many Newton steps without converging.
     pub max_iterations: usize,
@@ -135,7 +137,7 @@ impl Default for NewtonOptions {
 pub struct NewtonStats {
     /// Newton steps taken (each one scan).
     pub iterations: usize,
-    /// RMS residual before each step, and after the last.
+    /// The residual's infinity norm before each step, and after the last.
     pub residuals: Vec<f32>,
     /// Whether the residual reached the tolerance.
     pub converged: bool,
@@ -348,7 +350,6 @@ impl DeepMlp {
             ));
         }
         let gpu = self.gpu();
-        let count = (self.layers * batch * self.width) as f32;
         let states = Tensor::zeros(gpu, &[self.layers, batch, self.width])?;
         let mut stats = NewtonStats {
             iterations: 0,
@@ -361,10 +362,10 @@ impl DeepMlp {
         loop {
             let (residual, dact) = self.linearize(x, &states, batch)?;
             stats.sequential_steps += 1;
-            let rms =
-                (ops::reduce_all(&residual, Reduction::SumOfSquares)?.to_vec()?[0] / count).sqrt();
-            stats.residuals.push(rms);
-            if rms <= options.tolerance {
+            // +inf where a residual is NaN, which ends the loop below.
+            let norm = ops::reduce_all(&residual, Reduction::MaxAbs)?.to_vec()?[0];
+            stats.residuals.push(norm);
+            if norm <= options.tolerance {
                 stats.converged = true;
                 return Ok((
                     Trajectory {
@@ -375,7 +376,7 @@ impl DeepMlp {
                     stats,
                 ));
             }
-            if !rms.is_finite() || stats.iterations >= options.max_iterations {
+            if !norm.is_finite() || stats.iterations >= options.max_iterations {
                 break;
             }
             let jacobians = ops::ScanMaps::RowScaled {
@@ -398,7 +399,7 @@ impl DeepMlp {
             return Err(Error::invalid(
                 "DeepMlp::forward_deeppcr",
                 format!(
-                    "Newton did not converge: RMS residual {:?} after {} steps (tolerance {}); allow the sequential fallback or more iterations",
+                    "Newton did not converge: largest residual {:?} after {} steps (tolerance {}); allow the sequential fallback or more iterations",
                     stats.residuals.last(),
                     stats.iterations,
                     options.tolerance

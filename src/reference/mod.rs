@@ -3,6 +3,7 @@
 
 mod affine_scan;
 mod column_sum;
+mod deeppcr;
 mod deq;
 mod elementwise;
 mod fft;
@@ -18,6 +19,7 @@ mod tridiagonal;
 
 pub use affine_scan::{affine_scan, affine_scan_transposed};
 pub use column_sum::column_sums;
+pub use deeppcr::deep_mlp_states;
 pub use deq::{RowSolve, solve_row};
 pub use elementwise::{
     activation, activation_backward, activation_backward_from_output, activation_derivative,
