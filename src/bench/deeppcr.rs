@@ -104,7 +104,9 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
         0.0,
         seed,
     )?;
-    let x_host = standard_normal(&mut StdRng::seed_from_u64(seed), case.batch * case.width);
+    // A stream of its own: drawn from the weights' seed, x would repeat W's first entries.
+    let mut rng = StdRng::seed_from_u64(seed + 1);
+    let x_host = standard_normal(&mut rng, case.batch * case.width);
     let x = Tensor::from_slice(gpu, &x_host, &[case.batch, case.width])?;
     let g = Tensor::from_slice(
         gpu,
