@@ -349,36 +349,42 @@ fn affine_scan_methods_count_their_levels() {
     assert_eq!(ScanMethod::rule_chunk(100), 16);
     assert_eq!(ScanMethod::Chunked { chunk: 16 }.levels(100), 5);
     assert_eq!(ScanMethod::Doubling.chain(100), 1);
-    // A chunk longer than the recurrence is one chain of L steps.
-    assert_eq!(ScanMethod::Chunked { chunk: 16 }.chain(5), 5);
+    // One chunk of all L steps: replayed in one dispatch.
+    let whole = ScanMethod::ChunkedRegisters { chunk: 100 };
+    assert_eq!((whole.levels(100), whole.chain(100)), (1, 100));
 }
 
 /// Factored maps whose dense product would not fit one binding: doubling (which forms it) is
-/// refused with the limit named, and the chunked scans, which never form it, are chosen.
+/// refused with the limit named, and the chunked scans, which never form it, are chosen. At
+/// w = 64 only the workgroup chunked scan applies, and on an adapter with a loop limit its
+/// rule's chunk (32 steps) is past it: a half of it is taken.
 #[test]
 fn factored_maps_too_big_to_multiply_out_take_a_chunked_scan() {
     let gpu = common::unchecked();
-    let (len, w) = (1024, 32);
-    let per_batch = (4 * len * w * w) as u64;
-    let batch = (gpu.limits().max_storage_buffer_binding_size / per_batch + 1) as usize;
-    let weights = Tensor::zeros(gpu, &[len, w, w]).unwrap();
-    let scales = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
-    let v = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
-    let maps = ScanMaps::RowScaled {
-        weights: &weights,
-        scales: &scales,
+    let len = 1024;
+    let rule = ScanMethod::rule_chunk(len);
+    let wide = if gpu.capabilities().max_loop_iterations.is_some() {
+        rule / 2
+    } else {
+        rule
     };
-    let err = ops::affine_scan(maps, &v, Some(ScanMethod::Doubling)).unwrap_err();
-    assert!(
-        matches!(err, Error::Limit { .. }) && err.to_string().contains("dense maps"),
-        "{err}"
-    );
-    // The device tunes nothing: the first method that takes the scan.
-    let method = ops::affine_scan_method(maps, &v, false).unwrap();
-    assert_eq!(
-        method,
-        ScanMethod::Chunked {
-            chunk: ScanMethod::rule_chunk(len)
-        }
-    );
+    for (w, chunk) in [(32, rule), (64, wide)] {
+        let per_batch = (4 * len * w * w) as u64;
+        let batch = (gpu.limits().max_storage_buffer_binding_size / per_batch + 1) as usize;
+        let weights = Tensor::zeros(gpu, &[len, w, w]).unwrap();
+        let scales = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
+        let v = Tensor::zeros(gpu, &[len, batch, w]).unwrap();
+        let maps = ScanMaps::RowScaled {
+            weights: &weights,
+            scales: &scales,
+        };
+        let err = ops::affine_scan(maps, &v, Some(ScanMethod::Doubling)).unwrap_err();
+        assert!(
+            matches!(err, Error::Limit { .. }) && err.to_string().contains("dense maps"),
+            "{err}"
+        );
+        // The device tunes nothing: the first method that takes the scan.
+        let method = ops::affine_scan_method(maps, &v, false).unwrap();
+        assert_eq!(method, ScanMethod::Chunked { chunk }, "w = {w}");
+    }
 }

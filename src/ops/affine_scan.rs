@@ -75,17 +75,22 @@ fn chunked_fits(gpu: &crate::Gpu, w: usize) -> bool {
     w <= MAX_CHUNKED_WIDTH && bytes <= gpu.capabilities().max_workgroup_storage_size as usize
 }
 
-/// Whether the workgroup chunked scan's compose kernel keeps within the adapter's loop budget
-/// ([`crate::gpu::Capabilities::loop_budget`]): each invocation loops over the chunk's steps,
-/// its share of the map's entries, and a row of w. On lavapipe it came out wrong, silently, at
-/// L = 2048 and w = 64 (64 x 17 x 65 = 70,720 iterations); L = 1024 (half that) came out right
-/// but is past the budget, and refused.
-fn chunked_within_loop_limit(gpu: &crate::Gpu, chunk: usize, w: usize) -> bool {
+/// Whether a chunked scan's kernels keep within the adapter's loop budget
+/// ([`crate::gpu::Capabilities::loop_budget`]). The workgroup compose kernel's invocations loop
+/// over the chunk's steps, their share of the map's entries, and a row of w: on lavapipe it came
+/// out wrong, silently, at chunks of 64 steps and w = 64 (64 x 17 x 65 = 70,720 iterations);
+/// chunks of 32 (half that) came out right but are past the budget, and refused. The register
+/// kernels' loops over w do not count there (right at chunks of 512 steps and w = 32), only
+/// their steps.
+fn chunked_within_loop_limit(gpu: &crate::Gpu, method: ScanMethod, w: usize) -> bool {
     let Some(budget) = gpu.capabilities().loop_budget() else {
         return true;
     };
-    let (_, per) = compose_groups(w);
-    chunk * per * (w + 1) <= budget
+    match method {
+        ScanMethod::Doubling => true,
+        ScanMethod::Chunked { chunk } => chunk * compose_groups(w).1 * (w + 1) <= budget,
+        ScanMethod::ChunkedRegisters { chunk } => chunk <= budget,
+    }
 }
 
 /// The workgroup compose kernel's shape for blocks of `w`: as many augmented maps [P | q] of
@@ -101,8 +106,7 @@ fn compose_groups(w: usize) -> (usize, usize) {
 const MIN_TUNED_ELEMENTS: usize = 1 << 16;
 
 /// How [`affine_scan`] solves a recurrence of L steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanMethod {
     /// Recursive doubling (PCR): ceil(log2 L) dependent levels, O(L w^3 log L) work.
     Doubling,
@@ -163,10 +167,12 @@ impl ScanMethod {
         }
     }
 
-    /// Dependent dispatches that solve a recurrence of `len` steps.
+    /// Dependent dispatches that solve a recurrence of `len` steps (a single chunk is replayed
+    /// in one).
     pub fn levels(self, len: usize) -> usize {
         match self.chunk() {
             None => ceil_log2(len),
+            Some(chunk) if chunk >= len => 1,
             Some(chunk) => 2 + ceil_log2(len.div_ceil(chunk.max(1))),
         }
     }
@@ -174,6 +180,16 @@ impl ScanMethod {
     /// The longest chain of dependent steps inside one dispatch (1 for doubling).
     pub fn chain(self, len: usize) -> usize {
         self.chunk().map_or(1, |chunk| chunk.min(len))
+    }
+}
+
+/// Written as its [`ScanMethod::name`], as tuning files and reports show it.
+impl serde::Serialize for ScanMethod {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -314,31 +330,27 @@ impl Scan<'_> {
                 }
                 return Ok(());
             }
-            ScanMethod::Chunked { chunk }
-                if chunked_fits(gpu, w) && chunked_within_loop_limit(gpu, chunk, w) =>
-            {
-                return Ok(());
-            }
-            ScanMethod::ChunkedRegisters { .. } if w <= MAX_CHUNKED_REGISTERS_WIDTH => {
-                return Ok(());
-            }
-            ScanMethod::Chunked { chunk } if chunked_fits(gpu, w) => {
-                return Err(Error::invalid(
-                    "affine_scan",
-                    format!(
-                        "the chunked scan's chains over {chunk} steps of blocks {w} wide would \
-                         run past this adapter's loop limit (Capabilities::max_loop_iterations); \
-                         use shorter chunks or another ScanMethod"
-                    ),
-                ));
-            }
-            ScanMethod::Chunked { .. } => format!(
+            ScanMethod::Chunked { .. } if !chunked_fits(gpu, w) => format!(
                 "blocks up to {MAX_CHUNKED_WIDTH} wide whose w x (w + 1) map fits workgroup \
                  memory ({} bytes here)",
                 gpu.capabilities().max_workgroup_storage_size
             ),
-            ScanMethod::ChunkedRegisters { .. } => {
+            ScanMethod::ChunkedRegisters { .. } if w > MAX_CHUNKED_REGISTERS_WIDTH => {
                 format!("blocks up to {MAX_CHUNKED_REGISTERS_WIDTH} wide")
+            }
+            ScanMethod::Chunked { chunk } | ScanMethod::ChunkedRegisters { chunk } => {
+                if chunked_within_loop_limit(gpu, method, w) {
+                    return Ok(());
+                }
+                return Err(Error::invalid(
+                    "affine_scan",
+                    format!(
+                        "the {} scan's chains over {chunk} steps of blocks {w} wide would run \
+                         past this adapter's loop limit (Capabilities::max_loop_iterations); use \
+                         shorter chunks or another ScanMethod",
+                        method.name()
+                    ),
+                ));
             }
         };
         Err(Error::invalid(
@@ -350,17 +362,29 @@ impl Scan<'_> {
         ))
     }
 
-    /// The method for this scan: the first that takes it (recursive doubling, unless its dense
-    /// maps would not fit; the chunked scans with the rule's chunk) where the scan is small or
-    /// only one applies, else the one measured fastest for the shape bucket, among the chunked
-    /// scans with the rule's chunk, a half and a quarter of it.
+    /// The method for this scan, among doubling and the chunked scans with the rule's chunk, a
+    /// half and a quarter of it: the first that takes it (recursive doubling, unless its dense
+    /// maps would not fit) where the scan is small or only one applies, else the one measured
+    /// fastest for the shape bucket.
     fn choose(&self) -> Result<ScanMethod> {
         let (len, batch, w) = (self.len, self.batch, self.w);
-        let rules: Vec<ScanMethod> = ScanMethod::all(len)
+        let rule_chunk = ScanMethod::rule_chunk(len);
+        // Chunks of one step would be doubling with extra passes.
+        let shorter = [rule_chunk / 2, rule_chunk / 4]
             .into_iter()
+            .filter(|&chunk| chunk >= 2)
+            .flat_map(|chunk| {
+                [
+                    ScanMethod::Chunked { chunk },
+                    ScanMethod::ChunkedRegisters { chunk },
+                ]
+            });
+        let candidates: Vec<ScanMethod> = ScanMethod::all(len)
+            .into_iter()
+            .chain(shorter)
             .filter(|&m| self.check(m).is_ok())
             .collect();
-        match rules[..] {
+        match candidates[..] {
             [] => {
                 return self
                     .check(ScanMethod::Doubling)
@@ -369,23 +393,6 @@ impl Scan<'_> {
             [only] => return Ok(only),
             [first, ..] if len * batch * w * w < MIN_TUNED_ELEMENTS => return Ok(first),
             _ => {}
-        }
-        let rule_chunk = ScanMethod::rule_chunk(len);
-        let mut candidates = rules.clone();
-        for method in rules {
-            for shorter in [rule_chunk / 2, rule_chunk / 4] {
-                let candidate = match method {
-                    ScanMethod::Doubling => continue,
-                    ScanMethod::Chunked { .. } => ScanMethod::Chunked { chunk: shorter },
-                    ScanMethod::ChunkedRegisters { .. } => {
-                        ScanMethod::ChunkedRegisters { chunk: shorter }
-                    }
-                };
-                // Chunks of one step are doubling with extra passes.
-                if shorter >= 2 && self.check(candidate).is_ok() {
-                    candidates.push(candidate);
-                }
-            }
         }
         let key = format!(
             "affine_scan len{} batch{} w{w} {}{}",
@@ -519,30 +526,35 @@ impl Scan<'_> {
                 .with("SHARED", Const::U32(shared as u32))
         };
         let (a, scales) = self.maps.bindings();
-        let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
-        let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
         let x = Tensor::uninit(gpu, self.v.shape(), DType::F32)?;
         let inputs = [a.binding(), scales.binding(), self.v.binding()];
         // The register kernels run 64 invocations per workgroup: w + 1 per pair (one per column
         // of its map) to compose, one per pair to apply.
         let register_grid = |per_pair: u64| gpu.grid((pairs * per_pair).div_ceil(64));
-        if registers {
-            gpu.dispatch(
-                &spec("chunk_compose_registers", 1, 1, 1),
-                bytemuck::bytes_of(&params),
-                &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
-                register_grid(w as u64 + 1)?,
-            )?;
+        let carries = if chunks == 1 {
+            // One chunk is replayed from zero: no composed map, no carries (this is not read).
+            Tensor::uninit(gpu, &[1, batch, w], DType::F32)?
         } else {
-            let (groups, per) = compose_groups(w);
-            gpu.dispatch(
-                &spec("chunk_compose", groups, per, groups * w * (w + 1)),
-                bytemuck::bytes_of(&params),
-                &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
-                gpu.grid(pairs.div_ceil(groups as u64))?,
-            )?;
-        }
-        let carries = doubling(&p, &q, chunks, batch, w)?;
+            let p = Tensor::uninit(gpu, &[chunks, batch, w, w], DType::F32)?;
+            let q = Tensor::uninit(gpu, &[chunks, batch, w], DType::F32)?;
+            if registers {
+                gpu.dispatch(
+                    &spec("chunk_compose_registers", 1, 1, 1),
+                    bytemuck::bytes_of(&params),
+                    &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
+                    register_grid(w as u64 + 1)?,
+                )?;
+            } else {
+                let (groups, per) = compose_groups(w);
+                gpu.dispatch(
+                    &spec("chunk_compose", groups, per, groups * w * (w + 1)),
+                    bytemuck::bytes_of(&params),
+                    &[inputs[0], inputs[1], inputs[2], p.binding(), q.binding()],
+                    gpu.grid(pairs.div_ceil(groups as u64))?,
+                )?;
+            }
+            doubling(&p, &q, chunks, batch, w)?
+        };
         if registers {
             gpu.dispatch(
                 &spec("chunk_apply_registers", 1, 1, 1),
