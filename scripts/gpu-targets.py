@@ -89,8 +89,11 @@ def wrong(r):
     if r.get("converged") is False:
         return "Newton did not converge"
     # DeepPCR's records carry their error against the f64 forward, and no "ok".
-    if "ok" not in r and r.get("max_rel_err", 0) > MAX_REL_ERR:
-        return f"its result is {r['max_rel_err']:.1e} off the f64 forward"
+    err = r.get("max_rel_err", 0)
+    if "ok" not in r and err is None:  # serde_json writes a non-finite number as null
+        return "its error against the f64 forward is not finite"
+    if "ok" not in r and err > MAX_REL_ERR:
+        return f"its result is {err:.1e} off the f64 forward"
     return None
 
 

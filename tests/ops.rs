@@ -663,8 +663,8 @@ fn reductions_along_rows_and_over_all() {
                 assert_close(&format!("all {r:?} n={n}"), &got, &[want], 1e-5);
             }
         }
-        // The infinity norm: a negative element the largest in size, in a later stage's part;
-        // a NaN anywhere, or an infinity, gives +inf.
+        // The infinity norm: a negative element the largest in size, in the first stage's second
+        // segment; a NaN anywhere, or an infinity, gives +inf.
         let mut host = random(53, 9000, -1.0, 1.0);
         host[8000] = -3.0;
         let norm = |host: &[f32]| {

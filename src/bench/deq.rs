@@ -62,7 +62,7 @@ pub struct DeqSolveRecord {
     pub max_residual: f32,
     /// Singular updates replaced by plain steps.
     pub fallbacks: usize,
-    /// Median time of the whole solve (the host checks for convergence after every
+    /// Median time of x U and the whole solve (the host checks for convergence after every
     /// iteration), in milliseconds.
     pub median_ms: f64,
     /// Plain fixed-point iteration's time divided by this solver's.
