@@ -111,7 +111,9 @@ pub struct Gradients {
 pub struct NewtonOptions {
     /// Stop when every element of the residual `f(z) - z` is at most this in size (its infinity
     /// norm). A root-mean-square test stopped where a few residuals were far larger than the
-    /// mean: states 8.6e-4 off f64 on PyTorch's anchor problem at L = 16, w = 8.
+    /// mean: states 8.6e-4 off f64 on PyTorch's anchor problem at L = 16, w = 8. The test is
+    /// absolute, and f32 rounds states of size s to about 6e-8 s: scale it with states far
+    /// larger than 1 (unbounded activations), or Newton cannot reach it.
     pub tolerance: f32,
     /// Stop after this many Newton steps without converging.
     pub max_iterations: usize,
