@@ -4,9 +4,8 @@
 //! block-bidiagonal system `d[l] = J[l] d[l-1] + r[l]` by a parallel scan
 //! ([`ops::affine_scan`]: recursive doubling in ceil(log2 L) levels, or a chunked scan in
 //! O(log L) levels with chains of chunks inside, about sqrt(L) steps or shorter: whichever is
-//! tuned). The Jacobians
-//! `J[l] = diag(act'(u[l])) W[l]` are never formed: the scans read the weights and act'
-//! ([`ops::ScanMaps::RowScaled`]). The backward pass is already linear,
+//! tuned). The Jacobians `J[l] = diag(act'(u[l])) W[l]` are never formed: the scans read the
+//! weights and act' ([`ops::ScanMaps::RowScaled`]). The backward pass is already linear,
 //! `g[l-1] = J[l]^T g[l]`, and takes one transposed scan. Work grows as w^3, so this pays at
 //! small widths and large depths.
 

@@ -119,13 +119,12 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
     let (parallel, stats) = net.forward_deeppcr(&x, &options)?;
     // Every layer's output, not the last alone: with zero biases the states shrink with depth,
     // and the last layer's relative error would measure the rounding of vanishing values.
-    let f64s =
-        |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_vec()?.iter().map(|&v| v as f64).collect()) };
+    let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&v| v as f64).collect() };
     let want = reference::deep_mlp_states(
         Activation::Tanh,
-        &f64s(net.weights())?,
-        &f64s(net.biases())?,
-        &f64s(&x)?,
+        &f64s(&net.weights().to_vec()?),
+        &f64s(&net.biases().to_vec()?),
+        &f64s(&x_host),
         case.width,
     );
     let max_rel_err = reference::max_rel_err(&parallel.states.to_vec()?, &want);
@@ -161,8 +160,8 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
         sequential_steps: stats.sequential_steps,
         sequential_steps_baseline: case.layers,
         backward_steps: backward_scan.levels(case.layers) + backward_extra,
-        scan: scan.name().to_string(),
-        backward_scan: backward_scan.name().to_string(),
+        scan: scan.name(),
+        backward_scan: backward_scan.name(),
         scan_chain: scan.chain(case.layers),
         max_rel_err,
         sequential_max_rel_err,
