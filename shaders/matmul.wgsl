@@ -13,13 +13,13 @@
 // 0, which keeps every shape (1 x 1 x 1, sizes off the tile grid) correct.
 //
 // SPLIT > 1 splits K into SPLIT parts of k_part (a multiple of BK) for products whose outputs
-// are too few to fill a large GPU: workgroup z = batch * SPLIT + part sums its part of K and
+// are too few to fill a large GPU: block z = batch * SPLIT + part sums its part of K and
 // stores the raw sums to c at part * split_stride (a scratch buffer); matmul_split.wgsl adds the
 // parts in order and applies the epilogue.
 //
 // Constants defined by the launcher: BM, BN, BK, PER, SPLIT, TRANS_A, TRANS_B, VEC_A, VEC_B, BIAS,
 // ADD, ACT. The addend has C's layout (a DEQ's input injection, a residual stream).
-// Concatenated after activation.wgsl.
+// Concatenated after activation.wgsl and block_grid.wgsl.
 
 struct Params {
     m: u32,
@@ -30,6 +30,8 @@ struct Params {
     stride_b: u32,
     stride_c: u32,
     split_stride: u32,
+    // Matrices of the batch times SPLIT: the block grid's third axis.
+    layers: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -248,13 +250,18 @@ fn store4(base: u32, m: u32, n: u32, acc: vec4<f32>) {
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let batch = wg.z / SPLIT;
-    let part = wg.z % SPLIT;
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let block = block_of(wg, nwg, (params.n + BN - 1u) / BN, (params.m + BM - 1u) / BM);
+    if (block.z >= params.layers) {
+        return;
+    }
+    let batch = block.z / SPLIT;
+    let part = block.z % SPLIT;
     let k_begin = part * params.k_part;
     let k_end = min(params.k, k_begin + params.k_part);
-    let m0 = wg.y * BM;
-    let n0 = wg.x * BN;
+    let m0 = block.y * BM;
+    let n0 = block.x * BN;
     let tx = lid % THREADS_N;
     let ty = lid / THREADS_N;
     let base_a = batch * params.stride_a;

@@ -22,7 +22,7 @@
 // bound with `let` first.
 //
 // Constants defined by the launcher: BM, BN, BK, STAGE, TRANS_A, TRANS_B, BIAS, ADD, ACT.
-// Concatenated after activation.wgsl, behind `enable f16; enable wgpu_cooperative_matrix;`.
+// Concatenated after activation.wgsl and block_grid.wgsl, behind `enable f16; enable wgpu_cooperative_matrix;`.
 
 struct Params {
     m: u32,
@@ -39,7 +39,8 @@ struct Params {
     stride_c: u32,
     // Index of -log2(scale) that split_f16.wgsl left in each operand's partials.
     unscale: u32,
-    _pad: u32,
+    // Matrices of C: the block grid's third axis.
+    batch: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -234,15 +235,19 @@ fn emit(
 @compute @workgroup_size(WG_SIZE)
 fn matmul_coop(
     @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_id) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let batch = wg.z;
+    let block = block_of(wg, nwg, (params.n + BN - 1u) / BN, (params.m + BM - 1u) / BM);
+    // The workgroups past the last block compute the last matrix's and store nothing: naga
+    // takes cooperative-matrix operations after a return for non-uniform.
+    let batch = min(block.z, params.batch - 1u);
     let base_a = batch * params.stride_a;
     let base_b = batch * params.stride_b;
-    let m0 = wg.y * BM;
-    let n0 = wg.x * BN;
+    let m0 = block.y * BM;
+    let n0 = block.x * BN;
     // This subgroup's 32 x 32 part: rows sm .. sm + 32, columns sn .. sn + 32 of the block.
     let sm = (sg / SUBGROUPS_N) * 32u;
     let sn = (sg % SUBGROUPS_N) * 32u;
@@ -305,8 +310,10 @@ fn matmul_coop(
     let base_c = batch * params.stride_c;
     let m = m0 + sm;
     let n = n0 + sn;
-    emit(c00, sg, lane, base_c, m, n, unscale);
-    emit(c01, sg, lane, base_c, m, n + 16u, unscale);
-    emit(c10, sg, lane, base_c, m + 16u, n, unscale);
-    emit(c11, sg, lane, base_c, m + 16u, n + 16u, unscale);
+    if (block.z < params.batch) {
+        emit(c00, sg, lane, base_c, m, n, unscale);
+        emit(c01, sg, lane, base_c, m, n + 16u, unscale);
+        emit(c10, sg, lane, base_c, m + 16u, n, unscale);
+        emit(c11, sg, lane, base_c, m + 16u, n + 16u, unscale);
+    }
 }

@@ -421,6 +421,32 @@ fn matmul_batched_and_broadcast() {
     }
 }
 
+/// More matrices, or more row blocks, than one axis of a dispatch may have: the kernels fold
+/// their grid of blocks.
+#[test]
+fn matmul_batches_and_rows_past_the_grid_limit() {
+    let gpu = common::unchecked();
+    let long_batch = Case {
+        batch_a: Some(70_000),
+        batch_b: Some(70_000),
+        // K long enough for two parts.
+        ..Case::plain(2, 3, 17)
+    };
+    for kernel in [Tile::Small.into(), split(Tile::Small, 2)] {
+        Case {
+            kernel: Some(kernel),
+            ..long_batch
+        }
+        .run(gpu, 11);
+    }
+    // 65,537 row blocks of 64.
+    Case {
+        kernel: Some(Tile::Small.into()),
+        ..Case::plain(64 * 65_536 + 1, 1, 1)
+    }
+    .run(gpu, 12);
+}
+
 #[test]
 fn matmul_fused_bias_and_every_activation() {
     for gpu in both() {
@@ -740,7 +766,15 @@ fn layernorm_with_and_without_affine() {
 #[test]
 fn transpose_batched() {
     for gpu in both() {
-        for shape in [vec![1, 1], vec![17, 33], vec![3, 40, 9], vec![2, 2, 16, 31]] {
+        // The last two fold their grids: 68,750 column tiles, 70,000 matrices.
+        for shape in [
+            vec![1, 1],
+            vec![17, 33],
+            vec![3, 40, 9],
+            vec![2, 2, 16, 31],
+            vec![1, 1_100_000],
+            vec![70_000, 2, 3],
+        ] {
             let host = random(80, shape.iter().product(), -1.0, 1.0);
             let x = Tensor::from_slice(gpu, &host, &shape).unwrap();
             let t = ops::transpose(&x).unwrap();

@@ -462,13 +462,24 @@ impl Gpu {
         let y = groups.div_ceil(x.max(1));
         if y > max {
             return Err(Error::Limit {
-                what: "a 1-D launch".to_string(),
+                what: "a launch (workgroups in all)".to_string(),
                 requested: groups,
                 limit: max * max,
                 limit_name: "max_compute_workgroups_per_dimension squared",
             });
         }
         Ok([x as u32, y as u32, 1])
+    }
+
+    /// The launch of a 3-D grid of blocks `[nx, ny, nz]` (output tiles, then matrices of a
+    /// batch), folded as [`Gpu::grid`] folds it: kernels decode their block with `block_of` in
+    /// `shaders/block_grid.wgsl` and return past the last one.
+    pub(crate) fn block_grid(&self, blocks: [usize; 3]) -> Result<[u32; 3]> {
+        let total = blocks
+            .iter()
+            .try_fold(1u64, |acc, &b| acc.checked_mul(b as u64))
+            .unwrap_or(u64::MAX);
+        self.grid(total)
     }
 }
 

@@ -2,12 +2,15 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{check_input, fits_u32};
+use super::{BLOCK_GRID_WGSL, check_input, fits_u32};
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
-const SOURCES: &[&str] = &[include_str!("../../shaders/transpose.wgsl")];
+const SOURCES: &[&str] = &[
+    BLOCK_GRID_WGSL,
+    include_str!("../../shaders/transpose.wgsl"),
+];
 const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];
 
 #[repr(C)]
@@ -15,7 +18,8 @@ const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];
 struct Params {
     rows: u32,
     cols: u32,
-    _pad: [u32; 2],
+    batch: u32,
+    _pad: u32,
 }
 
 /// Swaps the last two axes: `[..., r, c]` becomes `[..., c, r]`.
@@ -42,18 +46,15 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
     let params = Params {
         rows: rows as u32,
         cols: cols as u32,
-        _pad: [0; 2],
+        batch: batch as u32,
+        _pad: 0,
     };
     let spec = KernelSpec::new("transpose", SOURCES, "transpose", BINDINGS);
     gpu.dispatch(
         &spec,
         bytemuck::bytes_of(&params),
         &[x.binding(), out.binding()],
-        [
-            fits_u32("transpose", "column tiles", cols.div_ceil(16))?,
-            fits_u32("transpose", "row tiles", rows.div_ceil(16))?,
-            fits_u32("transpose", "batch", batch)?,
-        ],
+        gpu.block_grid([cols.div_ceil(16), rows.div_ceil(16), batch])?,
     )?;
     Ok(out)
 }

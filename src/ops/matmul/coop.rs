@@ -14,7 +14,7 @@ use super::{ACTIVATION_WGSL, Activation, MatmulSpec, Problem, fits_u32, matrix_d
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
-use crate::ops::WORKGROUP_REDUCE_WGSL;
+use crate::ops::{BLOCK_GRID_WGSL, WORKGROUP_REDUCE_WGSL};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "matmul";
@@ -27,6 +27,7 @@ const SPLIT_BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite, Access::Rea
 
 const COOP_SOURCES: &[&str] = &[
     ACTIVATION_WGSL,
+    BLOCK_GRID_WGSL,
     include_str!("../../../shaders/matmul_coop.wgsl"),
 ];
 const COOP_BINDINGS: &[Access] = &[
@@ -347,7 +348,8 @@ struct CoopParams {
     lows_b: u32,
     stride_c: u32,
     unscale: u32,
-    _pad: u32,
+    /// Matrices of C: the grid's third axis.
+    batch: u32,
 }
 
 /// What a product kernel variant depends on besides its block shape.
@@ -474,7 +476,7 @@ fn record_with(
         lows_b: hb.lows as u32,
         stride_c: (p.m * p.n) as u32,
         unscale: GROUPS as u32,
-        _pad: 0,
+        batch: fits_u32(OP, "matrices in the batch", p.batch)?,
     };
     let bias = spec.bias.unwrap_or(a);
     let add = spec.add.unwrap_or(a);
@@ -493,11 +495,11 @@ fn record_with(
             c.binding(),
         ],
         // Blocks of real outputs only: the padding covers every block these reach.
-        [
-            fits_u32(OP, "column blocks", p.n.div_ceil(kernel.bn as usize))?,
-            fits_u32(OP, "row blocks", p.m.div_ceil(kernel.bm as usize))?,
-            fits_u32(OP, "matrices in the batch", p.batch)?,
-        ],
+        gpu.block_grid([
+            p.n.div_ceil(kernel.bn as usize),
+            p.m.div_ceil(kernel.bm as usize),
+            p.batch,
+        ])?,
     )
 }
 
@@ -822,9 +824,9 @@ mod tests {
             ("    @builtin(subgroup_id) sg: u32,\n", ""),
             ("    @builtin(subgroup_invocation_id) lane: u32,\n", ""),
             (
-                "    let batch = wg.z;",
+                "    let batch = min(",
                 "    let sg = lid / 32u;\n    let lane = lid % 32u;\n    emu_lane = lane;\n    \
-                 let batch = wg.z;",
+                 let batch = min(",
             ),
         ];
         for (from, to) in replacements {

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ACTIVATION_WGSL, Activation, check_input, fits_u32};
+use super::{ACTIVATION_WGSL, Activation, BLOCK_GRID_WGSL, check_input, fits_u32};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
@@ -15,6 +15,7 @@ pub use coop::{CoopKernel, Precision, SPLIT_F16_KERNELS, SplitB};
 
 const SOURCES: &[&str] = &[
     ACTIVATION_WGSL,
+    BLOCK_GRID_WGSL,
     include_str!("../../../shaders/matmul.wgsl"),
 ];
 const SPLIT_SOURCES: &[&str] = &[
@@ -169,6 +170,9 @@ struct Params {
     stride_b: u32,
     stride_c: u32,
     split_stride: u32,
+    /// Matrices of the batch times the parts of K: the grid's third axis.
+    layers: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -556,6 +560,8 @@ fn record(
         stride_b: if p.broadcast_b { 0 } else { (k * n) as u32 },
         stride_c: (m * n) as u32,
         split_stride: fits_u32(OP, "elements of the output", total)?,
+        layers: fits_u32(OP, "batch times the parts of K", p.batch * parts)?,
+        _pad: [0; 3],
     };
     let bias = spec.bias.unwrap_or(a);
     let add = spec.add.unwrap_or(a);
@@ -571,11 +577,7 @@ fn record(
             add.binding(),
             partial.as_ref().unwrap_or(c).binding(),
         ],
-        [
-            fits_u32(OP, "column blocks", n.div_ceil(bn))?,
-            fits_u32(OP, "row blocks", m.div_ceil(bm))?,
-            fits_u32(OP, "batch times the parts of K", p.batch * parts)?,
-        ],
+        gpu.block_grid([n.div_ceil(bn), m.div_ceil(bm), p.batch * parts])?,
     )?;
     let Some(partial) = partial else {
         return Ok(());
