@@ -32,9 +32,15 @@ fn expm1_acc(x: f32) -> f32 {
     return um1 * x / log(u);
 }
 
-// tanh without the overflow of exp(2x) for large |x|.
+// NaN by its bits: WGSL lets a compiler assume that x != x is false.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// tanh without the overflow of exp(2x) for large |x|. clamp, like max, may turn a NaN into a
+// bound, so a NaN is passed on by hand: a NaN input is the caller's to see, not a finite output.
 fn tanh_safe(x: f32) -> f32 {
-    return tanh(clamp(x, -15.0, 15.0));
+    return select(tanh(clamp(x, -15.0, 15.0)), x, is_nan(x));
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -46,7 +52,7 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
 
 fn act_forward(code: u32, x: f32) -> f32 {
     switch code {
-        case 1u: { return max(x, 0.0); }
+        case 1u: { return select(max(x, 0.0), x, is_nan(x)); }
         case 2u: { return 0.5 * x * (1.0 + erf_approx(x * INV_SQRT2)); }
         case 3u: { return tanh_safe(x); }
         case 4u: { return sigmoid(x); }

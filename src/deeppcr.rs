@@ -335,7 +335,8 @@ impl DeepMlp {
 
     /// The forward pass by Newton iterations with parallel scans, from the all-zero trajectory.
     /// On non-convergence it runs the sequential pass when `options.fallback` is set (and says
-    /// so in the statistics), and otherwise returns an error.
+    /// so in the statistics), and otherwise returns an error. A non-finite input, or states past
+    /// f32's range after the fallback, give [`Error::NonFinite`].
     pub fn forward_deeppcr(
         &self,
         x: &Tensor,
@@ -378,6 +379,16 @@ impl DeepMlp {
                     stats,
                 ));
             }
+            if !norm.is_finite() && stats.iterations == 0 {
+                // From the all-zero trajectory the residual is each layer's output on finite
+                // weights: a non-finite one comes from x, and no fallback would mend it.
+                return Err(Error::NonFinite {
+                    what: "DeepMlp::forward_deeppcr's first residual (the input x, or a layer's \
+                           output on it past f32's range)"
+                        .into(),
+                    index: 0,
+                });
+            }
             if !norm.is_finite() || stats.iterations >= options.max_iterations {
                 break;
             }
@@ -410,7 +421,17 @@ impl DeepMlp {
         }
         stats.fell_back = true;
         stats.sequential_steps += self.layers;
-        Ok((self.forward_sequential(x)?, stats))
+        let trajectory = self.forward_sequential(x)?;
+        // Newton can diverge where the sequential pass does not, but NaN states are never
+        // handed on.
+        let largest = ops::reduce_all(&trajectory.states, Reduction::MaxAbs)?.to_vec()?[0];
+        if !largest.is_finite() {
+            return Err(Error::NonFinite {
+                what: "DeepMlp::forward_deeppcr's states after the sequential fallback".into(),
+                index: 0,
+            });
+        }
+        Ok((trajectory, stats))
     }
 
     /// The layer Jacobians along `trajectory`, `diag(act'(u[l])) W[l]`, as the scans read them.

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, both, random, unchecked};
 use percept::deeppcr::{DeepMlp, NewtonOptions};
 use percept::ops::{Activation, ScanMethod};
-use percept::{Tensor, reference};
+use percept::{Error, Tensor, reference};
 
 /// The network's output in f64 for stacked host parameters.
 /// The last layer's output of the f64 twin, `[batch, w]`.
@@ -197,6 +197,24 @@ fn non_convergence_falls_back_or_errors() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("did not converge"), "{err}");
+    // A NaN in x is an error whether or not the fallback is allowed.
+    let mut nan_x = random(12, 8, -1.0, 1.0);
+    nan_x[5] = f32::NAN;
+    let nan_x = Tensor::from_slice(gpu, &nan_x, &[2, 4]).unwrap();
+    for fallback in [true, false] {
+        let options = NewtonOptions { fallback, ..strict };
+        let err = net.forward_deeppcr(&nan_x, &options).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+    }
+    // States past f32's range (weights of 1e3 over 64 linear layers): Newton overflows, and so
+    // does the sequential pass it falls back on.
+    let growing = DeepMlp::from_host(gpu, 64, 1, Activation::Identity, &[1e3; 64], &[0.0; 64]);
+    let one = Tensor::from_slice(gpu, &[1.0], &[1, 1]).unwrap();
+    let err = growing.unwrap().forward_deeppcr(&one, &strict).unwrap_err();
+    assert!(
+        err.to_string().contains("after the sequential fallback"),
+        "{err}"
+    );
     let bad = DeepMlp::from_host(gpu, 2, 2, Activation::Tanh, &[f32::NAN; 8], &[0.0; 4]);
     assert!(bad.is_err());
     assert!(

@@ -582,6 +582,39 @@ fn activations_stay_finite_at_extremes() {
     }
 }
 
+/// A NaN input gives a NaN output (PyTorch's semantics), through the elementwise kernel and a
+/// matmul's fused epilogue: a GPU's max and clamp would make ReLU and tanh return finite values.
+#[test]
+fn activations_pass_nan_on() {
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &[f32::NAN, 1.0], &[1, 2]).unwrap();
+        let one = Tensor::from_slice(gpu, &[1.0], &[1, 1]).unwrap();
+        for act in Activation::ALL {
+            let y = ops::activation(&x, act).unwrap().to_vec().unwrap();
+            assert!(y[0].is_nan() && y[1].is_finite(), "{act:?}: {y:?}");
+            let spec = MatmulSpec {
+                activation: act,
+                ..Default::default()
+            };
+            let y = ops::matmul(
+                &x,
+                &one,
+                &MatmulSpec {
+                    trans_a: true,
+                    ..spec
+                },
+            )
+            .unwrap()
+            .to_vec()
+            .unwrap();
+            assert!(
+                y[0].is_nan() && y[1].is_finite(),
+                "{act:?} in matmul: {y:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn binary_ops_scale_and_axpy() {
     let n = 777;

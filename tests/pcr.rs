@@ -82,6 +82,25 @@ fn tridiagonal_methods_match_thomas_in_f64() {
     }
 }
 
+/// More systems than one axis of a dispatch may have workgroups (CR+PCR runs one a system).
+#[test]
+fn tridiagonal_batches_past_the_grid_limit() {
+    let gpu = common::unchecked();
+    let (systems, n) = (70_000, 8);
+    let host = system(17, systems, n, true);
+    let t: Vec<Tensor> = host
+        .iter()
+        .map(|v| Tensor::from_slice(gpu, v, &[systems, n]).unwrap())
+        .collect();
+    let want = reference::tridiagonal_solve(&host[0], &host[1], &host[2], &host[3], n);
+    for method in TridiagonalMethod::ALL {
+        if method.applies(gpu, systems, n) {
+            let x = ops::tridiagonal_solve(&t[0], &t[1], &t[2], &t[3], Some(method)).unwrap();
+            assert_close(&format!("{method:?}"), &x.to_vec().unwrap(), &want, 1e-5);
+        }
+    }
+}
+
 #[test]
 fn parallel_tridiagonal_methods_keep_the_ill_conditioned_laplacian_accurate() {
     // The 1-D Dirichlet Laplacian's condition grows as n^2 (1e8 at 16384, past f32's 1/eps):
@@ -128,6 +147,15 @@ fn tridiagonal_chooses_by_shape_and_reports_singular_systems() {
     let ones = Tensor::from_slice(gpu, &[1.0; 10], &[2, 5]).unwrap();
     let err = ops::tridiagonal_solve(&ones, &zeros, &ones, &ones, None).unwrap_err();
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+    // A finite solution whose square overflows f32 (x = 1e20) is no error.
+    let t = |v: f32| Tensor::from_slice(gpu, &[v], &[1, 1]).unwrap();
+    for method in TridiagonalMethod::ALL {
+        if method.applies(gpu, 1, 1) {
+            let x = ops::tridiagonal_solve(&t(0.0), &t(1e-20), &t(0.0), &t(1.0), Some(method));
+            let x = x.unwrap().to_vec().unwrap()[0];
+            assert!((x / 1e20 - 1.0).abs() < 1e-6, "{method:?}: {x}");
+        }
+    }
     let short = Tensor::zeros(gpu, &[2, 4]).unwrap();
     let err = ops::tridiagonal_solve(&ones, &ones, &ones, &short, None).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");

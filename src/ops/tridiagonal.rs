@@ -263,7 +263,9 @@ pub fn tridiagonal_solve(
     method: Option<TridiagonalMethod>,
 ) -> Result<Tensor> {
     let x = tridiagonal_solve_unchecked(a, b, c, d, method)?;
-    let check = reduce_all(&x, Reduction::SumOfSquares)?.to_vec()?[0];
+    // The largest magnitude, not a sum of squares, which overflows for finite solutions past
+    // 1.8e19.
+    let check = reduce_all(&x, Reduction::MaxAbs)?.to_vec()?[0];
     if !check.is_finite() {
         return Err(Error::NonFinite {
             what: "the tridiagonal solution (a singular, non-finite or badly conditioned system without pivoting)".into(),
