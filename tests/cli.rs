@@ -471,6 +471,21 @@ fn flags_that_would_be_ignored_are_reported() {
             &["--schedule", "cosine", "--warmup-epochs", "5"],
             "longer than the run's --epochs 1",
         ),
+        (
+            &["--model", "deq", "--phantom-steps", "10"],
+            "--phantom-steps is a setting of the phantom gradient",
+        ),
+        (
+            &[
+                "--model",
+                "deq",
+                "--backward",
+                "implicit",
+                "--phantom-damping",
+                "0.3",
+            ],
+            "--phantom-damping is a setting of the phantom gradient",
+        ),
     ];
     for (flags, needle) in cases {
         fails_with(&[&train[..], flags].concat(), &[needle]);

@@ -90,8 +90,8 @@ pub struct TrainArgs {
     /// DEQ: relative residual ||f(z) - z|| / ||f(z)|| at which a sample stops [default: 1e-3].
     #[arg(long)]
     tol: Option<f32>,
-    /// DEQ: most cell evaluations per solve; samples still above --tol then keep their
-    /// lowest-residual iterate, and the epoch's log counts them [default: 40].
+    /// DEQ: most cell evaluations per solve; samples still above --tol then keep the cell's
+    /// output at their lowest-residual iterate, and the epoch's log counts them [default: 40].
     #[arg(long)]
     max_iter: Option<usize>,
     /// DEQ: gradients by `implicit` differentiation or the `phantom` gradient [default:
@@ -311,6 +311,21 @@ impl TrainArgs {
                 detail: format!("{flag} is {kind} setting ({hint})"),
             });
         }
+        let phantom = self.backward.as_deref() == Some("phantom");
+        let phantom_flag = [
+            ("--phantom-steps", self.phantom_steps.is_some()),
+            ("--phantom-damping", self.phantom_damping.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given);
+        if let (Some((flag, _)), false) = (phantom_flag, phantom) {
+            return Err(percept::Error::InvalidArgument {
+                op: "train",
+                detail: format!(
+                    "{flag} is a setting of the phantom gradient (add --backward phantom)"
+                ),
+            });
+        }
         if deq {
             let solver = SolverConfig {
                 method: self.solver.unwrap_or(Method::ANDERSON),
@@ -320,12 +335,12 @@ impl TrainArgs {
                 check_every: 5,
                 accept_unconverged: true,
             };
-            let backward = match self.backward.as_deref() {
-                Some("phantom") => Backward::Phantom {
+            let backward = match phantom {
+                true => Backward::Phantom {
                     steps: self.phantom_steps.unwrap_or(5),
                     damping: self.phantom_damping.unwrap_or(0.5),
                 },
-                _ => Backward::Implicit {
+                false => Backward::Implicit {
                     solver: solver.clone(),
                 },
             };
