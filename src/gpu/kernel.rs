@@ -128,6 +128,16 @@ impl PipelineCache {
     }
 
     fn compile(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Compiled> {
+        // Named here rather than as a pipeline error: downlevel adapters allow as few as 8.
+        let most = device.limits().max_storage_buffers_per_shader_stage;
+        if spec.storage.len() > most as usize {
+            return Err(Error::Limit {
+                what: format!("kernel {}::{}'s storage buffers", spec.family, spec.entry),
+                requested: spec.storage.len() as u64,
+                limit: most as u64,
+                limit_name: "max_storage_buffers_per_shader_stage",
+            });
+        }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let source = spec.source();
         let descriptor = wgpu::ShaderModuleDescriptor {
