@@ -1,8 +1,9 @@
 // Shared by the DEQ solver steps (deq_fixed_point, deq_anderson, deq_broyden): one workgroup of
 // WG invocations per row (sample), launched on a 2-D grid. A step first measures the row's
-// residual ||f(z) - z|| (divided by ||f(z)|| when RELATIVE), keeps the iterate with the lowest
-// residual in `best`, raises the iteration's entry of the residual trace to it, and freezes the
-// row once it reaches the tolerance; only rows still running go on to the method's update.
+// residual ||f(z) - z|| (divided by ||f(z)|| when RELATIVE), keeps f(z) at the iterate with the
+// lowest residual in `best` (one evaluation further along than z, which is not wasted), raises
+// the iteration's entry of the residual trace to it, and freezes the row once it reaches the
+// tolerance; only rows still running go on to the method's update.
 //
 // stats holds, as u32: [0] rows done, [1] fallbacks (singular Anderson mixings replaced by
 // plain steps, Broyden updates skipped), [2 + k] the bits of the largest residual measured at iteration k
@@ -49,6 +50,7 @@ const STAT_TRACE: u32 = 2u;
 
 var<workgroup> red: array<f32, WG * NV>;
 var<workgroup> decision: u32;
+var<workgroup> rescale: u32;
 
 // Sums red[lid * NV + v] over the workgroup for every v < count; the totals end in red[v].
 fn reduce(count: u32, lid: u32) {
@@ -63,16 +65,26 @@ fn reduce(count: u32, lid: u32) {
     }
 }
 
-// Measures the row's residual and does the bookkeeping above. Returns (uniformly across the
-// workgroup) whether the row takes a step.
-fn measure(row: u32, lid: u32) -> bool {
-    if (lid == 0u) {
-        decision = state[row].done;
+// The largest of red[lid * NV] over the workgroup, left in red[0].
+fn reduce_max(lid: u32) {
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid * NV] = max(red[lid * NV], red[(lid + s) * NV]);
+        }
+        workgroupBarrier();
     }
-    if (workgroupUniformLoad(&decision) != 0u) {
-        return false;
-    }
-    let base = row * params.width;
+}
+
+fn finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// ||f(z) - z||^2 and ||f(z)||^2 of the row, in red[0] and red[1]. Squares of entries past 1.8e19
+// overflow and those below 1e-19 vanish, which would make the relative residual 0 for an iterate
+// that blew up. For the relative residual such rows are summed again scaled by their largest
+// entry (only the ratio counts); an absolute residual past f32's range is rightly infinite.
+fn row_sums(base: u32, lid: u32) {
     var dd = 0.0;
     var ff = 0.0;
     for (var j = lid; j < params.width; j += WG) {
@@ -85,9 +97,51 @@ fn measure(row: u32, lid: u32) -> bool {
     red[lid * NV + 1u] = ff;
     reduce(2u, lid);
     if (lid == 0u) {
+        let out_of_range = !finite(red[0]) || !finite(red[1]) || red[1] < 1e-30;
+        rescale = select(0u, 1u, params.relative != 0u && out_of_range);
+    }
+    if (workgroupUniformLoad(&rescale) == 0u) {
+        return;
+    }
+    var top = 0.0;
+    for (var j = lid; j < params.width; j += WG) {
+        let f = fz[base + j];
+        top = max(top, max(abs(f), abs(f - z[base + j])));
+    }
+    red[lid * NV] = top;
+    reduce_max(lid);
+    // A row of zeros stays unscaled (its sums are 0); a NaN or infinite entry makes the sums NaN.
+    let scale = select(1.0 / red[0], 1.0, red[0] == 0.0);
+    workgroupBarrier();
+    dd = 0.0;
+    ff = 0.0;
+    for (var j = lid; j < params.width; j += WG) {
+        let f = fz[base + j] * scale;
+        let d = f - z[base + j] * scale;
+        dd += d * d;
+        ff += f * f;
+    }
+    red[lid * NV] = dd;
+    red[lid * NV + 1u] = ff;
+    reduce(2u, lid);
+}
+
+// Measures the row's residual and does the bookkeeping above. Returns (uniformly across the
+// workgroup) whether the row takes a step.
+fn measure(row: u32, lid: u32) -> bool {
+    if (lid == 0u) {
+        decision = state[row].done;
+    }
+    if (workgroupUniformLoad(&decision) != 0u) {
+        return false;
+    }
+    let base = row * params.width;
+    row_sums(base, lid);
+    if (lid == 0u) {
         var res = sqrt(red[0]);
         if (params.relative != 0u) {
-            res = res / max(sqrt(red[1]), 1e-30);
+            // A fixed point at zero (f(z) = z = 0) has a relative residual of 0.
+            res = select(res / sqrt(red[1]), 0.0, red[0] == 0.0);
         }
         // Comparisons with NaN are false: a NaN iterate is never kept, nor counted as done.
         let improved = res < state[row].best;
@@ -106,7 +160,7 @@ fn measure(row: u32, lid: u32) -> bool {
     let flags = workgroupUniformLoad(&decision);
     if ((flags & 1u) != 0u) {
         for (var j = lid; j < params.width; j += WG) {
-            best[base + j] = z[base + j];
+            best[base + j] = fz[base + j];
         }
     }
     return (flags & 2u) == 0u;

@@ -111,7 +111,7 @@ pub enum Error {
          {tol:e} within {iterations} iterations (largest residual left {residual:e}; {non_finite} \
          rows were NaN or infinite at every iterate: check the inputs and the map). Raise \
          max_iter, loosen tol, try another solver (Anderson, Broyden), make the map more \
-         contractive, or set accept_unconverged to take the lowest-residual iterates"
+         contractive, or set accept_unconverged to take f at the lowest-residual iterates"
     )]
     NotConverged {
         /// Which solve: `the fixed-point solve`, or a DEQ's forward or adjoint solve.
@@ -126,7 +126,7 @@ pub enum Error {
         tol: f32,
         /// Evaluations made.
         iterations: usize,
-        /// The largest residual among the returned iterates.
+        /// The largest residual among the iterates whose map is returned.
         residual: f32,
         /// Rows with no finite residual at any iterate.
         non_finite: usize,

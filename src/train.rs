@@ -105,8 +105,8 @@ pub struct SolverMetrics {
     pub forward_iterations: f64,
     /// The most in one forward solve.
     pub forward_iterations_max: usize,
-    /// Forward solves that left some rows above the tolerance (their lowest-residual iterates
-    /// were used).
+    /// Forward solves that left some rows above the tolerance (f at their lowest-residual
+    /// iterates was used).
     pub forward_unconverged: usize,
     /// The largest residual left by a forward solve.
     #[serde(deserialize_with = "nan_if_null")]

@@ -247,8 +247,7 @@ fn a_non_contractive_map_is_a_non_convergence_error_or_the_best_iterate() {
 #[test]
 fn nan_iterates_are_never_returned() {
     let gpu = common::unchecked();
-    // Identity: tanh would clamp the NaN away.
-    let mut cell = Cell::new(gpu, 3, 20, 0.3, Activation::Identity, 5);
+    let mut cell = Cell::new(gpu, 3, 20, 0.3, Activation::Tanh, 5);
     // Row 1's injection is NaN: every f(z) of that row is NaN.
     cell.inj_host[20 + 7] = f32::NAN;
     cell.inj = Tensor::from_slice(gpu, &cell.inj_host, &[3, 20]).unwrap();
@@ -269,6 +268,64 @@ fn nan_iterates_are_never_returned() {
         matches!(err, Error::NotConverged { non_finite: 1, .. }),
         "{err}"
     );
+    // A NaN start that no iterate replaces is refused, not returned.
+    let nan_start = Tensor::from_slice(gpu, &[f32::NAN; 60], &[3, 20]).unwrap();
+    let err = solve(&cell, Some(&nan_start), &c).err().unwrap();
+    assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+}
+
+/// z = 1.5 z + 1 diverges: ||f(z)||^2 overflows f32 while ||f(z) - z||^2 does not (z near 1e19),
+/// which once made the relative residual 0 and the row "converged" on a blown-up iterate.
+#[test]
+fn a_diverging_row_never_meets_a_relative_tolerance() {
+    let gpu = common::unchecked();
+    let width = 4;
+    let mut w_host = vec![0.0f32; width * width];
+    for i in 0..width {
+        w_host[i * width + i] = 1.5;
+    }
+    let cell = Cell {
+        w: Tensor::from_slice(gpu, &w_host, &[width, width]).unwrap(),
+        inj: Tensor::from_slice(gpu, &[1.0; 4], &[1, width]).unwrap(),
+        act: Activation::Identity,
+        w_host,
+        inj_host: vec![1.0; 4],
+        rows: 1,
+        width,
+    };
+    let c = SolverConfig {
+        stop: Stop::Relative,
+        ..config(Method::FIXED_POINT, 1e-3, 200)
+    };
+    let err = solve(&cell, None, &c)
+        .err()
+        .expect("a diverging row converged");
+    assert!(matches!(err, Error::NotConverged { .. }), "{err}");
+}
+
+/// Evaluations of f are not wasted: n steps of plain iteration from zero return the n-th
+/// iterate, f applied n times, as an unrolled loop (or PyTorch's) would.
+#[test]
+fn plain_iteration_returns_the_last_evaluation() {
+    let gpu = common::unchecked();
+    let cell = Cell::new(gpu, 2, 9, 0.5, Activation::Tanh, 8);
+    for steps in [1, 5] {
+        let c = SolverConfig {
+            accept_unconverged: true,
+            ..config(Method::FIXED_POINT, 0.0, steps)
+        };
+        let got = solve(&cell, None, &c).unwrap().z.to_vec().unwrap();
+        let mut want = Vec::new();
+        for row in 0..2 {
+            let f = cell.row_map(row);
+            let mut z = vec![0.0; 9];
+            for _ in 0..steps {
+                z = f(&z);
+            }
+            want.extend(z);
+        }
+        common::assert_close(&format!("{steps} steps"), &got, &want, 1e-6);
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Batched fixed-point solvers on the GPU: damped iteration, Anderson acceleration and
-//! limited-memory Broyden, with per-row stopping, the lowest-residual iterate kept, and the
+//! limited-memory Broyden, with per-row stopping, f at the lowest-residual iterate kept, and the
 //! residual trace recorded on the device (`shaders/deq_*.wgsl`).
 
 use bytemuck::{Pod, Zeroable};
@@ -147,8 +147,8 @@ pub struct SolverConfig {
     /// The host reads how many rows are done every this many iterations (each read waits for
     /// the GPU, so larger values queue more work between waits).
     pub check_every: usize,
-    /// Return the lowest-residual iterates when some rows miss the tolerance, instead of
-    /// [`Error::NotConverged`].
+    /// Return f at the lowest-residual iterates when some rows miss the tolerance, instead of
+    /// [`Error::NotConverged`]; rows with no finite iterate return their start.
     pub accept_unconverged: bool,
 }
 
@@ -218,7 +218,7 @@ pub struct SolveStats {
     pub converged_rows: usize,
     /// Rows in all.
     pub rows: usize,
-    /// The largest residual of the returned iterates.
+    /// The largest residual among the iterates z whose f(z) is returned.
     pub max_residual: f32,
     /// Anderson mixings whose least-squares problem was singular (a plain step was taken), and
     /// Broyden updates skipped for a vanishing secant (the step used the estimate as it was).
@@ -227,7 +227,7 @@ pub struct SolveStats {
 
 /// The fixed point and how it was found.
 pub struct Solution {
-    /// Per row, the iterate with the lowest residual, `[rows, width]`.
+    /// Per row, f(z) at the iterate z with the lowest residual, `[rows, width]`.
     pub z: Tensor,
     /// Statistics.
     pub stats: SolveStats,
@@ -249,9 +249,12 @@ struct Params {
 /// Solves z = f(z) row by row, from `z0` (zeros when `None`).
 ///
 /// Each iteration evaluates f once and runs one step kernel; rows whose residual reaches the
-/// tolerance stop moving, and each row returns its lowest-residual iterate (a NaN iterate is
-/// never kept). When rows miss the tolerance within `max_iter` evaluations the result is
-/// [`Error::NotConverged`], unless `accept_unconverged` is set.
+/// tolerance stop moving. Each row returns f(z) at its lowest-residual iterate z: one evaluation
+/// further along (for plain iteration, `max_iter` evaluations from z0 return the `max_iter`-th
+/// iterate), and for a contraction closer to the fixed point than z by its factor. A NaN
+/// iterate is never kept. When rows miss the tolerance within `max_iter` evaluations the result
+/// is [`Error::NotConverged`], unless `accept_unconverged` is set; rows that had no finite
+/// iterate then return their start (a non-finite start is an [`Error::NonFinite`]).
 ///
 /// ```
 /// use percept::{Gpu, Result, Tensor, ops::{self, Activation, MatmulSpec}};
@@ -368,6 +371,10 @@ pub fn solve(
         max_residual,
         fallbacks: counters[1].to_bits() as usize,
     };
+    let non_finite = rows_state
+        .chunks(STATE_WORDS)
+        .filter(|r| !r[0].is_finite())
+        .count();
     if !stats.converged && !config.accept_unconverged {
         return Err(Error::NotConverged {
             stage: "the fixed-point solve",
@@ -377,11 +384,21 @@ pub fn solve(
             tol: config.tol,
             iterations: stats.iterations,
             residual: stats.max_residual,
-            non_finite: rows_state
-                .chunks(STATE_WORDS)
-                .filter(|r| !r[0].is_finite())
-                .count(),
+            non_finite,
         });
+    }
+    // Rows without a finite iterate return their start, which only z0 can make non-finite: it
+    // is read only then, so that a solve from a finite start pays nothing for the check.
+    if non_finite > 0 && z0.is_some() {
+        let largest = ops::reduce_all(&best, ops::Reduction::MaxAbs)?.to_vec()?[0];
+        if !largest.is_finite() {
+            return Err(Error::NonFinite {
+                what: "z0, the start of the fixed-point solve (its rows that had no finite \
+                       iterate are returned as they started)"
+                    .into(),
+                index: 0,
+            });
+        }
     }
     Ok(Solution { z: best, stats })
 }
@@ -429,6 +446,17 @@ impl Step {
                     .with("M", Const::U32(m as u32))
             }
             Method::Broyden { memory: m } => {
+                let most = gpu.capabilities().max_storage_buffers_per_stage as usize;
+                if most < BINDINGS.len() {
+                    return Err(Error::invalid(
+                        OP,
+                        format!(
+                            "Broyden's method binds {} storage buffers and this adapter allows \
+                             {most}: use Anderson acceleration",
+                            BINDINGS.len()
+                        ),
+                    ));
+                }
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, m, width])?);
                 buffers.push(history(&[rows, width])?);
@@ -441,7 +469,6 @@ impl Step {
         let params = Params {
             rows: ops::fits_u32(OP, "rows", rows)?,
             width: width as u32, // rows * width is checked below with the state's buffers
-
             iter: 0,
             relative: (config.stop == Stop::Relative) as u32,
             tol: config.tol,

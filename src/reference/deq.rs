@@ -3,9 +3,9 @@ use crate::deq::{Method, Stop};
 /// What [`solve_row`] returns for one row.
 #[derive(Clone, Debug)]
 pub struct RowSolve {
-    /// The lowest-residual iterate.
+    /// f(z) at the lowest-residual iterate z.
     pub z: Vec<f64>,
-    /// Its residual.
+    /// The residual at z.
     pub residual: f64,
     /// Evaluations of f made.
     pub iterations: usize,
@@ -41,13 +41,13 @@ pub fn solve_row(
         let fz = f(&z);
         let g: Vec<f64> = fz.iter().zip(&z).map(|(a, b)| a - b).collect();
         let mut res = norm(&g);
-        if stop == Stop::Relative {
-            res /= norm(&fz).max(1e-30);
+        if stop == Stop::Relative && res > 0.0 {
+            res /= norm(&fz);
         }
         out.iterations = k + 1;
         if res < out.residual {
             out.residual = res;
-            out.z = z.clone();
+            out.z = fz.clone();
         }
         if res <= tol {
             out.converged = true;
