@@ -298,32 +298,98 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
 
+/// <F x, y> = <x, F* y> on random x and y.
+fn check_adjoint(gpu: &Gpu, kind: FftKind, shape: &[usize], axis: usize, norm: FftNorm) {
+    let plan = FftPlan::new(gpu, kind, shape, axis, norm).unwrap();
+    let (in_shape, out_shape) = (plan.input_shape(), plan.output_shape());
+    let x = Input::random(21, plan.input_dtype(), &in_shape).upload(gpu, &in_shape);
+    let y = Input::random(22, plan.output_dtype(), &out_shape).upload(gpu, &out_shape);
+    let fx = download(&plan.execute(&x).unwrap());
+    let fty = download(&plan.adjoint(&y).unwrap());
+    let (x, y) = (download(&x), download(&y));
+    let (lhs, rhs) = (dot(&fx, &y), dot(&x, &fty));
+    // Compare with the size of the terms, not of the (cancelling) sums.
+    let size = (dot(&fx, &fx) * dot(&y, &y)).sqrt();
+    assert!(
+        (lhs - rhs).abs() <= tolerance(shape[axis]) * size,
+        "{kind:?} {norm:?} shape {shape:?} axis {axis} ({}): <Fx,y> = {lhs}, <x,F*y> = {rhs}",
+        plan.algorithm()
+    );
+}
+
 #[test]
 fn adjoint_identity() {
     for gpu in both() {
         for (shape, axis) in identity_shapes() {
-            let n = shape[axis];
             for kind in FftKind::ALL {
                 for norm in FftNorm::ALL {
-                    let plan = FftPlan::new(gpu, kind, &shape, axis, norm).unwrap();
-                    let (in_shape, out_shape) = (plan.input_shape(), plan.output_shape());
-                    let x = Input::random(21, plan.input_dtype(), &in_shape).upload(gpu, &in_shape);
-                    let y =
-                        Input::random(22, plan.output_dtype(), &out_shape).upload(gpu, &out_shape);
-                    let fx = download(&plan.execute(&x).unwrap());
-                    let fty = download(&plan.adjoint(&y).unwrap());
-                    let (x, y) = (download(&x), download(&y));
-                    let (lhs, rhs) = (dot(&fx, &y), dot(&x, &fty));
-                    // Compare with the size of the terms, not of the (cancelling) sums.
-                    let size = (dot(&fx, &fx) * dot(&y, &y)).sqrt();
-                    assert!(
-                        (lhs - rhs).abs() <= tolerance(n) * size,
-                        "{kind:?} {norm:?} shape {shape:?} axis {axis}: <Fx,y> = {lhs}, \
-                         <x,F*y> = {rhs}"
-                    );
+                    check_adjoint(gpu, kind, &shape, axis, norm);
                 }
             }
         }
+    }
+}
+
+/// Inverses and adjoints of plans of several passes (past one workgroup's memory) and of
+/// Bluestein through a multi-pass FFT.
+#[test]
+fn multi_pass_inverses_and_adjoints() {
+    let gpu = common::unchecked();
+    check_all([
+        Case::record(
+            gpu,
+            FftKind::Inverse,
+            &[2, 1 << 15],
+            1,
+            FftNorm::Backward,
+            40,
+        ),
+        Case::record(
+            gpu,
+            FftKind::RealInverse,
+            &[1, 1 << 17],
+            1,
+            FftNorm::Ortho,
+            41,
+        ),
+        Case::record(gpu, FftKind::Inverse, &[1, 40009], 1, FftNorm::Forward, 42),
+    ]);
+    for (kind, n) in [
+        (FftKind::Forward, 1 << 15),
+        (FftKind::Forward, 40009),
+        (FftKind::RealForward, 1 << 17),
+        (FftKind::RealInverse, 1 << 17),
+    ] {
+        check_adjoint(gpu, kind, &[1, n], 1, FftNorm::Backward);
+    }
+}
+
+/// A plan shared by threads: each transform's passes share the plan's scratch, so two threads
+/// recording at once must not interleave them.
+#[test]
+fn threads_share_a_plan() {
+    let gpu = common::unchecked();
+    // Two Stockham passes on any adapter; Bluestein, whose two dispatches share a buffer.
+    for (shape, seed) in [([2usize, 1 << 14], 50), ([3, 1009], 60)] {
+        let plan = FftPlan::new(gpu, FftKind::Forward, &shape, 1, FftNorm::Backward).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let plan = &plan;
+                s.spawn(move || {
+                    let input = Input::random(seed + t, DType::C32, &shape);
+                    let x = input.upload(gpu, &shape);
+                    let outputs: Vec<Tensor> = (0..20).map(|_| plan.execute(&x).unwrap()).collect();
+                    let want = oracle(plan, &shape, &input);
+                    for y in &outputs {
+                        let err = rel_l2(&download(y), &want);
+                        assert!(
+                            err <= tolerance(shape[1]),
+                            "thread {t} {shape:?}: {err:.2e}"
+                        );
+                    }
+                });
+            }
+        });
     }
 }
 
@@ -396,6 +462,16 @@ fn bad_input_is_an_error() {
             assert!(limit_name.contains("buffer"), "{limit_name}")
         }
         other => panic!("expected a limit error, got {other:?}"),
+    }
+    // A prime whose signals fit but whose Bluestein padding (past 2n) does not: refused before
+    // the host computes tables of that length.
+    let prime = 140_000_041;
+    if (prime as u64 * 8) < gpu.limits().max_storage_buffer_binding_size {
+        let started = std::time::Instant::now();
+        let refused = plan(FftKind::Forward, &[1, prime], 1);
+        assert!(matches!(refused, Err(Error::Limit { .. })), "{refused:?}");
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() < 2.0, "refused after {took:?}");
     }
 
     let c2c = plan(FftKind::Forward, &[2, 8], 1).unwrap();

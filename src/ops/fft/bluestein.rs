@@ -82,6 +82,15 @@ impl Bluestein {
     ) -> Result<Bluestein> {
         let n = layout.n;
         let m = padded_length(n);
+        let rows = layout.outer * layout.inner;
+        let padded = Layout {
+            outer: rows,
+            n: m,
+            inner: 1,
+        };
+        // The padded rows' buffer first: past the adapter's limits it fails before the tables
+        // of length m (gigabytes of host work for lengths near 1e8) are computed.
+        let a = Scratch::new(gpu, op, padded.values())?;
         let w = chirp(n);
         let mut kernel = vec![Complex64::new(0.0, 0.0); m];
         for (j, wj) in w.iter().enumerate() {
@@ -96,12 +105,6 @@ impl Bluestein {
         for k in kernel.iter_mut() {
             *k /= m as f64;
         }
-        let rows = layout.outer * layout.inner;
-        let padded = Layout {
-            outer: rows,
-            n: m,
-            inner: 1,
-        };
         let (w, kernel) = (to_f32(&w), to_f32(&kernel));
         let fft = Stockham::with_bluestein(
             gpu,
@@ -127,7 +130,7 @@ impl Bluestein {
             chirp: upload(gpu, op, &w)?,
             spectrum: upload(gpu, op, &kernel)?,
             fft,
-            a: Scratch::new(gpu, op, padded.values())?,
+            a,
             b,
         })
     }

@@ -27,6 +27,8 @@ mod bluestein;
 mod real;
 mod stockham;
 
+use std::sync::Mutex;
+
 use bluestein::Bluestein;
 use real::RealFft;
 use stockham::Stockham;
@@ -368,6 +370,9 @@ pub struct FftPlan {
     axis: usize,
     layout: Layout,
     engine: Engine,
+    /// Held while one transform is recorded: its passes share the plan's scratch buffers, so
+    /// two threads' passes must not interleave.
+    recording: Mutex<()>,
 }
 
 impl std::fmt::Debug for FftPlan {
@@ -393,7 +398,7 @@ impl FftPlan {
     /// bucket (kind, length, and the batch and stride rounded up to powers of two) also times
     /// its variants on random signals: how many values each workgroup of its passes takes
     /// (several short rows to a workgroup, 512 to 8192). Every variant does the same arithmetic
-    /// per column (on lavapipe, the same bits).
+    /// per column.
     pub fn new(
         gpu: &Gpu,
         kind: FftKind,
@@ -475,6 +480,7 @@ impl FftPlan {
             axis,
             layout,
             engine,
+            recording: Mutex::new(()),
         })
     }
 
@@ -659,6 +665,8 @@ impl FftPlan {
 
     /// Records the transform, or its adjoint, from `src` to `dst`.
     fn record(&self, adjoint: bool, src: Binding<'_>, dst: Binding<'_>) -> Result<()> {
+        // A poisoned lock guards nothing broken: a panic mid-record leaves only GPU work queued.
+        let _recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
         let scale = self.scale() as f32;
         match &self.engine {
             // The adjoint of a complex DFT is the opposite direction, with the same scale.
@@ -702,7 +710,6 @@ mod tests {
             let host: Vec<f32> = (0..2 * values)
                 .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
                 .collect();
-            let mut rule_bits: Option<Vec<f32>> = None;
             for block in std::iter::once(stockham::BLOCK).chain(TUNED_BLOCKS) {
                 let layout = Layout::along(shape, axis).unwrap();
                 let plan =
@@ -724,12 +731,6 @@ mod tests {
                 };
                 let err = reference::max_rel_err(&got, &want);
                 assert!(err < 1e-5, "{case}: max_rel_err {err:.2e}");
-                // A block changes how columns share workgroups, not a column's arithmetic (a GPU's
-                // compiler might still contract the differently specialised shaders differently).
-                match &rule_bits {
-                    None => rule_bits = Some(got),
-                    Some(rule) => assert!(rule == &got, "{case}: not the rule's bits"),
-                }
             }
         }
     }
