@@ -403,8 +403,9 @@ impl DeepMlp {
             let step = ops::affine_scan(jacobians, &residual, Some(method))?;
             ops::axpy(1.0, &step, &states)?;
             stats.iterations += 1;
-            // Doubling multiplies the factored Jacobians out first: one level more.
-            let expand = usize::from(method == ops::ScanMethod::Doubling);
+            // Doubling multiplies the factored Jacobians out first (past one layer, whose map
+            // is not used): one level more.
+            let expand = usize::from(method == ops::ScanMethod::Doubling && self.layers > 1);
             stats.sequential_steps += expand + method.levels(self.layers) + 1;
             stats.scan = Some(method);
         }

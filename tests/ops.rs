@@ -138,6 +138,8 @@ fn matmul_odd_shapes_every_transpose_and_tile() {
         (130, 7, 257),
         (5, 64, 12),
         (67, 129, 8),
+        // M a multiple of 4: with trans_a, A's rows load as vec4.
+        (132, 33, 65),
     ];
     for gpu in both() {
         for (i, &(m, n, k)) in shapes.iter().enumerate() {

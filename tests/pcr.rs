@@ -189,7 +189,7 @@ fn affine_scan_forward_and_transposed_match_the_sequential_recurrence() {
             let want_t = reference::affine_scan_transposed(&a, &v, len, batch, w);
             for method in ScanMethod::all(len) {
                 let case = format!("{method:?} L={len} batch={batch} w={w}");
-                if too_wide(method, w) {
+                if too_wide(gpu, method, w) {
                     let err = ops::affine_scan(&at, &vt, Some(method)).unwrap_err();
                     assert!(
                         matches!(err, Error::InvalidArgument { .. }),
@@ -288,11 +288,14 @@ fn chunked_scans_take_any_chunk_length() {
     }
 }
 
-/// Whether `method` refuses blocks of width `w`.
-fn too_wide(method: ScanMethod, w: usize) -> bool {
+/// Whether `method` refuses blocks of width `w` on `gpu`: the chunked scan's workgroup holds
+/// a w x (w + 1) map (at least 256 floats), which 16 KiB of workgroup memory holds only to 63.
+fn too_wide(gpu: &percept::Gpu, method: ScanMethod, w: usize) -> bool {
+    let map_bytes = (w * (w + 1)).max(256) * 4;
+    let room = gpu.capabilities().max_workgroup_storage_size as usize;
     match method {
         ScanMethod::Doubling => false,
-        ScanMethod::Chunked { .. } => w > ops::MAX_CHUNKED_WIDTH,
+        ScanMethod::Chunked { .. } => w > ops::MAX_CHUNKED_WIDTH || map_bytes > room,
         ScanMethod::ChunkedRegisters { .. } => w > ops::MAX_CHUNKED_REGISTERS_WIDTH,
     }
 }
@@ -332,7 +335,7 @@ fn row_scaled_maps_match_their_dense_product(
     };
     for method in ScanMethod::all(len) {
         let case = format!("{method:?} row-scaled L={len} batch={batch} w={w}");
-        if too_wide(method, w) {
+        if too_wide(gpu, method, w) {
             let err = ops::affine_scan(maps, &vt, Some(method)).unwrap_err();
             assert!(
                 matches!(err, Error::InvalidArgument { .. }),

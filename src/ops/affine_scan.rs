@@ -171,7 +171,8 @@ impl ScanMethod {
     /// in one).
     pub fn levels(self, len: usize) -> usize {
         match self.chunk() {
-            None => ceil_log2(len),
+            // A single step is a copy.
+            None => ceil_log2(len).max(1),
             Some(chunk) if chunk >= len => 1,
             Some(chunk) => 2 + ceil_log2(len.div_ceil(chunk.max(1))),
         }
@@ -455,6 +456,10 @@ impl Scan<'_> {
     /// Recursive doubling; a transposed scan is reversed into a forward one first, and its
     /// solution put back in order.
     fn doubling(&self) -> Result<Tensor> {
+        // One step: its map multiplies nothing (x[0] = v[0]), so none is formed.
+        if self.len == 1 {
+            return super::copy(self.v);
+        }
         let a = self.dense_maps()?;
         let (len, batch, w) = (self.len, self.batch, self.w);
         if !self.transposed {
@@ -592,9 +597,6 @@ impl Scan<'_> {
 fn doubling(a: &Tensor, v: &Tensor, len: usize, batch: usize, w: usize) -> Result<Tensor> {
     let gpu = v.gpu();
     let levels = ScanMethod::Doubling.levels(len);
-    if levels == 0 {
-        return super::copy(v);
-    }
     let threads = (len * batch * w) as u64;
     let grid = gpu.grid(threads.div_ceil(256))?;
     let (mut a_cur, mut v_cur) = (a.clone(), v.clone());
