@@ -14,7 +14,7 @@
 // PCR alone does O(n log n) work; CR alone has only one active equation in 2^k at its deeper
 // levels. No pivoting: the systems must be diagonally dominant or otherwise safe for Gaussian
 // elimination without pivoting. Each invocation stages EQ equations (256 * EQ >= n).
-// Constants defined by the launcher: EQ, CR_STEPS.
+// Constants defined by the launcher: EQ, CR_STEPS, PAD.
 
 struct Params {
     n: u32,
@@ -31,10 +31,19 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 
 const WG: u32 = 256u;
-var<workgroup> sa: array<f32, WG * EQ>;
-var<workgroup> sb: array<f32, WG * EQ>;
-var<workgroup> sc: array<f32, WG * EQ>;
-var<workgroup> sd: array<f32, WG * EQ>;
+// With PAD, one unused slot follows every 32: equations at a stride of 2, 4, ... 32 apart (CR's
+// levels, PCR on what they leave) then fall in different memory banks, where unpadded 32 lanes
+// at a stride of 8 share 4 banks. The launcher sets PAD where the padded arrays fit.
+const SLOTS: u32 = WG * EQ + select(0u, WG * EQ / 32u, PAD);
+var<workgroup> sa: array<f32, SLOTS>;
+var<workgroup> sb: array<f32, SLOTS>;
+var<workgroup> sc: array<f32, SLOTS>;
+var<workgroup> sd: array<f32, SLOTS>;
+
+// Slot of equation i.
+fn p(i: u32) -> u32 {
+    return select(i, i + (i >> 5u), PAD);
+}
 
 @compute @workgroup_size(256)
 fn tridiagonal_pcr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -48,10 +57,10 @@ fn tridiagonal_pcr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var e = 0u; e < EQ; e++) {
         let i = lid + e * WG;
         if (i < n) {
-            sa[i] = select(a[base + i], 0.0, i == 0u);
-            sb[i] = b[base + i];
-            sc[i] = select(c[base + i], 0.0, i + 1u == n);
-            sd[i] = d[base + i];
+            sa[p(i)] = select(a[base + i], 0.0, i == 0u);
+            sb[p(i)] = b[base + i];
+            sc[p(i)] = select(c[base + i], 0.0, i + 1u == n);
+            sd[p(i)] = d[base + i];
         }
     }
     workgroupBarrier();
@@ -77,12 +86,12 @@ fn tridiagonal_pcr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         }
         workgroupBarrier();
         if (mine) {
-            sa[i] = e.a; sb[i] = e.b; sc[i] = e.c; sd[i] = e.d;
+            sa[p(i)] = e.a; sb[p(i)] = e.b; sc[p(i)] = e.c; sd[p(i)] = e.d;
         }
         workgroupBarrier();
     }
     if (mine) {
-        sd[i] = sd[i] / sb[i];
+        sd[p(i)] = sd[p(i)] / sb[p(i)];
     }
     workgroupBarrier();
 
@@ -90,21 +99,21 @@ fn tridiagonal_pcr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var level = CR_STEPS; level > 0u; level--) {
         let s = 1u << (level - 1u);
         for (var j = lid * 2u * s + s - 1u; j < n; j += WG * 2u * s) {
-            var v = sd[j];
+            var v = sd[p(j)];
             if (j >= s) {
-                v -= sa[j] * sd[j - s];
+                v -= sa[p(j)] * sd[p(j - s)];
             }
             if (j + s < n) {
-                v -= sc[j] * sd[j + s];
+                v -= sc[p(j)] * sd[p(j + s)];
             }
-            sd[j] = v / sb[j];
+            sd[p(j)] = v / sb[p(j)];
         }
         workgroupBarrier();
     }
     for (var e = 0u; e < EQ; e++) {
         let i = lid + e * WG;
         if (i < n) {
-            x[base + i] = sd[i];
+            x[base + i] = sd[p(i)];
         }
     }
 }
@@ -120,18 +129,18 @@ struct Equation {
 fn eliminated(i: u32, s: u32, n: u32) -> Equation {
     var am = 0.0; var bm = 1.0; var cm = 0.0; var dm = 0.0;
     if (i >= s) {
-        am = sa[i - s]; bm = sb[i - s]; cm = sc[i - s]; dm = sd[i - s];
+        am = sa[p(i - s)]; bm = sb[p(i - s)]; cm = sc[p(i - s)]; dm = sd[p(i - s)];
     }
     var ap = 0.0; var bp = 1.0; var cp = 0.0; var dp = 0.0;
     if (i + s < n) {
-        ap = sa[i + s]; bp = sb[i + s]; cp = sc[i + s]; dp = sd[i + s];
+        ap = sa[p(i + s)]; bp = sb[p(i + s)]; cp = sc[p(i + s)]; dp = sd[p(i + s)];
     }
-    let k1 = sa[i] / bm;
-    let k2 = sc[i] / bp;
-    return Equation(-am * k1, sb[i] - cm * k1 - ap * k2, -cp * k2, sd[i] - dm * k1 - dp * k2);
+    let k1 = sa[p(i)] / bm;
+    let k2 = sc[p(i)] / bp;
+    return Equation(-am * k1, sb[p(i)] - cm * k1 - ap * k2, -cp * k2, sd[p(i)] - dm * k1 - dp * k2);
 }
 
 fn eliminate_in_place(i: u32, s: u32, n: u32) {
     let e = eliminated(i, s, n);
-    sa[i] = e.a; sb[i] = e.b; sc[i] = e.c; sd[i] = e.d;
+    sa[p(i)] = e.a; sb[p(i)] = e.b; sc[p(i)] = e.c; sd[p(i)] = e.d;
 }

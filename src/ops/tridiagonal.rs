@@ -102,6 +102,13 @@ fn pcr_equations(n: usize, workgroup_bytes: u32) -> Option<usize> {
     (eq * 256 * 4 * 4 <= workgroup_bytes as usize).then_some(eq)
 }
 
+/// Whether the PCR kernel's four arrays fit with a slot of padding after every 32 (which keeps
+/// its strided accesses in different memory banks).
+fn pcr_padded_fits(eq: usize, workgroup_bytes: u32) -> bool {
+    let slots = eq * 256 + eq * 256 / 32;
+    slots * 4 * 4 <= workgroup_bytes as usize
+}
+
 /// Batches smaller than this many equations in all take the rule's method unmeasured: they are
 /// over in microseconds on a GPU. (On lavapipe the rule's choice is already 10x off at 64
 /// systems of 1000.)
@@ -377,7 +384,8 @@ impl<'t> Batch<'t> {
                     PCR_BINDINGS,
                 )
                 .with("EQ", Const::U32(eq as u32))
-                .with("CR_STEPS", Const::U32(cr_steps(n)));
+                .with("CR_STEPS", Const::U32(cr_steps(n)))
+                .with("PAD", Const::Bool(pcr_padded_fits(eq, workgroup_bytes)));
                 gpu.dispatch(
                     &spec,
                     bytemuck::bytes_of(&params(1)),
