@@ -129,6 +129,25 @@ fn tuning_keeps_the_measured_tile_per_bucket_in_its_file_and_changes_no_bit() {
     let again = open(Tuning::File(file.clone()));
     assert_eq!(again.tuned_choices(), choices);
     assert_eq!(layer.run(&again).0, chosen);
+    // A checked device measures the bucket for itself (bounds checks slow kernels unevenly) and
+    // keeps its choice beside the unchecked one.
+    let checked = open_with(GpuOptions {
+        tuning: Some(Tuning::File(file.clone())),
+        checked: Some(true),
+        ..Default::default()
+    });
+    let s = &layer.shape;
+    let x = Tensor::from_slice(&checked, &layer.x, &[s.m, s.k]).unwrap();
+    let w = Tensor::from_slice(&checked, &layer.w, &[s.n, s.k]).unwrap();
+    let trans_b = MatmulSpec {
+        trans_b: true,
+        ..Default::default()
+    };
+    ops::matmul_kernel(&x, &w, &trans_b).unwrap();
+    let both = checked.tuned_choices();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains_key(&format!("checked {key}")), "{both:?}");
+    assert_eq!(both[key], chosen.name());
 
     // Small products take the fixed rule and are not recorded.
     let a = Tensor::from_slice(&gpu, &random(4, 60 * 50, -1.0, 1.0), &[60, 50]).unwrap();

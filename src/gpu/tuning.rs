@@ -60,6 +60,12 @@ impl Gpu {
         mut run: impl FnMut(C) -> Result<Tensor>,
     ) -> Result<C> {
         let rule = candidates[0];
+        // Bounds checks slow kernels unevenly (a tiled matmul about 14x): checked devices keep
+        // choices of their own, beside the unchecked ones in the same file.
+        let key = match self.checked() {
+            true => format!("checked {key}"),
+            false => key,
+        };
         // With one variant there is nothing to measure (nor to compare it with).
         let (Some(table), true) = (&self.inner.tuning, candidates.len() > 1) else {
             return Ok(rule);
