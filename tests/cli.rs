@@ -508,10 +508,48 @@ fn flags_that_would_be_ignored_are_reported() {
         ok && stderr.contains("already trained its 2 epochs"),
         "{stderr}"
     );
+    // The data flags apply to a resumed run: nothing is noted as ignored.
+    let digits = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz");
+    let (ok, _, stderr) = percept(&[&resume[..], &["--data", digits]].concat());
+    assert!(ok && !stderr.contains("ignored"), "{stderr}");
     fails_with(
         &[&resume[..], &["--epochs", "1"]].concat(),
         &["has already trained 2 epochs"],
     );
+}
+
+/// The CLI sizes a cosine schedule in steps from the split the trainer makes: 1,797 digits less
+/// 270 + 270 held out leave 1,257 rows, 3 batches of 419 (rounding 70% of the rows gave 1,258,
+/// and 4), so the rate reaches 0 at the last step of the last epoch.
+#[test]
+fn a_cosine_schedule_ends_with_the_run() {
+    let dir = scratch("cosine");
+    let ckpt = dir.join("c.safetensors");
+    let (ok, stdout, stderr) = percept(&[
+        "train",
+        "--validation",
+        "0.15",
+        "--test",
+        "0.15",
+        "--batch-size",
+        "419",
+        "--schedule",
+        "cosine",
+        "--epochs",
+        "3",
+        "--json",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // The epochs' lines, then the run's.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 2]).unwrap();
+    assert_eq!(
+        (last["epoch"].as_u64(), last["steps"].as_u64()),
+        (Some(3), Some(9))
+    );
+    assert_eq!(last["lr"].as_f64(), Some(0.0), "{stdout}");
 }
 
 /// Output paths are checked before the run (they used to fail after it, naming a temporary

@@ -138,6 +138,18 @@ impl Dataset {
         (features, indices.iter().map(|&i| self.labels[i]).collect())
     }
 
+    /// Rows [`Dataset::split`] holds out for validation and test at these fractions.
+    fn held_out(&self, validation: f64, test: f64) -> (usize, usize) {
+        let rows = |fraction: f64| (self.len() as f64 * fraction).round() as usize;
+        (rows(validation), rows(test))
+    }
+
+    /// Rows [`Dataset::split`] leaves for training at these fractions (0 where none are left).
+    pub fn training_rows(&self, validation: f64, test: f64) -> usize {
+        let (n_val, n_test) = self.held_out(validation, test);
+        self.len().saturating_sub(n_val + n_test)
+    }
+
     /// Shuffles (seeded) and splits into train, validation and test parts of the given
     /// fractions (the rest is training).
     pub fn split(&self, validation: f64, test: f64, seed: u64) -> Result<Splits> {
@@ -154,8 +166,7 @@ impl Dataset {
         }
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed));
-        let n_test = (self.len() as f64 * test).round() as usize;
-        let n_val = (self.len() as f64 * validation).round() as usize;
+        let (n_val, n_test) = self.held_out(validation, test);
         let (test_idx, rest) = order.split_at(n_test);
         let (val_idx, train_idx) = rest.split_at(n_val);
         if train_idx.is_empty() {

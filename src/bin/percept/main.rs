@@ -59,7 +59,8 @@ fn main() -> ExitCode {
         Command::Info { json } => info(json),
         Command::Bench(args) => run_bench(args),
         Command::Train(mut args) => {
-            args.given = given(matches.subcommand_matches("train"));
+            let train = Cli::command().find_subcommand("train").cloned();
+            args.given = given(matches.subcommand_matches("train"), train.as_ref());
             run_train(*args)
         }
         Command::Eval(args) => run_eval(args),
@@ -74,13 +75,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The flags given on the command line (not defaulted), by their ids (`step_epochs`).
-fn given(matches: Option<&ArgMatches>) -> Vec<String> {
-    let Some(matches) = matches else {
+/// The flags given on the command line (not defaulted), by their ids (`step_epochs`): not the
+/// argument groups clap also lists (a flattened struct's, `DataArgs`), which are no flags.
+fn given(matches: Option<&ArgMatches>, command: Option<&clap::Command>) -> Vec<String> {
+    let (Some(matches), Some(command)) = (matches, command) else {
         return Vec::new();
     };
+    let is_group = |id: &str| command.get_groups().any(|g| g.get_id() == id);
     matches
         .ids()
+        .filter(|id| !is_group(id.as_str()))
         .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
         .map(|id| id.as_str().to_string())
         .collect()

@@ -450,9 +450,8 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         }
         trainer
     } else {
-        let train_rows = (data.len() as f64 * (1.0 - args.validation - args.test))
-            .round()
-            .max(1.0) as u64;
+        // The schedule counts steps: those of the split the trainer will make.
+        let train_rows = data.training_rows(args.validation, args.test).max(1) as u64;
         let steps = train_rows.div_ceil(args.batch_size.max(1) as u64);
         Trainer::new(&gpu, args.config(steps)?, &data)?
     };
