@@ -14,7 +14,7 @@ use crate::deq::SolveStats;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Model, ModelCache, ModelConfig};
-use crate::nn::{MlpConfig, Optimizer, OptimizerConfig};
+use crate::nn::{MlpConfig, Optimizer, OptimizerConfig, Schedule};
 use crate::ops::{self, Loss, Reduction};
 use crate::tensor::Tensor;
 
@@ -252,7 +252,24 @@ impl Trainer {
                     Vec::new()
                 }),
         };
-        Self::assemble(gpu, config, data, model, optimizer, epoch, history)
+        let trainer = Self::assemble(gpu, config, data, model, optimizer, epoch, history)?;
+        // A cosine schedule's rate is 0 from its last step on: epochs past it would train
+        // nothing (the CLI sizes it to the run's first --epochs).
+        if let Schedule::Cosine { total, .. } = trainer.config.optimizer.schedule {
+            let steps = trainer.steps_per_epoch() as u64;
+            if trainer.config.epochs as u64 * steps > total {
+                let last = total / steps.max(1);
+                return Err(Error::invalid(
+                    "Trainer::resume",
+                    format!(
+                        "{file}'s cosine schedule reaches a rate of 0 after {total} steps \
+                         (epoch {last}), so epochs past it would train nothing; resume to {last} \
+                         epochs at most, or train anew with the longer run"
+                    ),
+                ));
+            }
+        }
+        Ok(trainer)
     }
 
     fn assemble(
@@ -448,6 +465,12 @@ fn targets(gpu: &Gpu, loss: Loss, labels: &[f32], classes: usize) -> Result<Tens
     Tensor::from_slice(gpu, &encoded, &[labels.len(), classes])
 }
 
+/// The predicted class of a row of outputs: the first of equal maxima, as NumPy's and
+/// PyTorch's argmax take (a tie is not credited to the last class).
+fn predicted(row: &[f32]) -> usize {
+    (1..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+}
+
 /// Loss and accuracy of `model` on `data`, in chunks; `targets` encodes labels for the loss.
 fn evaluate(
     model: &Model,
@@ -478,13 +501,18 @@ fn evaluate(
         let out = ops::loss(&logits, &targets(&labels)?, loss, Reduction::Sum)?;
         let values = logits.to_vec()?;
         total += out.loss.to_vec()?[0] as f64;
+        if let Some(at) = values.iter().position(|v| v.is_nan()) {
+            return Err(Error::NonFinite {
+                what: format!(
+                    "the network's outputs on {} (its weights are non-finite, or overflow on \
+                     these inputs)",
+                    data.source
+                ),
+                index: chunk[0] * model.outputs() + at,
+            });
+        }
         for (row, &label) in values.chunks(model.outputs()).zip(&labels) {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i);
-            correct += (best == Some(label as usize)) as usize;
+            correct += (predicted(row) == label as usize) as usize;
         }
     }
     let n = data.len();
@@ -668,4 +696,17 @@ pub fn fit(
         }
     }
     Ok(ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predicted;
+
+    #[test]
+    fn ties_predict_the_first_class() {
+        assert_eq!(predicted(&[0.0, 0.0, 0.0]), 0);
+        assert_eq!(predicted(&[0.1, 0.7, 0.7]), 1);
+        assert_eq!(predicted(&[-1.0, -3.0, 2.0]), 2);
+        assert_eq!(predicted(&[f32::NEG_INFINITY, -1e30]), 1);
+    }
 }

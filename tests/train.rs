@@ -119,9 +119,10 @@ fn resumed_training_equals_uninterrupted() {
     config.optimizer.momentum = 0.9;
     config.optimizer.lr = 0.05;
     config.optimizer.max_grad_norm = 1.0;
+    // 3 epochs of 45 steps: the rate reaches 0 at the last.
     config.optimizer.schedule = nn::Schedule::Cosine {
         warmup: 10,
-        total: 120,
+        total: 135,
     };
 
     let mut straight = Trainer::new(gpu, config.clone(), &data).unwrap();
@@ -145,6 +146,9 @@ fn resumed_training_equals_uninterrupted() {
     };
     train::fit(&mut first, &outputs, || {}, |_| {}).unwrap();
     let first_line = std::fs::read_to_string(&metrics).unwrap();
+    // Past the cosine's last step the rate would be 0: refused.
+    let err = Trainer::resume(gpu, &path, &data, Some(100)).err().unwrap();
+    assert!(err.to_string().contains("reaches a rate of 0"), "{err}");
     let mut resumed = Trainer::resume(gpu, &path, &data, Some(3)).unwrap();
     assert_eq!(resumed.epoch(), 1);
     train::fit(&mut resumed, &outputs, || {}, |_| {}).unwrap();
