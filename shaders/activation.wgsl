@@ -1,6 +1,6 @@
 // Activation functions and their derivatives, shared by the elementwise and matmul kernels.
 // Codes (kept in step with `ops::Activation`): 0 identity, 1 ReLU, 2 GELU (exact, erf form),
-// 3 tanh, 4 sigmoid, 5 ELU (alpha 1), 6 softplus.
+// 3 tanh, 4 sigmoid, 5 ELU (alpha 1), 6 softplus. Concatenated after nan.wgsl.
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under f32 rounding of GELU).
 fn erf_approx(x: f32) -> f32 {
@@ -30,11 +30,6 @@ fn expm1_acc(x: f32) -> f32 {
         return -1.0;
     }
     return um1 * x / log(u);
-}
-
-// NaN by its bits: WGSL lets a compiler assume that x != x is false.
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
 // tanh without the overflow of exp(2x) for large |x|. clamp, like max, may turn a NaN into a

@@ -72,13 +72,15 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         var hinge_count = 0.0;
         for (var j = lid; j < params.cols; j += 256u) {
             let margin = 1.0 - y_t + pred[base + j];
-            let hinged = j != label && margin > 0.0;
+            // A NaN margin (a NaN score) makes the loss, the count and so every gradient NaN.
+            let hinged = j != label && (margin > 0.0 || is_nan(margin));
             acc += select(0.0, margin, hinged);
-            hinge_count += select(0.0, 1.0, hinged);
+            hinge_count += select(0.0, select(1.0, margin, is_nan(margin)), hinged);
             // The true class's entry is lid 0's to write, below: workgroup barriers do not
             // order two invocations' stores to storage memory.
             if (j != label) {
-                grad[base + j] = select(nan, select(0.0, s / f32(params.cols), hinged), valid);
+                let g = select(0.0, s / f32(params.cols), hinged);
+                grad[base + j] = select(nan, select(g, margin, is_nan(margin)), valid);
             }
         }
         let total = workgroup_reduce(0u, acc, lid);
@@ -99,8 +101,9 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             grad[base + j] = 2.0 * d * s;
         } else {
             let margin = 1.0 - t * y;
-            acc += max(margin, 0.0);
-            grad[base + j] = select(0.0, -t * s, margin > 0.0);
+            // max would drop a NaN margin; it is passed on to the loss and the gradient.
+            acc += select(max(margin, 0.0), margin, is_nan(margin));
+            grad[base + j] = select(select(0.0, -t * s, margin > 0.0), margin, is_nan(margin));
         }
     }
     let total = workgroup_reduce(0u, acc, lid);

@@ -31,7 +31,8 @@ fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let row_start = (g / params.parts) * params.row_len;
     let start = row_start + (g % params.parts) * params.seg_len;
     let end = min(start + params.seg_len, row_start + params.row_len);
-    var acc = select(0.0, -3.4028235e38, COMBINE == 1u);
+    // -inf, the identity of max (-f32::MAX would be the max of a row of -inf).
+    var acc = select(0.0, bitcast<f32>(0xff800000u), COMBINE == 1u);
     for (var i = start + lid; i < end; i += 256u) {
         var v = src[i];
         if (MAP == 1u) {

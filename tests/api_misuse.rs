@@ -382,6 +382,11 @@ fn outputs_aliasing_their_inputs_are_refused() {
     opt(&w_own, &grads, &s1_own, &zeros(g, &[64]), &norm).unwrap();
     assert_eq!(row(2).to_vec().unwrap(), w_own.to_vec().unwrap());
     ops::optimizer_step(&sgd(0.0, 0.1), &row(4), &grads, &s1, &s1, &norm).unwrap();
+    // The gradient as the unused state is refused: the state is bound for writing, and a
+    // buffer bound both ways would fail the whole pending submission.
+    let err = ops::optimizer_step(&sgd(0.0, 0.1), &row(4), &grads, &grads, &grads, &norm);
+    assert!(err.unwrap_err().to_string().contains("grads"));
+    g.synchronize().unwrap();
     let flat_grads = zeros(g, &[128]);
     let dg = flat_grads.narrow(0..64).unwrap();
     let db = flat_grads.narrow(64..128).unwrap();

@@ -59,6 +59,41 @@ fn losses_and_gradients_match_the_oracle() {
     }
 }
 
+/// A NaN score makes its row's loss and gradient NaN under every loss: the margins' max and
+/// comparisons used to turn it into a finite loss (0 for a multiclass margin) and gradient.
+#[test]
+fn a_nan_score_is_passed_on_by_every_loss() {
+    for gpu in both() {
+        for kind in LOSSES {
+            let (rows, cols) = (2, 3);
+            for at in [0, 1] {
+                let mut pred_host = random(3, rows * cols, -0.2, 0.2);
+                // Row 1: the true class's score (class 0), then another's.
+                pred_host[cols + at] = f32::NAN;
+                let mut target_host = loss_targets(kind, rows, cols, 4);
+                if kind.takes_class_indices() {
+                    target_host = vec![0.0; rows];
+                }
+                let pred = Tensor::from_slice(gpu, &pred_host, &[rows, cols]).unwrap();
+                let tshape = match kind.takes_class_indices() {
+                    true => vec![rows],
+                    false => vec![rows, cols],
+                };
+                let target = Tensor::from_slice(gpu, &target_host, &tshape).unwrap();
+                let out = ops::loss(&pred, &target, kind, Reduction::Sum).unwrap();
+                let case = format!("{kind:?} NaN at column {at}");
+                assert!(out.loss.to_vec().unwrap()[0].is_nan(), "{case}");
+                let grad = out.grad.to_vec().unwrap();
+                assert!(grad[cols..].iter().any(|g| g.is_nan()), "{case}: {grad:?}");
+                assert!(
+                    grad[..cols].iter().all(|g| g.is_finite()),
+                    "{case}: {grad:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn class_indices_outside_the_columns_give_their_rows_nan_and_touch_no_other_row() {
     let gpu = common::unchecked();

@@ -744,6 +744,22 @@ fn reductions_along_rows_and_over_all() {
                 f64::INFINITY
             );
         }
+        // The max of -inf is -inf (not -f32::MAX), and a NaN, in the first or a later stage,
+        // makes the max NaN.
+        let rows = |host: &[f32], cols: usize| {
+            let x = Tensor::from_slice(gpu, host, &[host.len() / cols, cols]).unwrap();
+            ops::reduce_rows(&x, Reduction::Max)
+                .unwrap()
+                .to_vec()
+                .unwrap()
+        };
+        assert_eq!(rows(&[f32::NEG_INFINITY; 6], 3), [f32::NEG_INFINITY; 2]);
+        let mut host = random(54, 9000, -1.0, 1.0);
+        for at in [3, 8500] {
+            host[at] = f32::NAN;
+            assert!(rows(&host, 9000)[0].is_nan(), "NaN at {at}");
+            host[at] = 0.0;
+        }
     }
 }
 

@@ -109,9 +109,16 @@ impl std::str::FromStr for Activation {
     }
 }
 
-pub(crate) const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+// Each carries nan.wgsl, which its functions use (so no kernel takes both).
+pub(crate) const ACTIVATION_WGSL: &str = concat!(
+    include_str!("../../shaders/nan.wgsl"),
+    include_str!("../../shaders/activation.wgsl")
+);
 pub(crate) const BLOCK_GRID_WGSL: &str = include_str!("../../shaders/block_grid.wgsl");
-pub(crate) const WORKGROUP_REDUCE_WGSL: &str = include_str!("../../shaders/workgroup_reduce.wgsl");
+pub(crate) const WORKGROUP_REDUCE_WGSL: &str = concat!(
+    include_str!("../../shaders/nan.wgsl"),
+    include_str!("../../shaders/workgroup_reduce.wgsl")
+);
 
 /// Checks that a tensor is f32 and on the same device as the first input.
 pub(crate) fn check_input(op: &'static str, first: &Tensor, t: &Tensor) -> Result<()> {

@@ -133,8 +133,9 @@ pub fn optimizer_step(
         return Err(Error::invalid(OP, detail));
     }
     // The kernel updates weights and the state the rule keeps in place, and reads the rest: two
-    // updated operands must not overlap, and a read one may not share a buffer with an updated
-    // one (wgpu refuses a buffer bound both ways in one dispatch).
+    // updated operands must not overlap, and a read one may not share a buffer with any state
+    // operand, used or not, since all are bound for writing (wgpu refuses a buffer bound both
+    // ways in one dispatch, and the refusal would fail the whole pending submission).
     let (state1_used, state2_used) = match step.kind {
         OptimizerKind::Sgd { momentum, .. } => (momentum > 0.0, false),
         OptimizerKind::Adam { .. } => (true, true),
@@ -146,11 +147,10 @@ pub fn optimizer_step(
         ("state2", state2, true, state2_used),
         ("grad_norm_sq", grad_norm_sq, false, true),
     ];
-    let used: Vec<_> = operands.iter().filter(|o| o.3).collect();
-    for (i, &&(a, ta, writes_a, _)) in used.iter().enumerate() {
-        for &&(b, tb, writes_b, _) in &used[i + 1..] {
+    for (i, &(a, ta, writes_a, used_a)) in operands.iter().enumerate() {
+        for &(b, tb, writes_b, used_b) in &operands[i + 1..] {
             let clash = match (writes_a, writes_b) {
-                (true, true) => ta.overlaps(tb),
+                (true, true) => used_a && used_b && ta.overlaps(tb),
                 (false, false) => false,
                 _ => ta.shares_buffer(tb),
             };
