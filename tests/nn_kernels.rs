@@ -164,6 +164,16 @@ fn column_sums_tall_and_short() {
             );
         }
     }
+    // Grids past one dispatch dimension (65,537 chunks of rows, 65,537 groups of columns),
+    // and three launches for the tall one.
+    let gpu = common::unchecked();
+    for &(rows, cols) in &[(256 * 65_536 + 1, 1), (1, 64 * 65_536 + 1)] {
+        let host = random(6, rows * cols, -1.0, 1.0);
+        let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+        let got = ops::column_sums(&x).unwrap().to_vec().unwrap();
+        let want = reference::column_sums(&host, cols);
+        assert_close(&format!("column sums {rows}x{cols}"), &got, &want, 1e-5);
+    }
 }
 
 #[test]

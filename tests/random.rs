@@ -171,6 +171,11 @@ fn bad_arguments_are_errors() {
     assert!(ops::random_normal(gpu, &[4], 0.0, -1.0, 0).is_err());
     assert!(ops::random_normal(gpu, &[4], f32::NAN, 1.0, 0).is_err());
     assert!(ops::random_uniform(gpu, &[4], 1.0, 0.0, 0).is_err());
+    // Draws that would overflow f32: a width past f32::MAX, a std whose tail is.
+    assert!(ops::random_uniform(gpu, &[4], -f32::MAX, f32::MAX, 0).is_err());
+    assert!(ops::random_normal(gpu, &[4], 0.0, 6e37, 0).is_err());
+    let wide = ops::random_uniform(gpu, &[4], -1e38, 1e38, 0).unwrap();
+    assert!(wide.to_vec().unwrap().iter().all(|v| v.is_finite()));
     let t = Tensor::zeros(gpu, &[8]).unwrap();
     assert!(ops::random_fill(&t, NORMAL, 0, u64::MAX - 3).is_err());
 }

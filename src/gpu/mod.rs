@@ -406,11 +406,6 @@ impl Gpu {
         workgroups: [u32; 3],
     ) -> Result<()> {
         debug_assert_eq!(bindings.len(), kernel.storage.len(), "{}", kernel.entry);
-        for (binding, access) in bindings.iter().zip(kernel.storage) {
-            if *access == kernel::Access::ReadWrite {
-                binding.writes.fetch_add(1, Ordering::Relaxed);
-            }
-        }
         let max = self.inner.limits.max_compute_workgroups_per_dimension;
         if let Some(&over) = workgroups.iter().find(|&&w| w > max) {
             return Err(Error::Limit {
@@ -424,6 +419,12 @@ impl Gpu {
             return Ok(());
         }
         let compiled = self.inner.pipelines.get(&self.inner.device, kernel)?;
+        // Counted once the launch is sure to be recorded: a refused one writes nothing.
+        for (binding, access) in bindings.iter().zip(kernel.storage) {
+            if *access == kernel::Access::ReadWrite {
+                binding.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let mut pending = self.inner.pending.lock().unwrap();
         if pending.is_full() {
             pending.submit(&self.inner.queue);

@@ -3,15 +3,19 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{check_input, fits_u32, rows_cols};
+use super::{BLOCK_GRID_WGSL, check_input, fits_u32, rows_cols};
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
-const SOURCES: &[&str] = &[include_str!("../../shaders/column_sum.wgsl")];
+const SOURCES: &[&str] = &[
+    BLOCK_GRID_WGSL,
+    include_str!("../../shaders/column_sum.wgsl"),
+];
 const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];
 
-/// Rows one workgroup sums in the first of two launches.
+/// Rows one workgroup sums: each launch divides the rows left by this much, so that no
+/// invocation's loop passes a driver's loop limit however tall the matrix.
 const CHUNK_ROWS: usize = 256;
 
 #[repr(C)]
@@ -43,11 +47,7 @@ fn launch(
         &KernelSpec::new("column_sum", SOURCES, "column_sum", BINDINGS),
         bytemuck::bytes_of(&params),
         &[src.binding(), out.binding()],
-        [
-            fits_u32("column_sums", "column groups", cols.div_ceil(64))?,
-            fits_u32("column_sums", "row chunks", chunks)?,
-            1,
-        ],
+        gpu.block_grid([cols.div_ceil(64), chunks, 1])?,
     )
 }
 
@@ -74,13 +74,15 @@ pub fn column_sums_into(x: &Tensor, scale: f32, out: &Tensor) -> Result<()> {
             "the output shares a buffer with the input",
         ));
     }
-    if rows <= CHUNK_ROWS {
-        return launch(x, rows, cols, CHUNK_ROWS, scale, out);
+    // Partial sums of chunks of rows until one chunk is left.
+    let (mut src, mut rows) = (x.clone(), rows);
+    while rows > CHUNK_ROWS {
+        let chunks = rows.div_ceil(CHUNK_ROWS);
+        let partial = Tensor::uninit(x.gpu(), &[chunks, cols], DType::F32)?;
+        launch(&src, rows, cols, CHUNK_ROWS, 1.0, &partial)?;
+        (src, rows) = (partial, chunks);
     }
-    let chunks = rows.div_ceil(CHUNK_ROWS);
-    let partial = Tensor::uninit(x.gpu(), &[chunks, cols], DType::F32)?;
-    launch(x, rows, cols, CHUNK_ROWS, 1.0, &partial)?;
-    launch(&partial, chunks, cols, chunks, scale, out)
+    launch(&src, rows, cols, CHUNK_ROWS, scale, out)
 }
 
 /// `Σ_rows x[row, :]`: shape `[.., cols]` gives `[cols]`.

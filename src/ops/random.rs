@@ -26,7 +26,8 @@ pub enum Distribution {
         /// Standard deviation (>= 0).
         std: f32,
     },
-    /// Uniform on the open interval (low, high), at 24-bit resolution.
+    /// Uniform on the open interval (low, high), at 24-bit resolution (rounding to f32 may give
+    /// an end itself where the interval is a few ulps wide).
     Uniform {
         /// Lower end.
         low: f32,
@@ -65,19 +66,27 @@ pub fn random_fill(out: &Tensor, dist: Distribution, seed: u64, offset: u64) -> 
     check_input(OP, out, out)?;
     let (a, b) = match dist {
         Distribution::Normal { mean, std } => {
-            if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
+            // Draws reach 5.77 std from the mean: all must be finite.
+            let reach = mean.abs() as f64 + 5.8 * std as f64;
+            if !(mean.is_finite() && std.is_finite() && std >= 0.0 && reach < f32::MAX as f64) {
                 return Err(Error::invalid(
                     OP,
-                    format!("a normal needs a finite mean and a finite std >= 0, got {dist:?}"),
+                    format!(
+                        "a normal needs a finite mean and std >= 0 whose draws (up to 5.8 std \
+                         from the mean) are finite in f32, got {dist:?}"
+                    ),
                 ));
             }
             (mean, std)
         }
         Distribution::Uniform { low, high } => {
-            if !(low.is_finite() && high.is_finite() && low <= high) {
+            // The kernel scales by high - low, which must be finite too.
+            if !(low.is_finite() && high.is_finite() && low <= high && (high - low).is_finite()) {
                 return Err(Error::invalid(
                     OP,
-                    format!("a uniform needs finite low <= high, got {dist:?}"),
+                    format!(
+                        "a uniform needs finite low <= high and a finite width high - low, got {dist:?}"
+                    ),
                 ));
             }
             (low, high)

@@ -39,18 +39,41 @@ pub use tridiagonal::tridiagonal_solve;
 /// The error measure of tests and benchmarks: `max |got - want| / max |want|`, the largest
 /// deviation relative to the largest reference value (an infinity-norm relative error). It
 /// stays meaningful where individual reference values pass through zero. Returns the absolute
-/// error when every reference value is zero, and infinity for a non-finite result.
+/// error when every reference value is zero. A non-finite value on either side must be matched
+/// by the same on the other (NaN by NaN, an infinity by itself), or the error is infinite; the
+/// scale is that of the finite reference values.
 pub fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "compared slices differ in length");
     let mut scale = 0.0f64;
     let mut err = 0.0f64;
     for (&g, &w) in got.iter().zip(want) {
         let g = g as f64;
-        if !g.is_finite() && g != w {
-            return f64::INFINITY;
+        if !(g.is_finite() && w.is_finite()) {
+            let same = (g.is_nan() && w.is_nan()) || g == w;
+            if !same {
+                return f64::INFINITY;
+            }
+            continue;
         }
         scale = scale.max(w.abs());
         err = err.max((g - w).abs());
     }
     if scale > 0.0 { err / scale } else { err }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_rel_err;
+
+    #[test]
+    fn non_finite_values_must_match() {
+        let inf = f64::INFINITY;
+        // An infinity matched leaves the finite entries to be compared on their own scale.
+        assert_eq!(max_rel_err(&[f32::INFINITY, 0.0], &[inf, 5.0]), 1.0);
+        assert_eq!(max_rel_err(&[1.0], &[f64::NAN]), inf);
+        assert_eq!(max_rel_err(&[f32::NAN], &[1.0]), inf);
+        assert_eq!(max_rel_err(&[f32::NAN, 2.0], &[f64::NAN, 2.0]), 0.0);
+        assert_eq!(max_rel_err(&[f32::NEG_INFINITY], &[inf]), inf);
+        assert_eq!(max_rel_err(&[1.5, -2.0], &[1.0, -2.0]), 0.25);
+    }
 }
