@@ -584,6 +584,27 @@ fn activations_stay_finite_at_extremes() {
     }
 }
 
+/// tanh is accurate relative to its value, near 0 too: lavapipe's builtin rounded it to 0 below
+/// about 3e-8, and the states of a deep network, which shrink layer by layer, lost every digit.
+#[test]
+fn tanh_is_accurate_relative_to_its_value() {
+    let x_host = [
+        1e-30f32, -3e-8, 1e-6, -1e-4, 0.01, 0.0999, 0.1, -0.1001, 0.3, 1.0, -5.0, 9.0,
+    ];
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &x_host, &[x_host.len()]).unwrap();
+        let y = ops::activation(&x, Activation::Tanh)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        for (&x, &y) in x_host.iter().zip(&y) {
+            let want = (x as f64).tanh();
+            let rel = (y as f64 - want).abs() / want.abs();
+            assert!(rel < 2e-6, "tanh({x}) = {y}, want {want}: {rel:.1e} off");
+        }
+    }
+}
+
 /// A NaN input gives a NaN output (PyTorch's semantics), through the elementwise kernel and a
 /// matmul's fused epilogue: a GPU's max and clamp would make ReLU and tanh return finite values.
 #[test]
