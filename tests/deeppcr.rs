@@ -281,14 +281,22 @@ fn backward_refuses_a_batch_past_the_loop_limit() {
     }
 }
 
-/// PyTorch's anchor problem (W ~ N(0, 0.81 / w), zero biases, x ~ N(0, 1)) at L = 16, w = 8:
-/// when Newton's residual is small on average it can still be large in a few places, and a
-/// root-mean-square test stopped there with states 8.6e-4 off f64. The test takes the largest
-/// element, and every state is within 1e-4.
+/// PyTorch's anchor problem (W ~ N(0, 0.81 / w), zero biases, x ~ N(0, 1)): when Newton's
+/// residual is small on average it can still be large in a few places (a root-mean-square test
+/// stopped with states 8.6e-4 off f64 at L = 16, w = 8), and the states shrink with depth (an
+/// absolute test on the largest element left layers of L = 256, w = 4 1.7e-4 off their own
+/// scale). The test takes each layer's largest element relative to its states, and every layer
+/// is within 1e-4 of f64 on its own scale.
 #[test]
-fn deeppcr_stops_on_the_largest_residual() {
+fn deeppcr_stops_on_each_layers_largest_residual() {
+    for (layers, width) in [(16, 8), (256, 4)] {
+        anchor_problem_states_match_f64(layers, width);
+    }
+}
+
+fn anchor_problem_states_match_f64(layers: usize, width: usize) {
     let gpu = unchecked();
-    let (layers, width, batch) = (16, 8, 64);
+    let batch = 64;
     let seed = layers as u64;
     let net = DeepMlp::random(gpu, layers, width, Activation::Tanh, 0.9, 0.0, seed).unwrap();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed + 1);
@@ -309,6 +317,10 @@ fn deeppcr_stops_on_the_largest_residual() {
         &f64s(x_host),
         width,
     );
-    let case = "anchor L=16 w=8";
-    assert_close(case, &trajectory.states.to_vec().unwrap(), &want, 1e-4);
+    let got = trajectory.states.to_vec().unwrap();
+    let err = reference::max_rel_err_per_part(&got, &want, batch * width);
+    assert!(
+        err <= 1e-4,
+        "anchor L={layers} w={width}: {err:.2e} off f64 in some layer"
+    );
 }

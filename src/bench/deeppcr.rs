@@ -76,8 +76,9 @@ pub struct DeepPcrRecord {
     pub backward_scan: String,
     /// The longest chain of dependent steps inside one of the scan's dispatches.
     pub scan_chain: usize,
-    /// DeepPCR's states (every layer's output) against the f64 forward, relative to their
-    /// largest value (infinity norm).
+    /// DeepPCR's states (every layer's output) against the f64 forward: the largest over layers
+    /// of the error relative to the layer's largest state (layers whose states have all fallen
+    /// below 1e-30, past f32's full precision, are not compared).
     pub max_rel_err: f64,
     /// The same for the sequential pass, for scale: f32 rounding along the chain.
     pub sequential_max_rel_err: f64,
@@ -117,8 +118,9 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
 
     let sequential = net.forward_sequential(&x)?;
     let (parallel, stats) = net.forward_deeppcr(&x, &options)?;
-    // Every layer's output, not the last alone: with zero biases the states shrink with depth,
-    // and the last layer's relative error would measure the rounding of vanishing values.
+    // Every layer's output on its own scale: with zero biases the states shrink with depth
+    // (about e^-0.14 a layer at w = 16), so an error relative to the largest state overall would
+    // pass zeros for every layer past the 70th.
     let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&v| v as f64).collect() };
     let want = reference::deep_mlp_states(
         Activation::Tanh,
@@ -127,8 +129,10 @@ pub fn run_deeppcr(gpu: &Gpu, case: &DeepPcrCase, config: &BenchConfig) -> Resul
         &f64s(&x_host),
         case.width,
     );
-    let max_rel_err = reference::max_rel_err(&parallel.states.to_vec()?, &want);
-    let sequential_max_rel_err = reference::max_rel_err(&sequential.states.to_vec()?, &want);
+    let per_layer = case.batch * case.width;
+    let max_rel_err = reference::max_rel_err_per_part(&parallel.states.to_vec()?, &want, per_layer);
+    let sequential_max_rel_err =
+        reference::max_rel_err_per_part(&sequential.states.to_vec()?, &want, per_layer);
 
     let seq_fwd = measure(gpu, config, || net.forward_sequential(&x).map(drop))?;
     let par_fwd = measure(gpu, config, || net.forward_deeppcr(&x, &options).map(drop))?;
