@@ -552,6 +552,38 @@ fn a_cosine_schedule_ends_with_the_run() {
     assert_eq!(last["lr"].as_f64(), Some(0.0), "{stdout}");
 }
 
+/// The CSV flags, even `--label-column last` (the default, given), are refused with IDX or NPY
+/// data rather than ignored, by train and eval alike.
+#[test]
+fn csv_flags_with_idx_data_are_refused() {
+    let dir = scratch("csv-flags");
+    let idx = |name: &str, shape: &[u32], body: &[u8]| {
+        let mut bytes = vec![0, 0, 0x08, shape.len() as u8];
+        for d in shape {
+            bytes.extend(d.to_be_bytes());
+        }
+        bytes.extend(body);
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let images = idx("images-idx3-ubyte", &[4, 3], &[0; 12]);
+    let labels = idx("labels-idx1-ubyte", &[4], &[0, 1, 2, 1]);
+    let ckpt = dir.join("c.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    let data = ["--data", images.as_str(), "--labels", labels.as_str()];
+    for (flags, name) in [
+        (&["--header"][..], "--header"),
+        (&["--label-column", "last"], "--label-column"),
+        (&["--label-column", "0"], "--label-column"),
+    ] {
+        let needles = [name, "applies to CSV files only", images.as_str()];
+        let train = ["train", "--epochs", "1", "--checkpoint", ckpt];
+        fails_with(&[&train[..], &data, flags].concat(), &needles);
+        fails_with(&[&["eval"][..], &data, flags].concat(), &needles);
+    }
+}
+
 /// Output paths are checked before the run (they used to fail after it, naming a temporary
 /// file); an empty test split is reported as such, not as accuracy 0; a run that diverges in
 /// its first epoch does not claim that an older file at the checkpoint's path is its own.

@@ -114,7 +114,7 @@ fn csv_never_panics() {
     corruptions(headed.as_bytes(), 3, |bytes| {
         let _ = data::load(&Source {
             header: true,
-            label_column: LabelColumn::Name("label".into()),
+            label_column: Some(LabelColumn::Name("label".into())),
             ..Source::csv(dir.write("bad-header.csv", bytes))
         });
     });
@@ -155,6 +155,45 @@ fn csv_never_panics() {
     let labels = dir.write("labels.csv", b"0\n");
     let with_labels = load(Format::Csv, &dir.write("x.csv", b"1,2,0\n"), Some(&labels));
     assert!(err_text(with_labels).contains("--label-column"));
+}
+
+/// `--header` and `--label-column` read CSV files only; with NPY or IDX data they are refused,
+/// not ignored (as `--labels` is refused with a CSV).
+#[test]
+fn csv_flags_are_refused_for_npy_and_idx() {
+    let dir = Scratch::new("csv-flags");
+    let features: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let x = dir.write("x.npy", &npy("<f4", "4, 3", &features));
+    let y = dir.write("y.npy", &npy("|u1", "4,", &[0, 1, 2, 1]));
+    let images = dir.write("images-idx3-ubyte", &idx(0x08, &[4, 3], &[0; 12]));
+    let labels = dir.write("labels-idx1-ubyte", &idx(0x08, &[4], &[0, 1, 2, 1]));
+    for (features, labels) in [(&x, &y), (&images, &labels)] {
+        let source = Source {
+            format: None,
+            labels: Some(labels.clone()),
+            ..Source::csv(features)
+        };
+        data::load(&source).unwrap();
+        let header = err_text(data::load(&Source {
+            header: true,
+            ..source.clone()
+        }));
+        assert!(
+            header.starts_with(&features.display().to_string())
+                && header.contains("--header applies to CSV files only"),
+            "{header}"
+        );
+        for column in [LabelColumn::Index(0), LabelColumn::Name("label".into())] {
+            let err = err_text(data::load(&Source {
+                label_column: Some(column),
+                ..source.clone()
+            }));
+            assert!(
+                err.contains("--label-column applies to CSV files only"),
+                "{err}"
+            );
+        }
+    }
 }
 
 /// A version-1 `.npy` file: `descr`, `shape` (the tuple's inside), `body`.

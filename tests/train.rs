@@ -316,7 +316,7 @@ fn loaders_read_csv_npy_idx_and_name_bad_rows() {
     std::fs::write(&csv, "a,label,b\n1.5,1,2\n-3,0,4\n0.25,2,8\n").unwrap();
     let source = Source {
         header: true,
-        label_column: LabelColumn::Name("label".into()),
+        label_column: Some(LabelColumn::Name("label".into())),
         ..Source::csv(&csv)
     };
     let d = data::load(&source).unwrap();

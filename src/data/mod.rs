@@ -270,9 +270,10 @@ pub struct Source {
     pub format: Option<Format>,
     /// The labels file, for NPY and IDX.
     pub labels: Option<PathBuf>,
-    /// The CSV label column (default: the last).
-    pub label_column: LabelColumn,
-    /// Whether the CSV's first line is a header.
+    /// The CSV label column; `None` is the last. Given with NPY or IDX data, even as
+    /// [`LabelColumn::Last`], it is refused.
+    pub label_column: Option<LabelColumn>,
+    /// Whether the CSV's first line is a header (refused with NPY or IDX data).
     pub header: bool,
 }
 
@@ -283,7 +284,7 @@ impl Source {
             path: path.into(),
             format: Some(Format::Csv),
             labels: None,
-            label_column: LabelColumn::Last,
+            label_column: None,
             header: false,
         }
     }
@@ -318,13 +319,34 @@ pub fn load(source: &Source) -> Result<Dataset> {
             )
         })?,
     };
+    // The CSV flags would be ignored with NPY or IDX data, so they are refused, as --labels is
+    // refused with a CSV.
+    let csv_flag = if source.header {
+        Some("--header")
+    } else {
+        source.label_column.as_ref().map(|_| "--label-column")
+    };
+    if let (Some(flag), Format::Npy | Format::Idx) = (csv_flag, format) {
+        let format = if format == Format::Npy { "NPY" } else { "IDX" };
+        return Err(Error::data(
+            &name,
+            format!(
+                "{flag} applies to CSV files only, and this is {format} data (its labels come \
+                 from the --labels file); drop {flag}"
+            ),
+        ));
+    }
     match format {
         Format::Csv if source.labels.is_some() => Err(Error::data(
             &name,
             "a CSV file carries its labels in a column (--label-column); --labels is for npy \
              and idx features",
         )),
-        Format::Csv => csv::load(&source.path, source.header, &source.label_column),
+        Format::Csv => csv::load(
+            &source.path,
+            source.header,
+            source.label_column.as_ref().unwrap_or(&LabelColumn::Last),
+        ),
         Format::Npy | Format::Idx => {
             let labels = source.labels.as_ref().ok_or_else(|| {
                 Error::data(

@@ -25,9 +25,9 @@ pub struct DataArgs {
     /// Labels file, for NPY and IDX features.
     #[arg(long)]
     labels: Option<PathBuf>,
-    /// CSV label column: `last`, a 0-based index, or a header name.
-    #[arg(long, default_value = "last")]
-    label_column: LabelColumn,
+    /// CSV label column: `last`, a 0-based index, or a header name [default: last].
+    #[arg(long)]
+    label_column: Option<LabelColumn>,
     /// The CSV's first line is a header.
     #[arg(long)]
     header: bool,
