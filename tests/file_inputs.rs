@@ -270,7 +270,7 @@ fn npy_never_panics() {
         let _ = load(
             Format::Npy,
             &x_path,
-            Some(&dir.write("dtype.npy", &npy(descr, "4,", &body))),
+            Some(&dir.write("dtype.npy", &npy(descr, "4,", &body[..4 * item]))),
         );
     }
 
@@ -330,6 +330,19 @@ fn npy_never_panics() {
         "structured arrays",
     );
     expect("empty.npy", b"", "not a valid .npy file");
+    // Bytes past the array are refused, as IDX refuses them (npyz reads what the shape claims).
+    let long_body = [&features[..], &[0; 4]].concat();
+    expect(
+        "long-body.npy",
+        &npy("<f4", "4, 3", &long_body),
+        "long-body.npy: not a valid .npy file: shape [4, 3] of <f4 needs 48 bytes of data, \
+         found 52",
+    );
+    expect(
+        "long-body-f8.npy",
+        &npy("<f8", "4, 3", &[0; 100]),
+        "needs 96 bytes of data, found 100",
+    );
     expect(
         "zero-rows.npy",
         &npy("<f4", "0, 3", &[]),

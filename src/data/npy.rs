@@ -28,26 +28,48 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
             "structured arrays are not supported; save a plain numeric array",
         ));
     };
-    macro_rules! as_f32 {
-        ($t:ty) => {
+    // npyz reads as many elements as the shape claims and ignores any bytes after them; the data
+    // must be exactly the shape's size, as in IDX.
+    let check_size = |item: usize| {
+        let found = data_start(&bytes).map_or(0, |start| bytes.len().saturating_sub(start));
+        let detail = match shape.iter().try_fold(item, |n, &d| n.checked_mul(d)) {
+            None => format!("shape {shape:?} of {ty} claims more bytes than fit in memory"),
+            Some(needed) if needed == found => return Ok(()),
+            Some(needed) if needed < found => format!(
+                "shape {shape:?} of {ty} needs {needed} bytes of data, found {found}: {} bytes \
+                 follow the array (save the array alone, with numpy.save)",
+                found - needed
+            ),
+            Some(needed) => format!(
+                "shape {shape:?} of {ty} needs {needed} bytes of data, found {found} (truncated?)"
+            ),
+        };
+        Err(Error::data(
+            &name,
+            format!("not a valid .npy file: {detail}"),
+        ))
+    };
+    macro_rules! convert {
+        ($t:ty) => {{
+            check_size(std::mem::size_of::<$t>())?;
             file.into_vec::<$t>()
                 .map_err(bad)?
                 .into_iter()
                 .map(|v| v as f32)
                 .collect()
-        };
+        }};
     }
     let values: Vec<f32> = match (ty.type_char(), ty.size_field()) {
-        (TypeChar::Float, 4) => file.into_vec::<f32>().map_err(bad)?,
-        (TypeChar::Float, 8) => as_f32!(f64),
-        (TypeChar::Int, 1) => as_f32!(i8),
-        (TypeChar::Int, 2) => as_f32!(i16),
-        (TypeChar::Int, 4) => as_f32!(i32),
-        (TypeChar::Int, 8) => as_f32!(i64),
-        (TypeChar::Uint, 1) => as_f32!(u8),
-        (TypeChar::Uint, 2) => as_f32!(u16),
-        (TypeChar::Uint, 4) => as_f32!(u32),
-        (TypeChar::Uint, 8) => as_f32!(u64),
+        (TypeChar::Float, 4) => convert!(f32),
+        (TypeChar::Float, 8) => convert!(f64),
+        (TypeChar::Int, 1) => convert!(i8),
+        (TypeChar::Int, 2) => convert!(i16),
+        (TypeChar::Int, 4) => convert!(i32),
+        (TypeChar::Int, 8) => convert!(i64),
+        (TypeChar::Uint, 1) => convert!(u8),
+        (TypeChar::Uint, 2) => convert!(u16),
+        (TypeChar::Uint, 4) => convert!(u32),
+        (TypeChar::Uint, 8) => convert!(u64),
         _ => {
             return Err(Error::data(
                 &name,
@@ -59,6 +81,19 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         return Err(Error::data(&name, "a scalar array; expected rows"));
     }
     Ok((values, shape))
+}
+
+/// Where the data of a `.npy` file begins: after the magic, version, header length and header.
+fn data_start(bytes: &[u8]) -> Option<usize> {
+    let len = |at: usize, width: usize| -> Option<usize> {
+        let field = bytes.get(at..at + width)?;
+        Some(field.iter().rev().fold(0, |n, &b| n << 8 | b as usize))
+    };
+    match bytes.get(6)? {
+        1 => Some(10 + len(8, 2)?),
+        2 | 3 => 12usize.checked_add(len(8, 4)?),
+        _ => None,
+    }
 }
 
 /// Refuses what npyz trusts: a header length past the end of the file (it allocates the length
