@@ -140,6 +140,16 @@ fn csv_never_panics() {
         b"1,2,0\n1,2,inf\n",
         "row 2: label inf is not a class index",
     );
+    expect(
+        "near-label.csv",
+        b"1,2,0\n1,2,1.00000001\n",
+        "near-label.csv: row 2: label 1.00000001 is not a class index",
+    );
+    expect(
+        "big-label.csv",
+        b"1,2,0\n1,2,16777216\n",
+        "row 2: label 16777216 is not a class index (a non-negative integer below 16777216)",
+    );
     expect("binary.csv", &[0xff, 0xfe, b',', b'1', b'\n'], "line 1");
     expect("empty.csv.gz", b"", "not valid gzip");
     expect("not-gzip.csv.gz", b"1,2,0\n", "not valid gzip");
@@ -384,6 +394,37 @@ fn npy_never_panics() {
         err.contains("row 1: label 0.5 is not a class index"),
         "{err}"
     );
+    // Labels are checked in their own type: these round to whole numbers in f32.
+    for (i, bad) in [1.000_000_01f64, -1e-50, 1e-50, 16_777_216.000_000_1]
+        .into_iter()
+        .enumerate()
+    {
+        let y: Vec<u8> = [2.0, 0.0, bad, 1.0]
+            .iter()
+            .flat_map(|l: &f64| l.to_le_bytes())
+            .collect();
+        let path = dir.write(&format!("near{i}.npy"), &npy("<f8", "4,", &y));
+        let err = err_text(load(Format::Npy, &x_path, Some(&path)));
+        assert!(
+            err.contains(&format!(
+                "near{i}.npy: row 3: label {bad} is not a class index"
+            )),
+            "{bad}: {err}"
+        );
+    }
+    let big: Vec<u8> = [2i64, 0, (1 << 53) + 1, 1]
+        .iter()
+        .flat_map(|l| l.to_le_bytes())
+        .collect();
+    let err = err_text(load(
+        Format::Npy,
+        &x_path,
+        Some(&dir.write("big.npy", &npy("<i8", "4,", &big))),
+    ));
+    assert!(
+        err.contains("big.npy: row 3: label 9007199254740993 is not a class index"),
+        "{err}"
+    );
     let err = err_text(load(
         Format::Npy,
         &x_path,
@@ -544,6 +585,19 @@ fn idx_never_panics() {
     ));
     assert!(
         err.contains("row 2: label -1 is not a class index"),
+        "{err}"
+    );
+    let near: Vec<u8> = [0.0f64, 1.000_000_01, 1.0, 2.0]
+        .iter()
+        .flat_map(|l| l.to_be_bytes())
+        .collect();
+    let err = err_text(load(
+        Format::Idx,
+        &x_path,
+        Some(&dir.write("near-idx1-ubyte", &idx(0x0E, &[4], &near))),
+    ));
+    assert!(
+        err.contains("near-idx1-ubyte: row 2: label 1.00000001 is not a class index"),
         "{err}"
     );
     let missing = load(Format::Idx, &dir.path("absent-idx3-ubyte"), Some(&y_path)).unwrap_err();

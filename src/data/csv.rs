@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Dataset, read_maybe_gz};
+use super::{Dataset, read_maybe_gz, to_f32};
 use crate::error::{Error, Result};
 
 /// Which CSV column holds the label.
@@ -85,16 +85,17 @@ pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dat
             ));
         }
         for (j, cell) in record.iter().enumerate() {
-            let v: f32 = cell.parse().map_err(|_| {
+            let not_number = || {
                 Error::data(
                     &name,
                     format!("line {line}, column {}: `{cell}` is not a number", j + 1),
                 )
-            })?;
+            };
+            // Labels are read as f64, so that one like 1.00000001 is not rounded to a class.
             if j == li {
-                labels.push(v)
+                labels.push(cell.parse::<f64>().map_err(|_| not_number())?)
             } else {
-                features.push(v)
+                features.push(cell.parse::<f32>().map_err(|_| not_number())?)
             }
         }
     }
@@ -104,5 +105,6 @@ pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dat
             "no rows: the file is empty or holds only a header",
         ));
     };
+    let labels = to_f32(labels, true, &name)?;
     Dataset::new(features, labels, width - 1, name)
 }

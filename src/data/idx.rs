@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use super::read_maybe_gz;
+use super::{read_maybe_gz, to_f32};
 use crate::error::{Error, Result};
 
-/// Reads an IDX array as (values, shape).
-pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+/// Reads an IDX array as (values, shape); `labels` checks each value is a class index before it
+/// becomes f32.
+pub(super) fn read(path: &Path, labels: bool) -> Result<(Vec<f32>, Vec<usize>)> {
     let name = path.display().to_string();
     let bytes = read_maybe_gz(path)?;
     let bad = |detail: String| Error::data(&name, format!("not a valid IDX file: {detail}"));
@@ -50,16 +51,15 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
             body.len()
         )));
     }
-    let values = body
-        .chunks(size)
-        .map(|c| match kind {
-            0x08 => c[0] as f32,
-            0x09 => c[0] as i8 as f32,
-            0x0B => i16::from_be_bytes([c[0], c[1]]) as f32,
-            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
-            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            _ => f64::from_be_bytes(c.try_into().expect("8 bytes")) as f32,
-        })
-        .collect();
+    // Every element type converts to f64 exactly, so labels are checked there, before f32.
+    let values = body.chunks(size).map(|c| match kind {
+        0x08 => c[0] as f64,
+        0x09 => c[0] as i8 as f64,
+        0x0B => i16::from_be_bytes([c[0], c[1]]) as f64,
+        0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
+        0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f64,
+        _ => f64::from_be_bytes(c.try_into().expect("8 bytes")),
+    });
+    let values = to_f32(values, labels, &name)?;
     Ok((values, shape))
 }

@@ -20,6 +20,59 @@ pub use self::csv::LabelColumn;
 /// Labels are class indices stored as f32, exact below this.
 const MAX_LABEL: f32 = 16_777_216.0;
 
+/// Whether `v` is a class index: a non-negative integer below [`MAX_LABEL`].
+fn is_class_index(v: f64) -> bool {
+    v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < MAX_LABEL as f64
+}
+
+/// An element type of a data file.
+trait Element: Copy + std::fmt::Display {
+    fn to_f32(self) -> f32;
+    /// Exact for the types up to 32 bits; 64-bit integers round monotonically, so the range
+    /// check of [`is_class_index`] is exact for them too.
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+element!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
+
+/// `values` as f32. With `labels`, each is first checked to be a class index in its own type:
+/// in f32, an f64 label of 1.00000001 would pass as 1, and a large i64 would be misreported.
+fn to_f32<T: Element>(
+    values: impl IntoIterator<Item = T>,
+    labels: bool,
+    file: &str,
+) -> Result<Vec<f32>> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(row, v)| {
+            if labels && !is_class_index(v.to_f64()) {
+                return Err(Error::data(
+                    file,
+                    format!(
+                        "row {}: label {v} is not a class index (a non-negative integer below \
+                         {MAX_LABEL})",
+                        row + 1
+                    ),
+                ));
+            }
+            Ok(v.to_f32())
+        })
+        .collect()
+}
+
 /// Features and integer class labels, row-major.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -70,12 +123,13 @@ impl Dataset {
         if let Some((row, l)) = labels
             .iter()
             .enumerate()
-            .find(|(_, l)| !(l.is_finite() && **l >= 0.0 && l.fract() == 0.0 && **l < MAX_LABEL))
+            .find(|(_, l)| !is_class_index(**l as f64))
         {
             return Err(Error::data(
                 &source,
                 format!(
-                    "row {}: label {l} is not a class index (a non-negative integer)",
+                    "row {}: label {l} is not a class index (a non-negative integer below \
+                     {MAX_LABEL})",
                     row + 1
                 ),
             ));
@@ -359,8 +413,8 @@ pub fn load(source: &Source) -> Result<Dataset> {
             } else {
                 idx::read
             };
-            let (features, shape) = read(&source.path)?;
-            let (labels_values, label_shape) = read(labels)?;
+            let (features, shape) = read(&source.path, false)?;
+            let (labels_values, label_shape) = read(labels, true)?;
             if label_shape.len() != 1 || shape.first() != label_shape.first() {
                 return Err(Error::data(
                     labels.display(),

@@ -5,11 +5,12 @@ use std::path::Path;
 use npyz::{DType, NpyFile, TypeChar};
 use py_literal::Value;
 
-use super::read_maybe_gz;
+use super::{read_maybe_gz, to_f32};
 use crate::error::{Error, Result};
 
-/// Reads an array as (values in C order, shape).
-pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+/// Reads an array as (values in C order, shape); `labels` checks each value is a class index in
+/// the file's own element type, before it becomes f32.
+pub(super) fn read(path: &Path, labels: bool) -> Result<(Vec<f32>, Vec<usize>)> {
     let name = path.display().to_string();
     let bytes = read_maybe_gz(path)?;
     let bad = |e: std::io::Error| Error::data(&name, format!("not a valid .npy file: {e}"));
@@ -52,11 +53,7 @@ pub(super) fn read(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     macro_rules! convert {
         ($t:ty) => {{
             check_size(std::mem::size_of::<$t>())?;
-            file.into_vec::<$t>()
-                .map_err(bad)?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()
+            to_f32(file.into_vec::<$t>().map_err(bad)?, labels, &name)?
         }};
     }
     let values: Vec<f32> = match (ty.type_char(), ty.size_field()) {
