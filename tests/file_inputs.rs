@@ -151,6 +151,28 @@ fn csv_never_panics() {
         "row 2: label 16777216 is not a class index (a non-negative integer below 16777216)",
     );
     expect("binary.csv", &[0xff, 0xfe, b',', b'1', b'\n'], "line 1");
+    // Line numbers count the blank lines the parser skips, and the header.
+    expect(
+        "blank-line.csv",
+        b"1,2,0\n\n3,x,1\n",
+        "line 3, column 2: `x` is not a number",
+    );
+    expect(
+        "blank-short.csv",
+        b"\n1,2,0\n\r\n\n1,2\n",
+        "line 5: 2 columns, earlier lines have 3",
+    );
+    expect(
+        "blank-binary.csv",
+        b"1,2,0\n\n1,\xff,0\n",
+        "line 3, column 2: not UTF-8 text",
+    );
+    let headed = data::load(&Source {
+        header: true,
+        ..Source::csv(dir.write("blank-header.csv", b"a,b,label\n\n1,2,0\n\n1,y,0\n"))
+    });
+    let err = err_text(headed);
+    assert!(err.contains("line 5, column 2: `y`"), "{err}");
     expect("empty.csv.gz", b"", "not valid gzip");
     expect("not-gzip.csv.gz", b"1,2,0\n", "not valid gzip");
     let header_only = data::load(&Source {

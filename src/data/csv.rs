@@ -65,8 +65,31 @@ pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dat
     let (mut features, mut labels) = (Vec::new(), Vec::new());
     let mut width = None;
     for (i, record) in reader.records().enumerate() {
-        let line = i + 1 + header as usize;
-        let record = record.map_err(|e| Error::data(&name, format!("line {line}: {e}")))?;
+        // Lines as the file numbers them (the count of records is a fallback, never needed).
+        let line = |pos: Option<&::csv::Position>| {
+            pos.map_or(i as u64 + 1 + header as u64, |p| line_of(&bytes, p))
+        };
+        let record = record.map_err(|e| {
+            // The parser's own messages give its line, blind to skipped blank lines.
+            let detail = match e.kind() {
+                ::csv::ErrorKind::UnequalLengths {
+                    pos,
+                    expected_len,
+                    len,
+                } => format!(
+                    "line {}: {len} columns, earlier lines have {expected_len}",
+                    line(pos.as_ref())
+                ),
+                ::csv::ErrorKind::Utf8 { pos, err } => format!(
+                    "line {}, column {}: not UTF-8 text (save the CSV as UTF-8)",
+                    line(pos.as_ref()),
+                    err.field() + 1
+                ),
+                _ => format!("line {}: {e}", line(None)),
+            };
+            Error::data(&name, detail)
+        })?;
+        let line = line(record.position());
         let cols = record.len();
         if *width.get_or_insert(cols) != cols {
             return Err(Error::data(
@@ -107,4 +130,17 @@ pub(super) fn load(path: &Path, header: bool, label: &LabelColumn) -> Result<Dat
     };
     let labels = to_f32(labels, true, &name)?;
     Dataset::new(features, labels, width - 1, name)
+}
+
+/// The line a record starts on. The parser's position is where it began reading, before the
+/// blank lines it skips (so counting records, or its own line, would miss them): they are
+/// counted here.
+fn line_of(bytes: &[u8], pos: &::csv::Position) -> u64 {
+    let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
+    let blank = bytes
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r');
+    pos.line() + blank.filter(|&&b| b == b'\n').count() as u64
 }
