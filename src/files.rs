@@ -1,11 +1,13 @@
 //! Writing files so that a crash never leaves half of one.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+/// Writes `bytes` to a temporary file beside `path`, syncs it to the disk, then renames it into
+/// place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     // Process id and a per-process count keep two writers of one file (two processes, or two
     // devices of one process) from sharing a temporary.
@@ -20,7 +22,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let detail = format!("{e} (check that its directory exists and can be written)");
         Error::io(path, std::io::Error::new(e.kind(), detail))
     };
-    std::fs::write(&tmp, bytes).map_err(failed)?;
+    // On the disk before the rename: otherwise a crash soon after it can leave the name pointing
+    // at an empty or partial file.
+    let write = || {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write().map_err(failed)?;
     std::fs::rename(&tmp, path).map_err(failed)
 }
 
