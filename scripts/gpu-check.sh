@@ -57,7 +57,7 @@ runs=(
     "deq|precision: SplitF16|pcr-deq.json|45"
     "deeppcr||deeppcr.json|75"
     "pcr||pcr-deq.json|60"
-    "fft||fft.json|75"
+    "fft||fft.json|110"
     "matmul|precision: SplitF16|matmul.json|60"
     "matmul|precision: F32|matmul.json|75"
     "mlp-step||mlp-step.json|60"

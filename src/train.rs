@@ -625,6 +625,17 @@ pub fn evaluate_checkpoint(
                 index: i,
             });
         }
+        // Training fits deviations of 1 to constant features: a deviation of 0 or less would
+        // turn every feature it divides into infinities or NaN.
+        if let Some((i, s)) = std.iter().enumerate().find(|(_, s)| **s <= 0.0) {
+            return Err(Error::data(
+                &file,
+                format!(
+                    "the standardisation's deviation {i} is {s}; deviations must be positive \
+                     (the file was not written by percept train, or is damaged)"
+                ),
+            ));
+        }
         Standardizer {
             mean: mean.clone(),
             std: std.clone(),

@@ -876,6 +876,15 @@ fn checkpoint_values_used_on_the_gpu_are_checked() {
         err.contains("non-finite value (NaN or infinity) at index 4"),
         "{err}"
     );
+    let zero = checkpoint(|_, t| {
+        let std = t.iter_mut().find(|t| t.0 == "data.std").unwrap();
+        std.3[4..8].copy_from_slice(&0.0f32.to_le_bytes());
+    });
+    let err = err_text(evaluate("zero-std.safetensors", &zero));
+    assert!(
+        err.contains("deviation 1 is 0; deviations must be positive"),
+        "{err}"
+    );
 
     // The largest step count a file can hold: the next step has no number.
     let last = checkpoint(|m, _| {

@@ -35,13 +35,19 @@ pub struct FftCase {
     pub batch: usize,
 }
 
-/// The cases of `percept bench fft`: c2c and r2c for powers of two up to 2^20 (up to 16384 in
-/// quick runs) and the lengths 1000 (smooth) and 1009 (prime, Bluestein).
+/// The cases of `percept bench fft`: c2c and r2c for every power of two from 2 to 16384 and
+/// 2^20 (quick runs: 256 to 16384 by factors of 4), and the lengths 1000 (smooth) and 1009
+/// (prime, Bluestein). Issue 3's target names every power of two up to 4096, whose short
+/// lengths pack many rows into a workgroup.
 pub fn fft_cases(quick: bool) -> Vec<FftCase> {
+    let full: Vec<usize> = (1..=14)
+        .map(|k| 1 << k)
+        .chain([1 << 20, 1000, 1009])
+        .collect();
     let (lengths, values): (&[usize], usize) = if quick {
         (&[256, 1024, 4096, 16384, 1000, 1009], QUICK_VALUES)
     } else {
-        (&[256, 1024, 4096, 16384, 1 << 20, 1000, 1009], FULL_VALUES)
+        (&full, FULL_VALUES)
     };
     lengths
         .iter()
