@@ -46,43 +46,74 @@ fn beta0_matches_closed_forms() {
     assert!(tanh > 0.8 && tanh < 1.0, "{tanh}");
 }
 
+/// 2 - beta0 is an infinite-width prediction. At width 256 the rates over layers 1 to 5
+/// measured with 32 seeds (this test's networks, the first layers of
+/// `percept repro isometry --quick --seeds 32`, on lavapipe 2026-11-27) sat below
+/// it by 6.0% for ReLU (1.1901, standard error 0.0065) and 1.6% for tanh (1.0528, 0.0053), and
+/// the identity's at 0.9835 (0.0039): a finite-width drift of many standard errors, which
+/// shrinks at width 1000 (ReLU -3.2%, tanh +1.1%, identity 0.9990). So the checks below allow
+/// 3 standard errors of the seeds' spread plus this much of the prediction for finite width.
+const FINITE_WIDTH: f64 = 0.07;
+/// The identity's allowance: its drift at width 256 was 0.0165, and the old rate (from the
+/// un-normalised inputs, which the first layer norm alone brings closer to isometry) read
+/// about 1.05 there, which this must reject.
+const IDENTITY_FINITE_WIDTH: f64 = 0.025;
+
 #[test]
-fn layernorm_relu_contracts_the_gap_as_predicted() {
+fn layernorm_contracts_the_gap_at_two_minus_beta0() {
     let gpu = common::unchecked();
+    let seeds = 32;
     let config = IsometryConfig {
         width: 256,
-        depth: 6,
-        seeds: 4,
+        depth: 5,
+        seeds,
         input_scales: vec![10.0],
-        activations: vec![Activation::Relu, Activation::Identity],
-        ..IsometryConfig::paper(4)
+        activations: vec![Activation::Identity, Activation::Relu, Activation::Tanh],
+        ..IsometryConfig::paper(seeds)
     };
     let curves = isometry::run_isometry(gpu, &config).unwrap();
-    let relu_ln = curves
-        .iter()
-        .find(|c| c.activation == Activation::Relu && c.layernorm)
-        .unwrap();
-    let rel = (relu_ln.measured_rate - relu_ln.predicted_rate).abs() / relu_ln.predicted_rate;
-    eprintln!(
-        "relu+LN: measured {:.4} predicted {:.4} ({:.1}%) curve {:?}",
-        relu_ln.measured_rate,
-        relu_ln.predicted_rate,
-        100.0 * rel,
-        relu_ln.neg_log_isometry
+    let rate = |act| {
+        let c = curves
+            .iter()
+            .find(|c| c.activation == act && c.layernorm)
+            .unwrap();
+        eprintln!(
+            "{act:?}+LN: measured {:.4} ({:.4}) predicted {:.4} ({:+.1}%); curve {:?}",
+            c.measured_rate,
+            c.measured_rate_se,
+            c.predicted_rate,
+            100.0 * (c.measured_rate / c.predicted_rate - 1.0),
+            c.neg_log_isometry
+        );
+        (c.measured_rate, c.measured_rate_se, c.predicted_rate)
+    };
+    let (identity, identity_se, one) = rate(Activation::Identity);
+    assert!((one - 1.0).abs() < 1e-9);
+    assert!(
+        (identity - 1.0).abs() < 3.0 * identity_se + IDENTITY_FINITE_WIDTH,
+        "identity contracts: {identity} ({identity_se})"
+    );
+    let (relu, relu_se, relu_predicted) = rate(Activation::Relu);
+    let (tanh, tanh_se, tanh_predicted) = rate(Activation::Tanh);
+    for (name, measured, se, predicted) in [
+        ("relu", relu, relu_se, relu_predicted),
+        ("tanh", tanh, tanh_se, tanh_predicted),
+    ] {
+        assert!(
+            (measured - predicted).abs() < 3.0 * se + FINITE_WIDTH * predicted,
+            "{name}: measured {measured} ({se}) vs predicted {predicted}"
+        );
+    }
+    // The allowance is wide enough that an activation could pass for its neighbour; the order
+    // the predictions give (ReLU 1.27 > tanh 1.07 > identity 1) must be resolved as well.
+    let apart = |a: f64, sa: f64, b: f64, sb: f64| a - b > 3.0 * (sa * sa + sb * sb).sqrt();
+    assert!(
+        apart(relu, relu_se, tanh, tanh_se),
+        "relu {relu} tanh {tanh}"
     );
     assert!(
-        rel < 0.10,
-        "measured {} vs predicted {}",
-        relu_ln.measured_rate,
-        relu_ln.predicted_rate
-    );
-    let identity_ln = curves
-        .iter()
-        .find(|c| c.activation == Activation::Identity && c.layernorm)
-        .unwrap();
-    eprintln!(
-        "identity+LN: measured {:.4} curve {:?}",
-        identity_ln.measured_rate, identity_ln.neg_log_isometry
+        apart(tanh, tanh_se, identity, identity_se),
+        "tanh {tanh} identity {identity}"
     );
 }
 

@@ -291,18 +291,20 @@ fn run_isometry(args: IsometryArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let d = config.depth;
+    let last = isometry::RATE_LAST_LAYER.min(d);
     println!(
-        "-log I (mean over {} seeds) after layers 0 (input), 1, 2, 5 and {d}; gap contraction per layer over layers 1-5",
-        config.seeds
+        "-log I (mean over {} seeds) after layers 0 (input), 1, 2, 5 and {d}; measured: gap contraction per layer from layer 1 to {last}, (gap[1] / gap[{last}])^(1/{}), mean (standard error) over seeds",
+        config.seeds,
+        last.saturating_sub(1)
     );
     println!(
-        "{:<9} {:>3} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "act", "LN", "scale", "0", "1", "2", "5", d, "measured", "2 - beta0"
+        "{:<9} {:>3} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>17} {:>10}",
+        "act", "LN", "scale", "0", "1", "2", "5", d, "measured (se)", "2 - beta0"
     );
     for c in &curves {
         let at = |l: usize| c.neg_log_isometry.get(l).copied().unwrap_or(f64::NAN);
         println!(
-            "{:<9} {:>3} {:>6} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>10.4}",
+            "{:<9} {:>3} {:>6} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>17} {:>10.4}",
             format!("{:?}", c.activation).to_lowercase(),
             if c.layernorm { "yes" } else { "no" },
             c.input_scale,
@@ -311,7 +313,7 @@ fn run_isometry(args: IsometryArgs) -> Result<ExitCode> {
             at(2),
             at(5),
             at(d),
-            c.measured_rate,
+            format!("{:.4} ({:.4})", c.measured_rate, c.measured_rate_se),
             c.predicted_rate
         );
     }
