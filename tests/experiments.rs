@@ -145,6 +145,52 @@ mod parity {
     }
 
     #[test]
+    fn clopper_pearson_intervals_match_closed_forms() {
+        let ci = sparse_parity::clopper_pearson;
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // k = 0 and k = n have closed forms: (0, 1 - (a/2)^(1/n)) and ((a/2)^(1/n), 1); k = 1
+        // has the lower end 1 - (1 - a/2)^(1/n).
+        for n in [1, 4, 32] {
+            let q = 0.025f64.powf(1.0 / n as f64);
+            assert_eq!(ci(0, n, 0.05).0, 0.0);
+            assert!(close(ci(0, n, 0.05).1, 1.0 - q), "{n}");
+            assert!(close(ci(n, n, 0.05).0, q), "{n}");
+            assert_eq!(ci(n, n, 0.05).1, 1.0);
+            assert!(close(ci(1, n, 0.05).0, 1.0 - 0.975f64.powf(1.0 / n as f64)));
+        }
+        // 1 of 4: P(X <= 1) = (1 - p)^4 + 4 p (1 - p)^3 is 0.025 at the upper end (0.8059).
+        let (lo, hi) = ci(1, 4, 0.05);
+        assert!(
+            (lo - 0.0063).abs() < 1e-4 && (hi - 0.8059).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        assert!(close(
+            (1.0 - hi).powi(4) + 4.0 * hi * (1.0 - hi).powi(3),
+            0.025
+        ));
+        // 5 of 10 is symmetric about 1/2: (0.1871, 0.8129).
+        let (lo, hi) = ci(5, 10, 0.05);
+        assert!(
+            close(lo, 1.0 - hi) && (lo - 0.1871).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        // 1 of 4 and 4 of 4 successes have overlapping intervals.
+        assert!(ci(1, 4, 0.05).1 > ci(4, 4, 0.05).0);
+        assert_eq!(ci(0, 0, 0.05), (0.0, 1.0));
+    }
+
+    #[test]
+    fn sign_test_is_the_exact_binomial_tail() {
+        // 5 discordant pairs all one way: 2 / 2^5.
+        assert!((sparse_parity::sign_test(5, 0) - 0.0625).abs() < 1e-12);
+        assert!((sparse_parity::sign_test(0, 5) - 0.0625).abs() < 1e-12);
+        // 3 against 1: 2 (1 + 4) / 16.
+        assert!((sparse_parity::sign_test(3, 1) - 0.625).abs() < 1e-12);
+        assert_eq!(sparse_parity::sign_test(2, 2), 1.0);
+        assert_eq!(sparse_parity::sign_test(0, 0), 1.0);
+    }
+
+    #[test]
     fn batched_networks_equal_networks_trained_one_by_one() {
         let gpu = super::common::unchecked();
         let config = ParityConfig {
@@ -179,6 +225,7 @@ mod parity {
                 "network {j}"
             );
         }
+        assert_eq!(together.successes + together.censored, together.total);
         eprintln!("{together:?}");
     }
 }

@@ -109,12 +109,13 @@ pub struct ParityConfig {
 }
 
 impl ParityConfig {
-    /// n = 50, k = 3, lr 0.1, batch 32, weight decay 0.01.
+    /// n = 50, k = 3, lr 0.1, batch 32, weight decay 0.01; 32 networks per cell (with fewer,
+    /// a cell's 95% interval is too wide to tell most cells apart).
     pub fn paper() -> Self {
         ParityConfig {
             n: 50,
             k: 3,
-            seeds: 8,
+            seeds: 32,
             lr: 0.1,
             batch: 32,
             weight_decay: 0.01,
@@ -130,9 +131,23 @@ impl ParityConfig {
 pub struct ParityResult {
     /// The cell.
     pub cell: ParityCell,
-    /// Fraction of networks reaching [`SUCCESS_ACCURACY`] on fresh test data.
+    /// Networks reaching [`SUCCESS_ACCURACY`] on fresh test data within `max_steps`.
+    pub successes: usize,
+    /// Networks trained (the config's seeds).
+    pub total: usize,
+    /// `successes / total`.
     pub success_rate: f64,
-    /// Median steps to success over the networks that succeeded.
+    /// 95% Clopper-Pearson (exact binomial) interval of the success probability: with a few
+    /// networks per cell the rate alone overstates what a cell shows (1 of 4 and 4 of 4 have
+    /// overlapping intervals).
+    pub success_interval: (f64, f64),
+    /// Networks still below the threshold when training stopped at `max_steps`: their steps to
+    /// success are censored (only known to exceed the cap).
+    pub censored: usize,
+    /// Median steps to success over all networks, the censored ones counted as beyond the cap:
+    /// the step by which more than half of the networks had succeeded, `None` when no more
+    /// than half did. (A median over the successful networks alone would condition on success,
+    /// and with 1 success of 4 be that one network.)
     pub median_steps: Option<usize>,
     /// Steps each network needed (`None`: not within `max_steps`).
     pub steps: Vec<Option<usize>>,
@@ -364,11 +379,85 @@ pub fn run_cell(
     }
     let mut done: Vec<usize> = steps.iter().flatten().copied().collect();
     done.sort_unstable();
+    let successes = done.len();
     Ok(ParityResult {
         cell: cell.clone(),
-        success_rate: done.len() as f64 / s as f64,
-        median_steps: done.get(done.len() / 2).copied(),
+        successes,
+        total: s,
+        success_rate: successes as f64 / s as f64,
+        success_interval: clopper_pearson(successes, s, 0.05),
+        censored: s - successes,
+        // Index s / 2 of all s step counts sorted, failures last.
+        median_steps: done.get(s / 2).copied(),
         steps,
         final_accuracy: accuracy,
     })
+}
+
+/// ln P(X = i) for X ~ Binomial(n, p), 0 < p < 1.
+fn ln_binomial_pmf(i: usize, n: usize, p: f64) -> f64 {
+    let (i, n) = (i as f64, n as f64);
+    libm::lgamma(n + 1.0) - libm::lgamma(i + 1.0) - libm::lgamma(n - i + 1.0)
+        + i * p.ln()
+        + (n - i) * (-p).ln_1p()
+}
+
+/// P(X <= k) for X ~ Binomial(n, p).
+pub fn binomial_cdf(k: usize, n: usize, p: f64) -> f64 {
+    if k >= n || p <= 0.0 {
+        return 1.0;
+    }
+    if p >= 1.0 {
+        return 0.0;
+    }
+    (0..=k)
+        .map(|i| ln_binomial_pmf(i, n, p).exp())
+        .sum::<f64>()
+        .min(1.0)
+}
+
+/// The exact (Clopper-Pearson) two-sided `1 - alpha` interval for a binomial proportion with
+/// `k` successes in `n` trials: the p at which P(X >= k) and P(X <= k) equal alpha / 2, found by
+/// bisection (both are monotone in p). `(0, 1)` when `n` is 0.
+pub fn clopper_pearson(k: usize, n: usize, alpha: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let k = k.min(n);
+    // The p in [0, 1] where the decreasing function `f` crosses alpha / 2.
+    let crossing = |f: &dyn Fn(f64) -> f64| {
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if f(mid) > alpha / 2.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    };
+    let lower = if k == 0 {
+        0.0
+    } else {
+        // P(X >= k | p) = P(n - X <= n - k | 1 - p), and n - X ~ Binomial(n, 1 - p).
+        1.0 - crossing(&|q| binomial_cdf(n - k, n, q))
+    };
+    let upper = if k == n {
+        1.0
+    } else {
+        crossing(&|p| binomial_cdf(k, n, p))
+    };
+    (lower, upper)
+}
+
+/// Exact two-sided sign test (McNemar's test on paired outcomes): the probability, if either
+/// of two initialisations were as likely as the other to be the only one to succeed on a task,
+/// of a split of the discordant tasks at least as uneven as `a` against `b`.
+pub fn sign_test(a: usize, b: usize) -> f64 {
+    let n = a + b;
+    if n == 0 {
+        return 1.0;
+    }
+    (2.0 * binomial_cdf(a.min(b), n, 0.5)).min(1.0)
 }

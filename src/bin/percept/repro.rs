@@ -70,9 +70,10 @@ pub struct ParityArgs {
     /// Training-set sizes for the offline runs, comma-separated (online runs always included).
     #[arg(long, value_delimiter = ',')]
     train_sizes: Option<Vec<usize>>,
-    /// Networks per cell.
-    #[arg(long)]
-    seeds: Option<usize>,
+    /// Networks per cell: with fewer than about 32, a cell's 95% interval is too wide to tell
+    /// most cells apart.
+    #[arg(long, default_value_t = 32)]
+    seeds: usize,
     /// Steps before a network counts as failed.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -383,7 +384,7 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
     let config = ParityConfig {
         n,
         k: args.k,
-        seeds: args.seeds.unwrap_or(if args.quick { 4 } else { 8 }),
+        seeds: args.seeds,
         lr: args.lr,
         batch: args.batch,
         weight_decay: args.weight_decay,
@@ -440,12 +441,16 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
     let mut results = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         let start = std::time::Instant::now();
-        let r = sparse_parity::run_cell(&gpu, &config, cell, 1000 * i as u64)?;
+        // Every cell starts from seed 0: network j of any cell draws its task (and training
+        // set) from seed j, so all cells see the same tasks and dense against sparse is a
+        // paired comparison, and no two networks of a cell share a stream.
+        let r = sparse_parity::run_cell(&gpu, &config, cell, 0)?;
         eprintln!(
-            "[{}/{}] {cell:?}: success {:.2}, median steps {:?} ({:.1} s)",
+            "[{}/{}] {cell:?}: {}/{} succeeded, median steps {:?} ({:.1} s)",
             i + 1,
             cells.len(),
-            r.success_rate,
+            r.successes,
+            r.total,
             r.median_steps,
             start.elapsed().as_secs_f64()
         );
@@ -460,31 +465,74 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "success = test accuracy >= {} on fresh samples; steps counted every {} steps",
+        "success = test accuracy >= {} on fresh samples, checked every {} steps; {} networks per cell, \
+         network j of every cell on the same task; 95% Clopper-Pearson intervals; censored = still \
+         below at the cap of {} steps; median steps over all networks (censored ones beyond the cap), \
+         '>cap' when half or more are censored",
         sparse_parity::SUCCESS_ACCURACY,
-        config.eval_every
+        config.eval_every,
+        config.seeds,
+        config.max_steps
     );
     println!(
-        "{:<18} {:>8} {:>10} {:>9} {:>13}",
-        "init", "width", "data", "success", "median steps"
+        "{:<18} {:>8} {:>10} {:>9} {:>15} {:>9} {:>13}",
+        "init", "width", "data", "success", "95% interval", "censored", "median steps"
     );
+    let init_name = |init: ParityInit| match init {
+        ParityInit::Dense => "dense".to_string(),
+        ParityInit::Sparse { inputs } => format!("sparse ({inputs} inputs)"),
+    };
+    let data_name = |size: Option<usize>| {
+        size.map(|s| s.to_string())
+            .unwrap_or_else(|| "online".into())
+    };
     for r in &results {
-        let init = match r.cell.init {
-            ParityInit::Dense => "dense".to_string(),
-            ParityInit::Sparse { inputs } => format!("sparse ({inputs} inputs)"),
-        };
-        let data = r
-            .cell
-            .train_size
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "online".into());
         let steps = r
             .median_steps
             .map(|s| s.to_string())
-            .unwrap_or_else(|| "-".into());
+            .unwrap_or_else(|| ">cap".into());
         println!(
-            "{init:<18} {:>8} {data:>10} {:>9.2} {steps:>13}",
-            r.cell.width, r.success_rate
+            "{:<18} {:>8} {:>10} {:>9} {:>15} {:>9} {steps:>13}",
+            init_name(r.cell.init),
+            r.cell.width,
+            data_name(r.cell.train_size),
+            format!("{}/{}", r.successes, r.total),
+            format!("{:.2}-{:.2}", r.success_interval.0, r.success_interval.1),
+            r.censored
+        );
+    }
+    // The same tasks in both cells of a pair: only the tasks where exactly one initialisation
+    // succeeded say which is better.
+    println!();
+    println!("paired by task: sparse against dense at each width and data");
+    println!(
+        "{:>8} {:>10} {:>12} {:>12} {:>12}",
+        "width", "data", "sparse only", "dense only", "sign test p"
+    );
+    for dense in results
+        .iter()
+        .filter(|r| matches!(r.cell.init, ParityInit::Dense))
+    {
+        let Some(sparse) = results.iter().find(|r| {
+            matches!(r.cell.init, ParityInit::Sparse { .. })
+                && r.cell.width == dense.cell.width
+                && r.cell.train_size == dense.cell.train_size
+        }) else {
+            continue;
+        };
+        let only = |a: &ParityResult, b: &ParityResult| {
+            a.steps
+                .iter()
+                .zip(&b.steps)
+                .filter(|(x, y)| x.is_some() && y.is_none())
+                .count()
+        };
+        let (sparse_only, dense_only) = (only(sparse, dense), only(dense, sparse));
+        println!(
+            "{:>8} {:>10} {sparse_only:>12} {dense_only:>12} {:>12.3}",
+            dense.cell.width,
+            data_name(dense.cell.train_size),
+            sparse_parity::sign_test(sparse_only, dense_only)
         );
     }
     eprintln!(
@@ -495,7 +543,8 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Success rate against width (online data) for each initialisation, and the data-against-width
+/// Success rate against width (online data) for each initialisation with its 95% interval
+/// (dashed), and the data-against-width
 /// frontier (success rate per training-set size and width, sparse initialisation) as a heat map.
 fn plot_parity(
     width_plot: &std::path::Path,
@@ -514,12 +563,27 @@ fn plot_parity(
                         ("dense", ParityInit::Dense) | ("sparse", ParityInit::Sparse { .. })
                     )
             })
-            .map(|r| ((r.cell.width as f64).log10(), r.success_rate))
-            .collect();
+            .collect::<Vec<_>>();
+        let line = |f: &dyn Fn(&ParityResult) -> f64| {
+            points
+                .iter()
+                .map(|r| ((r.cell.width as f64).log10(), f(r)))
+                .collect()
+        };
         series.push(Series {
             label: format!("{init_name} init, online"),
-            points,
+            points: line(&|r| r.success_rate),
             dashed: false,
+        });
+        series.push(Series {
+            label: format!("{init_name}: 95% interval, low"),
+            points: line(&|r| r.success_interval.0),
+            dashed: true,
+        });
+        series.push(Series {
+            label: format!("{init_name}: 95% interval, high"),
+            points: line(&|r| r.success_interval.1),
+            dashed: true,
         });
     }
     plot::lines(
