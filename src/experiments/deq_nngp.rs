@@ -537,10 +537,33 @@ pub struct ActivationReport {
     pub widths: Vec<WidthResult>,
     /// Least-squares slope of ln(rel_sq_error) against ln(width) (the paper: about -1).
     pub error_slope: Option<f64>,
-    /// The same for rel_sq_error - sampling_floor (the finite-width part), where positive.
+    /// The same for rel_sq_error - sampling_floor (the finite-width part), fitted only to the
+    /// widths where that difference exceeds [`RESOLVED_SE`] jackknife errors of the error;
+    /// `None` ("not resolved") with fewer than two such widths: a slope through differences
+    /// inside their errors (or through the positive ones only) would be a slope of noise.
     pub bias_slope: Option<f64>,
+    /// The widths whose finite-width part was resolved (the points of `bias_slope`).
+    pub bias_resolved_widths: Vec<usize>,
     /// The paper's relative squared error at width 1000 over 10,000 networks.
     pub paper_rel_sq_error_1000: Option<f64>,
+}
+
+/// A finite-width part (error - sampling floor) counts as resolved above this many jackknife
+/// errors of the error.
+pub const RESOLVED_SE: f64 = 2.0;
+
+/// The log-log slope of `(width, value, standard error)` over the widths whose value exceeds
+/// [`RESOLVED_SE`] standard errors, and those widths; `None` with fewer than two.
+pub fn resolved_slope(points: &[(usize, f64, f64)]) -> (Option<f64>, Vec<usize>) {
+    let resolved: Vec<&(usize, f64, f64)> = points
+        .iter()
+        .filter(|(_, v, se)| *v > RESOLVED_SE * se)
+        .collect();
+    let logs: Vec<(f64, f64)> = resolved.iter().map(|(w, v, _)| (*w as f64, *v)).collect();
+    (
+        log_log_slope(&logs),
+        resolved.iter().map(|(w, _, _)| *w).collect(),
+    )
 }
 
 /// The whole experiment.
@@ -591,15 +614,23 @@ pub fn run_deq_nngp(
             .iter()
             .map(|w| (w.width as f64, w.rel_sq_error))
             .collect();
-        let bias: Vec<(f64, f64)> = widths
+        let excess: Vec<(usize, f64, f64)> = widths
             .iter()
-            .map(|w| (w.width as f64, w.rel_sq_error - w.sampling_floor))
+            .map(|w| {
+                (
+                    w.width,
+                    w.rel_sq_error - w.sampling_floor,
+                    w.rel_sq_error_se,
+                )
+            })
             .collect();
+        let (bias_slope, bias_resolved_widths) = resolved_slope(&excess);
         activations.push(ActivationReport {
             activation,
             analytic_lambda_min,
             error_slope: log_log_slope(&points),
-            bias_slope: log_log_slope(&bias),
+            bias_slope,
+            bias_resolved_widths,
             paper_rel_sq_error_1000: paper_rel_sq_error(activation),
             kernel,
             widths,
@@ -927,6 +958,30 @@ mod tests {
             .collect();
         assert!((log_log_slope(&pts).unwrap() + 1.3).abs() < 1e-12);
         assert_eq!(log_log_slope(&pts[..1]), None);
+    }
+
+    #[test]
+    fn slopes_only_through_resolved_points() {
+        // The quick run's tanh differences (error - floor, jackknife error): none resolved.
+        let noise = [
+            (32, -1.0e-4, 3.3e-4),
+            (64, 4.5e-5, 1.5e-4),
+            (128, 3.0e-6, 1.0e-4),
+            (256, 2.0e-6, 4.0e-5),
+        ];
+        assert_eq!(resolved_slope(&noise), (None, vec![]));
+        // One resolved point is not a slope.
+        let one = [(32, 1.0e-3, 1.0e-4), (64, 1.0e-4, 1.0e-4)];
+        assert_eq!(resolved_slope(&one), (None, vec![32]));
+        // A power law well above its errors, with an unresolved width left out.
+        let law: Vec<(usize, f64, f64)> = [32usize, 64, 128, 256]
+            .iter()
+            .map(|&n| (n, (n as f64).powf(-2.0), 0.1 * (n as f64).powf(-2.0)))
+            .chain([(512, 1e-7, 1e-6)])
+            .collect();
+        let (slope, widths) = resolved_slope(&law);
+        assert!((slope.unwrap() + 2.0).abs() < 1e-12);
+        assert_eq!(widths, vec![32, 64, 128, 256]);
     }
 
     #[test]

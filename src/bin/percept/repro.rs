@@ -178,7 +178,7 @@ fn print_deq_nngp(report: &DeqNngpReport) {
                 .unwrap_or_else(|| "-".into())
         );
         println!(
-            "{:>6} {:>8} {:>21} {:>10} {:>17} {:>8} {:>8} {:>9} {:>6}",
+            "{:>6} {:>8} {:>21} {:>10} {:>17} {:>8} {:>8} {:>9} {:>7} {:>6}",
             "width",
             "networks",
             "rel. sq. error (se)",
@@ -187,11 +187,15 @@ fn print_deq_nngp(report: &DeqNngpReport) {
             "per-net",
             "paper",
             "analytic",
+            "gap/se",
             "iters"
         );
         for w in &a.widths {
+            // lambda_min(C) - lambda_min(K) in jackknife errors: several is a resolved gap, not
+            // agreement.
+            let gap = (w.lambda_min - a.analytic_lambda_min) / w.lambda_min_se;
             println!(
-                "{:>6} {:>8} {:>21} {:>10.2e} {:>17} {:>8.4} {:>8} {:>9.4} {:>6.1}",
+                "{:>6} {:>8} {:>21} {:>10.2e} {:>17} {:>8.4} {:>8} {:>9.4} {:>+7.1} {:>6.1}",
                 w.width,
                 w.networks,
                 format!("{:.3e} ({:.1e})", w.rel_sq_error, w.rel_sq_error_se),
@@ -200,13 +204,22 @@ fn print_deq_nngp(report: &DeqNngpReport) {
                 w.per_network_lambda_min,
                 opt(w.paper_lambda_min, 4),
                 a.analytic_lambda_min,
+                gap,
                 w.mean_iterations
             );
         }
+        let bias = match a.bias_slope {
+            Some(slope) => format!("{slope:.2} over widths {:?}", a.bias_resolved_widths),
+            None => format!(
+                "not resolved: above {} jackknife errors at {} of {} widths",
+                deq_nngp::RESOLVED_SE,
+                a.bias_resolved_widths.len(),
+                a.widths.len()
+            ),
+        };
         println!(
-            "log-log slope of the error against width: {} (finite-width part, error - sampling: {}); paper: about -1",
+            "log-log slope of the error against width: {} (finite-width part, error - sampling: {bias}); paper: about -1",
             opt(a.error_slope, 2),
-            opt(a.bias_slope, 2)
         );
         println!();
     }
