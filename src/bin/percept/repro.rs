@@ -70,10 +70,11 @@ pub struct ParityArgs {
     /// Training-set sizes for the offline runs, comma-separated (online runs always included).
     #[arg(long, value_delimiter = ',')]
     train_sizes: Option<Vec<usize>>,
-    /// Networks per cell: with fewer than about 32, a cell's 95% interval is too wide to tell
-    /// most cells apart.
-    #[arg(long, default_value_t = 32)]
-    seeds: usize,
+    /// Networks per cell (default 32; 4 with --quick, which then takes minutes rather than most
+    /// of an hour on lavapipe): with fewer than about 32, a cell's 95% interval is too wide to
+    /// tell most cells apart.
+    #[arg(long)]
+    seeds: Option<usize>,
     /// Steps before a network counts as failed.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -397,7 +398,7 @@ fn run_parity(args: ParityArgs) -> Result<ExitCode> {
     let config = ParityConfig {
         n,
         k: args.k,
-        seeds: args.seeds,
+        seeds: args.seeds.unwrap_or(if args.quick { 4 } else { 32 }),
         lr: args.lr,
         batch: args.batch,
         weight_decay: args.weight_decay,
