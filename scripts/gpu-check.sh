@@ -29,18 +29,23 @@ limit() {
 }
 
 timeout 20 bash .gpu/on-device.sh .gpu/percept info >> "$out/run.log" 2>&1
-# The tensor-core kernels against their oracles, which CI's lavapipe cannot run (on this GPU a
-# refusal is a failure), then every kernel test file: a race that lavapipe's lockstep lanes hide
-# shows here. Passing tests' lines are dropped.
+# Kernel tests on the GPU, each "file [filter]|seconds": a race that lavapipe's lockstep lanes
+# hide shows here. Passing tests' lines are dropped.
 export PERCEPT_EXPECT_SPLIT_F16=1
-for tests in "lib coop|30" "ops|40" "fft|30" "pcr|30" "deeppcr|20" "deq|20"; do
-    IFS='|' read -r tests seconds <<< "$tests"
-    set -- $tests
-    echo "== tests: $tests" >> "$out/run.log"
-    timeout "$(limit "$seconds")" bash .gpu/on-device.sh ".gpu/percept-$1-tests" ${2:+"$2"} 2>&1 |
-        grep -vE '^test .* \.\.\. ok$|^running [0-9]+ tests?$|^$' >> "$out/run.log"
-    echo "tests $tests: exit ${PIPESTATUS[0]}" >> "$out/run.log"
-done
+kernel_tests() {
+    local tests seconds
+    for tests in "$@"; do
+        IFS='|' read -r tests seconds <<< "$tests"
+        set -- $tests
+        echo "== tests: $tests" >> "$out/run.log"
+        timeout "$(limit "$seconds")" bash .gpu/on-device.sh ".gpu/percept-$1-tests" ${2:+"$2"} 2>&1 |
+            grep -vE '^test .* \.\.\. ok$|^running [0-9]+ tests?$|^$' >> "$out/run.log"
+        echo "tests $tests: exit ${PIPESTATUS[0]}" >> "$out/run.log"
+    done
+}
+# The tensor-core kernels (which CI's lavapipe cannot run; on this GPU a refusal is a failure)
+# and the matmuls the benchmarks stand on, first.
+kernel_tests "lib coop|30" "ops|40"
 # PyTorch first: its numbers are the bar every family is compared with.
 {
     timeout "$(limit 60)" python3 .gpu/torch_anchor.py
@@ -49,7 +54,7 @@ done
 # Each run: family, the --case filter (the split-precision cases run on their own, so that a
 # failure there loses no f32 record), its output file, and its time limit in seconds. The
 # families whose targets are open come first (DEQ, DeepPCR and the tridiagonal solve, FFT), then
-# the matmul and training-step records of the resolved issues; the limits add up to more than
+# the other kernel test files, then the matmul and training-step records of the resolved issues; the limits add up to more than
 # the deadline allows, so on a slow run the last ones are cut short or skipped, and the profiles
 # after them run only in what is left.
 runs=(
@@ -58,11 +63,17 @@ runs=(
     "deeppcr||deeppcr.json|75"
     "pcr||pcr-deq.json|60"
     "fft||fft.json|110"
+    "tests"
     "matmul|precision: SplitF16|matmul.json|60"
     "matmul|precision: F32|matmul.json|75"
     "mlp-step||mlp-step.json|60"
 )
 for run in "${runs[@]}"; do
+    # The other kernel test files, once the open targets' records are in.
+    if [ "$run" = tests ]; then
+        kernel_tests "fft|30" "pcr|20" "deeppcr|15" "deq|15"
+        continue
+    fi
     IFS='|' read -r family filter file seconds <<< "$run"
     seconds=$(limit "$seconds")
     if [ "$seconds" -lt 15 ]; then

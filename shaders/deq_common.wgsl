@@ -9,7 +9,8 @@
 // plain steps, Broyden updates skipped), [2 + k] the bits of the largest residual measured at iteration k
 // (residuals are non-negative, so their bits order as the values do; NaN orders above +inf).
 //
-// Constants defined by the launcher: NV (values reduced at once), M (memory).
+// Constants defined by the launcher: NV (values reduced at once), M (memory). Concatenated
+// after nan.wgsl.
 
 struct Params {
     rows: u32,
@@ -76,10 +77,6 @@ fn reduce_max(lid: u32) {
     }
 }
 
-fn finite(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
-
 // ||f(z) - z||^2 and ||f(z)||^2 of the row, in red[0] and red[1]. Squares of entries past 1.8e19
 // overflow and those below 1e-19 vanish, which would make the relative residual 0 for an iterate
 // that blew up. For the relative residual such rows are summed again scaled by their largest
@@ -97,16 +94,18 @@ fn row_sums(base: u32, lid: u32) {
     red[lid * NV + 1u] = ff;
     reduce(2u, lid);
     if (lid == 0u) {
-        let out_of_range = !finite(red[0]) || !finite(red[1]) || red[1] < 1e-30;
+        let out_of_range = !is_finite(red[0]) || !is_finite(red[1]) || red[1] < 1e-30
+            || red[0] < 1e-30;
         rescale = select(0u, 1u, params.relative != 0u && out_of_range);
     }
     if (workgroupUniformLoad(&rescale) == 0u) {
         return;
     }
+    // The largest of |f| and |z|, not |f - z|, which overflows for large values of opposite
+    // signs: scaled, |f - z| is then at most 2.
     var top = 0.0;
     for (var j = lid; j < params.width; j += WG) {
-        let f = fz[base + j];
-        top = max(top, max(abs(f), abs(f - z[base + j])));
+        top = max(top, max(abs(fz[base + j]), abs(z[base + j])));
     }
     red[lid * NV] = top;
     reduce_max(lid);

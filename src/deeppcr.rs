@@ -144,7 +144,8 @@ impl Default for NewtonOptions {
 pub struct NewtonStats {
     /// Newton steps taken (each one scan).
     pub iterations: usize,
-    /// The residual's infinity norm before each step, and after the last.
+    /// Before each step, and after the last, the largest over layers of the residual's largest
+    /// element relative to the layer's largest state (what the tolerance bounds).
     pub residuals: Vec<f32>,
     /// Whether the residual reached the tolerance.
     pub converged: bool,
@@ -440,7 +441,7 @@ impl DeepMlp {
             return Err(Error::invalid(
                 "DeepMlp::forward_deeppcr",
                 format!(
-                    "Newton did not converge: largest residual {:?} after {} steps (tolerance {}); allow the sequential fallback or more iterations",
+                    "Newton did not converge: largest relative residual {:?} after {} steps (tolerance {}, per layer); allow the sequential fallback or more iterations",
                     stats.residuals.last(),
                     stats.iterations,
                     options.tolerance

@@ -78,7 +78,7 @@ pub struct DeepPcrRecord {
     pub scan_chain: usize,
     /// DeepPCR's states (every layer's output) against the f64 forward: the largest over layers
     /// of the error relative to the layer's largest state (layers whose states have all fallen
-    /// below 1e-30, past f32's full precision, are not compared).
+    /// below 1e-30, past f32's full precision, are measured on a scale of 1e-30).
     pub max_rel_err: f64,
     /// The same for the sequential pass, for scale: f32 rounding along the chain.
     pub sequential_max_rel_err: f64,

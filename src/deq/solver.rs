@@ -14,7 +14,10 @@ use crate::tensor::{DType, Tensor};
 /// The largest history (Anderson's memory, Broyden's rank-one terms) the kernels hold.
 pub const MAX_MEMORY: usize = 16;
 
-const COMMON_WGSL: &str = include_str!("../../shaders/deq_common.wgsl");
+const COMMON_WGSL: &str = concat!(
+    include_str!("../../shaders/nan.wgsl"),
+    include_str!("../../shaders/deq_common.wgsl")
+);
 const FIXED_POINT_SOURCES: &[&str] = &[
     COMMON_WGSL,
     include_str!("../../shaders/deq_fixed_point.wgsl"),

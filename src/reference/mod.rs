@@ -62,17 +62,28 @@ pub fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
 }
 
 /// [`max_rel_err`] of each part of `part_len` values (a layer's states, a row) on its own scale,
-/// the largest over the parts; parts whose reference values are all below 1e-30, past what f32
-/// holds in full precision (its smallest normal value is 1.2e-38), are left out. For values
-/// whose scale changes from part to part, such as states shrinking through a network's layers,
-/// where one scale for all would pass anything in the small parts.
+/// the largest over the parts; a part whose reference values are all below 1e-30, past what
+/// f32 holds in full precision (its smallest normal value is 1.2e-38), is measured on a scale
+/// of 1e-30. For values whose scale changes from part to part, such as states shrinking
+/// through a network's layers, where one scale for all would pass anything in the small parts.
 pub fn max_rel_err_per_part(got: &[f32], want: &[f64], part_len: usize) -> f64 {
+    const FLOOR: f64 = 1e-30;
     assert_eq!(got.len(), want.len(), "compared slices differ in length");
     got.chunks(part_len.max(1))
         .zip(want.chunks(part_len.max(1)))
-        // A NaN reference keeps its part, to be matched there.
-        .filter(|(_, w)| w.iter().any(|v| v.is_nan() || v.abs() >= 1e-30))
-        .map(|(g, w)| max_rel_err(g, w))
+        .map(|(g, w)| {
+            let scale = w
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            // max_rel_err divides by the scale where it is positive: the floor replaces it.
+            let err = max_rel_err(g, w);
+            match scale {
+                s if !err.is_finite() || s >= FLOOR => err,
+                s if s > 0.0 => err * s / FLOOR,
+                _ => err / FLOOR,
+            }
+        })
         .fold(
             0.0,
             |worst, e| if e.is_nan() || e > worst { e } else { worst },
@@ -90,8 +101,10 @@ mod tests {
         let want = [1.0, -1.0, 1e-6, 0.0];
         assert!(max_rel_err(&got, &want) < 1e-6);
         assert!((max_rel_err_per_part(&got, &want, 2) - 0.5).abs() < 1e-6);
-        // A part of vanishing reference values is left out.
-        assert_eq!(max_rel_err_per_part(&[1.0, 3e-31], &[1.0, 1e-31], 1), 0.0);
+        // A part of vanishing reference values is measured on a scale of 1e-30.
+        let tiny = max_rel_err_per_part(&[1.0, 3e-31], &[1.0, 1e-31], 1);
+        assert!((tiny - 0.2).abs() < 1e-6, "{tiny}");
+        assert!(max_rel_err_per_part(&[1.0, 1e-8], &[1.0, 0.0], 1) > 1e20);
     }
 
     #[test]
