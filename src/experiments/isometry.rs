@@ -111,7 +111,7 @@ pub struct IsometryCurve {
     /// Mean -log I per depth, 0 (inputs) to `depth`.
     pub neg_log_isometry: Vec<f64>,
     /// Measured contraction of the gap per layer from layer 1 to layer 5 (or the last),
-    /// (gap[1] / gap[5])^(1/4) per seed, averaged over seeds. It starts after the first
+    /// `(gap[1] / gap[5])^(1/4)` per seed, averaged over seeds. It starts after the first
     /// layer because the inputs are not normalised: the first layer norm equalises the rows'
     /// norms, which alone shrinks the gap (2.07 to 1.36 for the identity at scale 10), and that
     /// is not the per-layer contraction the paper predicts (its plot, like ours, starts the
