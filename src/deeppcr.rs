@@ -410,11 +410,17 @@ impl DeepMlp {
             if !norm.is_finite() && stats.iterations == 0 {
                 // From the all-zero trajectory the residual is each layer's output on finite
                 // weights: a non-finite one comes from x, and no fallback would mend it.
-                return Err(Error::NonFinite {
-                    what: "DeepMlp::forward_deeppcr's first residual (the input x, or a layer's \
-                           output on it past f32's range)"
-                        .into(),
-                    index: 0,
+                return Err(match x.first_non_finite()? {
+                    Some(index) => Error::NonFinite {
+                        what: "DeepMlp::forward_deeppcr's input x".into(),
+                        index,
+                    },
+                    None => Error::NonFinite {
+                        what: "DeepMlp::forward_deeppcr's first residual, [layers, batch, \
+                               width] (a layer's output on x past f32's range: scale x down)"
+                            .into(),
+                        index: residual.first_non_finite()?.unwrap_or(0),
+                    },
                 });
             }
             if !norm.is_finite() || stats.iterations >= options.max_iterations {
@@ -456,8 +462,10 @@ impl DeepMlp {
         let largest = ops::reduce_all(&trajectory.states, Reduction::MaxAbs)?.to_vec()?[0];
         if !largest.is_finite() {
             return Err(Error::NonFinite {
-                what: "DeepMlp::forward_deeppcr's states after the sequential fallback".into(),
-                index: 0,
+                what: "DeepMlp::forward_deeppcr's states after the sequential fallback, \
+                       [layers, batch, width] (past f32's range: scale x or the weights down)"
+                    .into(),
+                index: trajectory.states.first_non_finite()?.unwrap_or(0),
             });
         }
         Ok((trajectory, stats))

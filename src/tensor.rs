@@ -135,6 +135,12 @@ impl Tensor {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes()?))
     }
 
+    /// The flat index of the first NaN or infinity of an f32 tensor, by a download: for the
+    /// error of a check that found one on the GPU, where the index tells the user where to look.
+    pub(crate) fn first_non_finite(&self) -> Result<Option<usize>> {
+        Ok(self.to_vec()?.iter().position(|v| !v.is_finite()))
+    }
+
     /// Downloads a C32 tensor as `(re, im)` pairs.
     pub fn to_complex_vec(&self) -> Result<Vec<[f32; 2]>> {
         self.expect_dtype("Tensor::to_complex_vec", DType::C32)?;

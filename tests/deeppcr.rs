@@ -242,7 +242,8 @@ fn non_convergence_falls_back_or_errors() {
     for fallback in [true, false] {
         let options = NewtonOptions { fallback, ..strict };
         let err = net.forward_deeppcr(&nan_x, &options).unwrap_err();
-        assert!(matches!(err, Error::NonFinite { .. }), "{err}");
+        assert!(matches!(err, Error::NonFinite { index: 5, .. }), "{err}");
+        assert!(err.to_string().contains("input x"), "{err}");
     }
     // States past f32's range (weights of 1e3 over 64 linear layers): Newton overflows, and so
     // does the sequential pass it falls back on.

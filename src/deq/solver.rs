@@ -397,9 +397,9 @@ pub fn solve(
         if !largest.is_finite() {
             return Err(Error::NonFinite {
                 what: "z0, the start of the fixed-point solve (its rows that had no finite \
-                       iterate are returned as they started)"
+                       iterate are returned as they started; give a finite start)"
                     .into(),
-                index: 0,
+                index: best.first_non_finite()?.unwrap_or(0),
             });
         }
     }

@@ -275,8 +275,11 @@ pub fn tridiagonal_solve(
     let check = reduce_all(&x, Reduction::MaxAbs)?.to_vec()?[0];
     if !check.is_finite() {
         return Err(Error::NonFinite {
-            what: "the tridiagonal solution (a singular, non-finite or badly conditioned system without pivoting)".into(),
-            index: 0,
+            what: "the tridiagonal solution (a singular, non-finite or badly conditioned system \
+                   without pivoting: check that system's coefficients, or force \
+                   TridiagonalMethod::Partitioned)"
+                .into(),
+            index: x.first_non_finite()?.unwrap_or(0),
         });
     }
     Ok(x)
