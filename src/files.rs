@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it to the disk, then renames it into
-/// place.
+/// Writes `bytes` to a temporary file beside `path`, syncs it to the disk, renames it into
+/// place, then syncs the directory so that the rename itself survives a crash.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     // Process id and a per-process count keep two writers of one file (two processes, or two
     // devices of one process) from sharing a temporary.
@@ -30,12 +30,30 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         file.sync_all()
     };
     write().map_err(failed)?;
-    std::fs::rename(&tmp, path).map_err(failed)
+    std::fs::rename(&tmp, path).map_err(failed)?;
+    sync_directory(path).map_err(|e| Error::io(path, e))
+}
+
+/// Until its directory's entry is on the disk, a renamed file can vanish, or come back as the
+/// old one, after a crash. Only Unix can open a directory to sync it.
+#[cfg(unix)]
+fn sync_directory(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_directory(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::write_atomically;
+    use super::{sync_directory, write_atomically};
+    use std::path::Path;
 
     #[test]
     fn a_failed_write_names_the_file_asked_for() {
@@ -53,5 +71,11 @@ mod tests {
         // Nothing but the file itself is left beside it.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bare_file_name_syncs_the_current_directory() {
+        // `--out model.safetensors` has the parent "", which cannot be opened.
+        sync_directory(Path::new("model.safetensors")).unwrap();
     }
 }
