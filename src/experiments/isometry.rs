@@ -115,7 +115,8 @@ pub struct IsometryCurve {
     /// layer because the inputs are not normalised: the first layer norm equalises the rows'
     /// norms, which alone shrinks the gap (2.07 to 1.36 for the identity at scale 10), and that
     /// is not the per-layer contraction the paper predicts (its plot, like ours, starts the
-    /// prediction at layer 1). NaN with fewer than 2 layers.
+    /// prediction at layer 1). NaN with fewer than 2 layers, or where a seed's gap at either
+    /// end is not finite and positive (a singular batch, or isometry reached to f32's rounding).
     pub measured_rate: f64,
     /// Standard error of `measured_rate` across seeds (sample standard deviation over
     /// sqrt(seeds); 0 with one seed).
@@ -227,10 +228,7 @@ fn curve(
     let (measured_rate, measured_rate_se) = if last < 2 {
         (f64::NAN, f64::NAN)
     } else {
-        let rates: Vec<f64> = (0..s)
-            .map(|j| (gaps[1][j] / gaps[last][j]).powf(1.0 / (last - 1) as f64))
-            .collect();
-        mean_and_se(&rates)
+        contraction_rate(&gaps[1], &gaps[last], last - 1)
     };
     Ok(IsometryCurve {
         activation,
@@ -245,6 +243,23 @@ fn curve(
 
 /// The measured rate runs from layer 1 to this layer.
 pub const RATE_LAST_LAYER: usize = 5;
+
+/// The mean per-layer contraction `(first / last)^(1 / layers)` of each seed's gap over
+/// `layers` layers, with its standard error; NaN where a seed's gap is not finite and positive
+/// at both ends (a singular batch, or a gap that has reached f32's rounding, whose ratio would
+/// read as a rate of 0 or infinity).
+fn contraction_rate(first: &[f64], last: &[f64], layers: usize) -> (f64, f64) {
+    let measurable = |g: f64| g.is_finite() && g > 0.0;
+    if !first.iter().chain(last).all(|&g| measurable(g)) {
+        return (f64::NAN, f64::NAN);
+    }
+    let rates: Vec<f64> = first
+        .iter()
+        .zip(last)
+        .map(|(a, b)| (a / b).powf(1.0 / layers as f64))
+        .collect();
+    mean_and_se(&rates)
+}
 
 /// Mean and standard error of the mean (sample standard deviation over sqrt(len)).
 fn mean_and_se(values: &[f64]) -> (f64, f64) {
@@ -272,4 +287,28 @@ fn gaps_per_seed(x: &Tensor, n: usize) -> Result<Vec<f64>> {
         .chunks(n * n)
         .map(|g| neg_log_isometry(&g.iter().map(|&v| v as f64).collect::<Vec<_>>(), n))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contraction_rate;
+
+    #[test]
+    fn contraction_rate_is_nan_where_a_gap_is_not_measurable() {
+        // 8 -> 1 over three layers contracts by 2 per layer, in both seeds.
+        let (rate, se) = contraction_rate(&[8.0, 16.0], &[1.0, 2.0], 3);
+        assert!(
+            (rate - 2.0).abs() < 1e-12 && se.abs() < 1e-12,
+            "{rate} {se}"
+        );
+        // A gap rounded to 0 or below, or a singular batch's infinite gap, has no rate.
+        for last in [0.0, -1e-7, f64::INFINITY] {
+            assert!(contraction_rate(&[8.0, 16.0], &[1.0, last], 3).0.is_nan());
+        }
+        assert!(
+            contraction_rate(&[f64::INFINITY, 16.0], &[1.0, 2.0], 3)
+                .0
+                .is_nan()
+        );
+    }
 }
