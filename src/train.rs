@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
-use crate::data::{Dataset, Splits, Standardizer};
+use crate::data::{DataFingerprint, Dataset, Splits, Standardizer};
 use crate::deq::SolveStats;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -145,6 +145,7 @@ pub struct Trainer {
     splits: Splits,
     standardizer: Option<Standardizer>,
     classes: usize,
+    data: DataFingerprint,
     epoch: usize,
     history: Vec<EpochMetrics>,
 }
@@ -211,6 +212,29 @@ impl Trainer {
                 &file,
                 "the `train` metadata and the saved model disagree",
             ));
+        }
+        // A checkpoint written before fingerprints were kept resumes unchecked.
+        if let Some(saved) = saved.metadata.get("data") {
+            let saved: DataFingerprint = serde_json::from_str(saved)
+                .map_err(|e| Error::data(&file, format!("malformed `data` metadata: {e}")))?;
+            let here = data.fingerprint();
+            if saved != here {
+                return Err(Error::data(
+                    &data.source,
+                    format!(
+                        "is not the data {file} was trained on ({} rows of {} features, CRC-32 \
+                         {:08x}; here {} rows of {}, {:08x}): the split and the batch order \
+                         follow row indices, so resume on the same rows in the same order, or \
+                         train anew",
+                        saved.rows,
+                        saved.features,
+                        saved.crc32,
+                        here.rows,
+                        here.features,
+                        here.crc32
+                    ),
+                ));
+            }
         }
         if data.dim != config.model.inputs() || data.classes() > config.model.outputs() {
             return Err(Error::data(
@@ -307,6 +331,7 @@ impl Trainer {
             splits,
             standardizer,
             classes,
+            data: data.fingerprint(),
             epoch,
             history,
         })
@@ -431,6 +456,10 @@ impl Trainer {
             serde_json::to_string(&self.config).expect("config serialises"),
         );
         metadata.insert("epoch".to_string(), self.epoch.to_string());
+        metadata.insert(
+            "data".to_string(),
+            serde_json::to_string(&self.data).expect("serialises"),
+        );
         metadata.insert(
             "history".to_string(),
             serde_json::to_string(&self.history).expect("metrics serialise"),

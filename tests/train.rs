@@ -149,6 +149,14 @@ fn resumed_training_equals_uninterrupted() {
     // Past the cosine's last step the rate would be 0: refused.
     let err = Trainer::resume(gpu, &path, &data, Some(100)).err().unwrap();
     assert!(err.to_string().contains("reaches a rate of 0"), "{err}");
+    // Other rows, or the same rows in another order, would split differently: refused.
+    let mut reordered = data.clone();
+    reordered.features.rotate_left(data.dim);
+    reordered.labels.rotate_left(1);
+    let err = Trainer::resume(gpu, &path, &reordered, Some(3))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("is not the data"), "{err}");
     let mut resumed = Trainer::resume(gpu, &path, &data, Some(3)).unwrap();
     assert_eq!(resumed.epoch(), 1);
     train::fit(&mut resumed, &outputs, || {}, |_| {}).unwrap();

@@ -86,6 +86,17 @@ pub struct Dataset {
     pub source: String,
 }
 
+/// Rows, features per row, and the CRC-32 of the features' and labels' f32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// Rows.
+    pub rows: usize,
+    /// Features per row.
+    pub features: usize,
+    /// CRC-32 of the features' f32 bytes, then the labels'.
+    pub crc32: u32,
+}
+
 impl Dataset {
     /// Checks and wraps features and labels: every feature finite, every label a non-negative
     /// integer; errors name the offending row.
@@ -150,6 +161,19 @@ impl Dataset {
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// What identifies these rows, in this order, to a checkpoint (a split is by row index, so
+    /// a resumed run needs the same rows in the same order).
+    pub fn fingerprint(&self) -> DataFingerprint {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(bytemuck::cast_slice(&self.features));
+        crc.update(bytemuck::cast_slice(&self.labels));
+        DataFingerprint {
+            rows: self.len(),
+            features: self.dim,
+            crc32: crc.finalize(),
+        }
     }
 
     /// Number of classes: the largest label plus one.
