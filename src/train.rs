@@ -153,6 +153,7 @@ pub struct Trainer {
 impl Trainer {
     /// Splits and standardises `data`, sizes the model to it, and initialises.
     pub fn new(gpu: &Gpu, mut config: TrainConfig, data: &Dataset) -> Result<Trainer> {
+        data.check()?;
         let classes = data.classes();
         if classes < 2 {
             return Err(Error::data(
@@ -175,6 +176,7 @@ impl Trainer {
         data: &Dataset,
         epochs: Option<usize>,
     ) -> Result<Trainer> {
+        data.check()?;
         let file = checkpoint.display();
         let saved = load_checkpoint(checkpoint)?;
         let mut config: TrainConfig = saved
@@ -281,7 +283,7 @@ impl Trainer {
         // nothing (the CLI sizes it to the run's first --epochs).
         if let Schedule::Cosine { total, .. } = trainer.config.optimizer.schedule {
             let steps = trainer.steps_per_epoch() as u64;
-            if trainer.config.epochs as u64 * steps > total {
+            if (trainer.config.epochs as u64).saturating_mul(steps) > total {
                 let last = total / steps.max(1);
                 return Err(Error::invalid(
                     "Trainer::resume",
@@ -320,7 +322,7 @@ impl Trainer {
         let standardizer = config.standardize.then(|| Standardizer::fit(&splits.train));
         if let Some(s) = &standardizer {
             for part in [&mut splits.train, &mut splits.validation, &mut splits.test] {
-                s.apply(part);
+                s.apply(part)?;
             }
         }
         Ok(Trainer {
@@ -443,6 +445,18 @@ impl Trainer {
     /// Loss and accuracy of the current network on `data` (already standardised like the
     /// training split: the splits are).
     pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
+        data.check()?;
+        if data.dim != self.config.model.inputs() {
+            return Err(Error::data(
+                &data.source,
+                format!(
+                    "{} features, the model takes {}",
+                    data.dim,
+                    self.config.model.inputs()
+                ),
+            ));
+        }
+        data.check_labels(self.classes)?;
         evaluate(&self.model, self.config.loss, data, |labels| {
             self.targets(labels)
         })
@@ -669,7 +683,7 @@ pub fn evaluate_checkpoint(
             mean: mean.clone(),
             std: std.clone(),
         }
-        .apply(&mut data);
+        .apply(&mut data)?;
     }
     evaluate(&model, loss, &data, |labels| {
         targets(gpu, loss, labels, model.outputs())

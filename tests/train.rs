@@ -10,7 +10,7 @@ use std::time::Instant;
 use common::unchecked;
 use percept::Error;
 use percept::checkpoint::{load_checkpoint, save_checkpoint};
-use percept::data::{self, Dataset, LabelColumn, Source};
+use percept::data::{self, Dataset, LabelColumn, Source, Standardizer};
 use percept::model::{Model, ModelConfig};
 use percept::nn::{self, OptimizerChoice, OptimizerConfig};
 use percept::train::{self, Outputs, TrainConfig, Trainer};
@@ -96,6 +96,48 @@ fn a_deq_reaches_95_percent_test_accuracy_on_digits() {
     assert!(test.accuracy >= 0.95, "test accuracy {}", test.accuracy);
     assert!(solver.forward_iterations >= 2.0 && solver.backward_iterations.unwrap() >= 2.0);
     assert!(last.train_loss < history[0].train_loss);
+}
+
+/// The dataset's fields are public: what a caller builds or changes by hand is checked where
+/// training and evaluation take it, rather than indexing past a label's one-hot row.
+#[test]
+fn hand_made_or_mismatched_data_is_refused() {
+    let gpu = unchecked();
+    let data = digits();
+    let mut bad = data.clone();
+    bad.labels[5] = 1e30;
+    let err = Trainer::new(gpu, digits_config(1), &bad).err().unwrap();
+    assert!(err.to_string().contains("row 6: label"), "{err}");
+    bad.labels[5] = 1.0;
+    bad.features.pop();
+    let err = Trainer::new(gpu, digits_config(1), &bad).err().unwrap();
+    assert!(
+        err.to_string().contains("feature values for 1797 labels"),
+        "{err}"
+    );
+
+    let mut config = digits_config(1);
+    config.loss = percept::ops::Loss::MeanSquaredError;
+    let trainer = Trainer::new(gpu, config, &data).unwrap();
+    let mut unseen = trainer.splits().test.clone();
+    let last = unseen.labels.len() - 1;
+    unseen.labels[last] = 10.0;
+    let err = trainer.evaluate(&unseen).unwrap_err().to_string();
+    assert!(
+        err.contains("label 10 is out of range for 10 classes"),
+        "{err}"
+    );
+    let narrow = Dataset::new(vec![0.5; 6], vec![0.0, 1.0], 3, "narrow").unwrap();
+    let err = trainer.evaluate(&narrow).unwrap_err().to_string();
+    assert!(err.contains("3 features, the model takes 64"), "{err}");
+
+    let standardizer = Standardizer::fit(&data);
+    let mut narrow = narrow;
+    let err = standardizer.apply(&mut narrow).unwrap_err().to_string();
+    assert!(
+        err.contains("64 means and 64 standard deviations for rows of 3"),
+        "{err}"
+    );
 }
 
 #[test]

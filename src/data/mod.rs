@@ -106,10 +106,24 @@ impl Dataset {
         dim: usize,
         source: impl Into<String>,
     ) -> Result<Dataset> {
-        let source = source.into();
+        let data = Dataset {
+            features,
+            labels,
+            dim,
+            source: source.into(),
+        };
+        data.check()?;
+        Ok(data)
+    }
+
+    /// What [`Dataset::new`] checks. The fields are public, so a dataset built or changed by
+    /// hand is checked again where training and evaluation take it.
+    pub fn check(&self) -> Result<()> {
+        let (features, labels, dim, source) =
+            (&self.features, &self.labels, self.dim, &self.source);
         if dim == 0 || labels.len().checked_mul(dim) != Some(features.len()) {
             return Err(Error::data(
-                &source,
+                source,
                 format!(
                     "{} feature values for {} labels of {dim} features each",
                     features.len(),
@@ -118,11 +132,11 @@ impl Dataset {
             ));
         }
         if labels.is_empty() {
-            return Err(Error::data(&source, "no rows"));
+            return Err(Error::data(source, "no rows"));
         }
         if let Some(i) = features.iter().position(|v| !v.is_finite()) {
             return Err(Error::data(
-                &source,
+                source,
                 format!(
                     "row {}, feature {}: non-finite value {}",
                     i / dim + 1,
@@ -137,7 +151,7 @@ impl Dataset {
             .find(|(_, l)| !is_class_index(**l as f64))
         {
             return Err(Error::data(
-                &source,
+                source,
                 format!(
                     "row {}: label {l} is not a class index (a non-negative integer below \
                      {MAX_LABEL})",
@@ -145,12 +159,7 @@ impl Dataset {
                 ),
             ));
         }
-        Ok(Dataset {
-            features,
-            labels,
-            dim,
-            source,
-        })
+        Ok(())
     }
 
     /// Number of rows.
@@ -197,7 +206,7 @@ impl Dataset {
     }
 
     /// The rows `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
+    pub(crate) fn subset(&self, indices: &[usize]) -> Dataset {
         let (features, labels) = self.gather(indices);
         Dataset {
             features,
@@ -208,7 +217,7 @@ impl Dataset {
     }
 
     /// Features and labels of the rows `indices`.
-    pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let mut features = Vec::with_capacity(indices.len() * self.dim);
         for &i in indices {
             features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
@@ -225,7 +234,7 @@ impl Dataset {
     /// Rows [`Dataset::split`] leaves for training at these fractions (0 where none are left).
     pub fn training_rows(&self, validation: f64, test: f64) -> usize {
         let (n_val, n_test) = self.held_out(validation, test);
-        self.len().saturating_sub(n_val + n_test)
+        self.len().saturating_sub(n_val.saturating_add(n_test))
     }
 
     /// Shuffles (seeded) and splits into train, validation and test parts of the given
@@ -317,13 +326,25 @@ impl Standardizer {
         }
     }
 
-    /// Standardises `data` in place.
-    pub fn apply(&self, data: &mut Dataset) {
+    /// Standardises `data` in place; it must have a feature per mean and standard deviation.
+    pub fn apply(&self, data: &mut Dataset) -> Result<()> {
+        if self.mean.len() != data.dim || self.std.len() != data.dim {
+            return Err(Error::shape(
+                "Standardizer::apply",
+                format!(
+                    "{} means and {} standard deviations for rows of {} features",
+                    self.mean.len(),
+                    self.std.len(),
+                    data.dim
+                ),
+            ));
+        }
         for row in data.features.chunks_mut(data.dim) {
             for (j, v) in row.iter_mut().enumerate() {
                 *v = (*v - self.mean[j]) / self.std[j];
             }
         }
+        Ok(())
     }
 }
 
