@@ -224,3 +224,17 @@ fn sparse_init_connects_each_unit_to_s_inputs() {
         assert_eq!(row.iter().filter(|v| **v != 0.0).count(), 3);
     }
 }
+
+#[test]
+fn a_backward_refuses_another_networks_cache() {
+    let gpu = unchecked();
+    let a = Mlp::new(gpu, MlpConfig::new(&[3, 8, 2])).unwrap();
+    let b = Mlp::new(gpu, MlpConfig::new(&[3, 8, 8, 2])).unwrap();
+    let x = Tensor::from_slice(gpu, &random(1, 12, -1.0, 1.0), &[4, 3]).unwrap();
+    let (y, cache) = a.forward(&x).unwrap();
+    let dy = Tensor::from_slice(gpu, &random(2, 8, -1.0, 1.0), y.shape()).unwrap();
+    // b has one layer more than the cache holds: it used to index past it.
+    let err = b.backward(&cache, &dy, false).unwrap_err().to_string();
+    assert!(err.contains("another network's forward"), "{err}");
+    a.backward(&cache, &dy, false).unwrap();
+}

@@ -79,7 +79,7 @@ impl MlpConfig {
 
 /// One step of the network as it runs (linear layers absorb the activation that follows them
 /// when its derivative can be taken from its output).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Op {
     Linear {
         weight: usize,
@@ -94,6 +94,8 @@ enum Op {
 
 /// What [`Mlp::forward`] keeps for [`Mlp::backward`].
 pub struct ForwardCache {
+    /// The network's ops, so that a backward pass can refuse another network's cache.
+    ops: Vec<Op>,
     /// Input of each op, then the network's output last.
     values: Vec<Tensor>,
     layernorms: Vec<Option<LayerNormOutput>>,
@@ -202,7 +204,11 @@ impl Mlp {
             layernorms.push(ln);
             values.push(out);
         }
-        let cache = ForwardCache { values, layernorms };
+        let cache = ForwardCache {
+            ops: self.ops.clone(),
+            values,
+            layernorms,
+        };
         Ok((cache.output().clone(), cache))
     }
 
@@ -215,6 +221,13 @@ impl Mlp {
         dy: &Tensor,
         input_grad: bool,
     ) -> Result<Option<Tensor>> {
+        if cache.ops != self.ops {
+            return Err(Error::invalid(
+                "Mlp::backward",
+                "the cache comes from another network's forward (its layers differ): pass the \
+                 cache this network's forward returned",
+            ));
+        }
         if dy.shape() != cache.output().shape() {
             return Err(Error::shape(
                 "Mlp::backward",
@@ -296,6 +309,7 @@ fn plan(config: &MlpConfig, mut rng: Option<&mut rand::rngs::StdRng>) -> Result<
         values.push(v);
         tensors.len() - 1
     };
+    let drawing = rng.is_some();
     let layers = config.widths.len() - 1;
     for layer in 0..layers {
         let (fan_in, fan_out) = (config.widths[layer], config.widths[layer + 1]);
@@ -318,13 +332,18 @@ fn plan(config: &MlpConfig, mut rng: Option<&mut rand::rngs::StdRng>) -> Result<
         let mut tail = Vec::new();
         if hidden {
             let mut layernorm = |module: &mut usize| {
+                // Sizes only, like the linear layers', when not drawing: the layout is
+                // checked against the adapter before any value is made.
+                let fill = |v: f32| {
+                    if drawing {
+                        vec![v; fan_out]
+                    } else {
+                        Vec::new()
+                    }
+                };
                 let affine = config.norm_affine.then(|| {
-                    let g = add(
-                        format!("{module}.weight"),
-                        vec![fan_out],
-                        vec![1.0; fan_out],
-                    );
-                    let b = add(format!("{module}.bias"), vec![fan_out], vec![0.0; fan_out]);
+                    let g = add(format!("{module}.weight"), vec![fan_out], fill(1.0));
+                    let b = add(format!("{module}.bias"), vec![fan_out], fill(0.0));
                     (g, b)
                 });
                 *module += 1;
