@@ -426,7 +426,7 @@ fn bad_settings_and_shapes_are_errors_that_name_the_problem() {
 
 mod gradients {
     use super::common::{self, random};
-    use percept::deq::{Backward, Deq, DeqConfig, Method, SolverConfig, Stop};
+    use percept::deq::{Backward, Deq, DeqConfig, MAX_PHANTOM_STEPS, Method, SolverConfig, Stop};
     use percept::ops::Activation;
     use percept::reference::activation_scalar;
     use percept::{Tensor, nn::LAYERNORM_EPS};
@@ -672,20 +672,23 @@ mod gradients {
         let first = deq.params().grads().to_vec().unwrap();
         check(&deq, 1e-3);
         assert_eq!(deq.params().grads().to_vec().unwrap(), first);
-        let bad = Deq::new(
-            gpu,
-            config(
-                &[],
-                false,
-                Activation::Tanh,
-                Backward::Phantom {
-                    steps: 0,
-                    damping: 0.5,
-                },
-            ),
-        );
-        let err = bad.err().unwrap().to_string();
-        assert!(err.contains("steps >= 1"), "{err}");
+        // No steps, or more than the activations of every step could be kept for.
+        for steps in [0, MAX_PHANTOM_STEPS + 1, usize::MAX] {
+            let bad = Deq::new(
+                gpu,
+                config(
+                    &[],
+                    false,
+                    Activation::Tanh,
+                    Backward::Phantom {
+                        steps,
+                        damping: 0.5,
+                    },
+                ),
+            );
+            let err = bad.err().unwrap().to_string();
+            assert!(err.contains("steps in 1..=1000"), "{err}");
+        }
         let x = Tensor::from_slice(gpu, &random(1, 10, -1.0, 1.0), &[2, 5]).unwrap();
         let dy = Tensor::from_slice(gpu, &random(2, 6, -1.0, 1.0), &[2, 3]).unwrap();
         let strict = Deq::new(

@@ -6,7 +6,7 @@ mod model;
 mod solver;
 
 pub(crate) use model::layout;
-pub use model::{Backward, Deq, DeqBackward, DeqConfig, DeqForward};
+pub use model::{Backward, Deq, DeqBackward, DeqConfig, DeqForward, MAX_PHANTOM_STEPS};
 pub(crate) use solver::STATE_WORDS;
 pub use solver::{
     FixedPointMap, MAX_MEMORY, Method, Solution, SolveStats, SolverConfig, Stop, solve,

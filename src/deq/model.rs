@@ -27,7 +27,7 @@ pub enum Backward {
     /// started at z*: cheaper, and equal to the implicit gradient as `steps` grows when
     /// f is contractive.
     Phantom {
-        /// Unrolled iterations, at least 1.
+        /// Unrolled iterations, 1 to [`MAX_PHANTOM_STEPS`].
         steps: usize,
         /// In (0, 1].
         damping: f32,
@@ -207,6 +207,10 @@ impl Trace {
     }
 }
 
+/// The phantom gradient keeps every step's activations on the GPU; past this many steps the
+/// implicit backward gives the exact gradient for less.
+pub const MAX_PHANTOM_STEPS: usize = 1000;
+
 impl Deq {
     /// Builds the model and draws its parameters.
     pub fn new(gpu: &Gpu, config: DeqConfig) -> Result<Deq> {
@@ -215,12 +219,13 @@ impl Deq {
         match &config.backward {
             Backward::Implicit { solver } => solver.validate()?,
             &Backward::Phantom { steps, damping } => {
-                if steps == 0 || !(damping > 0.0 && damping <= 1.0) {
+                if !((1..=MAX_PHANTOM_STEPS).contains(&steps) && damping > 0.0 && damping <= 1.0) {
                     return Err(Error::invalid(
                         "Deq::new",
                         format!(
-                            "the phantom gradient needs steps >= 1 and damping in (0, 1], got \
-                             {steps} and {damping}"
+                            "the phantom gradient needs steps in 1..={MAX_PHANTOM_STEPS} and \
+                             damping in (0, 1], got {steps} and {damping} (for an exact \
+                             gradient, use the implicit backward)"
                         ),
                     ));
                 }
@@ -372,7 +377,7 @@ impl Deq {
     /// The k-step phantom gradient; returns d loss / d injection summed over the steps.
     fn phantom(&self, fwd: &DeqForward, dz: &Tensor, steps: usize, damping: f32) -> Result<Tensor> {
         let gpu = dz.gpu();
-        let mut traces = Vec::with_capacity(steps);
+        let mut traces = Vec::new();
         let mut z = fwd.z.clone();
         for _ in 0..steps {
             let trace = self.trace(&z, &fwd.injection)?;
