@@ -66,7 +66,9 @@ impl Schedule {
         match *self {
             Schedule::Constant => lr,
             Schedule::Step { every, gamma } => {
-                lr * gamma.powi(((step.saturating_sub(1)) / every.max(1)) as i32)
+                // Clamped, not wrapped: a step past 2^31 decays would otherwise turn negative.
+                let decays = (step.saturating_sub(1) / every.max(1)).min(i32::MAX as u64);
+                lr * gamma.powi(decays as i32)
             }
             Schedule::Cosine { warmup, total } => {
                 if step <= warmup {
@@ -303,5 +305,23 @@ impl Optimizer {
             step: saved.step,
             ..optimizer
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    #[test]
+    fn step_decay_holds_past_two_billion_decays() {
+        let schedule = Schedule::Step {
+            every: 1,
+            gamma: 0.5,
+        };
+        assert_eq!(schedule.lr(1.0, 1), 1.0);
+        assert_eq!(schedule.lr(1.0, 3), 0.25);
+        // 3e9 decays wrapped to a negative power: a rate of infinity.
+        assert_eq!(schedule.lr(1.0, 3_000_000_001), 0.0);
+        assert_eq!(schedule.lr(1.0, u64::MAX), 0.0);
     }
 }
