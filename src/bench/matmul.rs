@@ -2,7 +2,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Baseline, BenchConfig, BenchRecord, MAX_REL_ERR, measure};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{self, Activation, MatmulSpec, Precision};
 use crate::reference::{self, MatmulInputs, MatmulShape};
@@ -29,6 +29,20 @@ pub struct MatmulCase {
 impl MatmulCase {
     fn is_mlp(&self) -> bool {
         self.kind == "mlp"
+    }
+
+    /// Refuses a case with an empty dimension, which has nothing to time or check.
+    pub fn check(&self) -> Result<()> {
+        if [self.m, self.n, self.k].contains(&0) {
+            return Err(Error::invalid(
+                "bench matmul",
+                format!(
+                    "{} x {} x {} is not a matrix product to time; give sizes of at least 1",
+                    self.m, self.n, self.k
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -79,6 +93,7 @@ fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
 /// off), and every other kernel tuning considers, the fastest of which is the baseline; for a
 /// split-precision case, the tuned split-precision product against the tuned f32 one.
 pub fn run_matmul(gpu: &Gpu, case: &MatmulCase, config: &BenchConfig) -> Result<BenchRecord> {
+    case.check()?;
     // The operands and the product must fit the adapter: check before drawing gigabytes of
     // host data for them.
     let b_shape = if case.is_mlp() {

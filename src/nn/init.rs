@@ -104,8 +104,9 @@ pub fn gain(act: Activation) -> f32 {
 }
 
 /// Draws the weight and bias of layer number `layer` (0 is the first) with `fan_in` inputs and
-/// `fan_out` outputs, followed by `act`, from `rng`.
-pub fn linear(
+/// `fan_out` outputs, followed by `act`, from `rng`. Callers check `init` ([`Init::check`]) and
+/// the layer's size against the adapter first.
+pub(crate) fn linear(
     init: Init,
     layer: usize,
     fan_in: usize,
