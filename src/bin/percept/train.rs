@@ -98,7 +98,7 @@ pub struct TrainArgs {
     /// implicit].
     #[arg(long, value_parser = ["implicit", "phantom"])]
     backward: Option<String>,
-    /// DEQ: unrolled steps of the phantom gradient [default: 5].
+    /// DEQ: unrolled steps of the phantom gradient, 1 to 1000 [default: 5].
     #[arg(long)]
     phantom_steps: Option<usize>,
     /// DEQ: damping of the phantom gradient's steps [default: 0.5].
