@@ -142,12 +142,14 @@ impl Parameters {
         &self.grads
     }
 
-    /// The weight view of tensor `i`.
+    /// The weight view of tensor `i`, an index into [`Parameters::infos`]; like a slice's
+    /// index, one past them panics.
     pub fn weight(&self, i: usize) -> &Tensor {
         &self.weight_views[i]
     }
 
-    /// The gradient view of tensor `i`.
+    /// The gradient view of tensor `i`, an index into [`Parameters::infos`] (one past them
+    /// panics).
     pub fn grad(&self, i: usize) -> &Tensor {
         &self.grad_views[i]
     }
