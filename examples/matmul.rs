@@ -38,10 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu: f64 = (0..k)
         .map(|p| a_host[i * k + p] as f64 * b_host[p * n + j] as f64)
         .sum();
+    let got = c_host[i * n + j];
     println!(
-        "C = A B, {m}x{k} times {k}x{n}: C[{i}][{j}] = {} (CPU: {cpu:.6}), GPU time {:?}",
-        c_host[i * n + j],
+        "C = A B, {m}x{k} times {k}x{n}: C[{i}][{j}] = {got} (CPU: {cpu:.6}), GPU time {:?}",
         timing.elapsed
     );
+    // f32 sums of k products of values at most 1: within k ulps of their size.
+    if (got as f64 - cpu).abs() > 1e-6 * k as f64 * cpu.abs().max(1.0) {
+        return Err(format!("C[{i}][{j}] = {got} is off the CPU's {cpu}").into());
+    }
     Ok(())
 }
