@@ -11,7 +11,7 @@ use percept::deeppcr::{DeepMlp, NewtonOptions, Trajectory};
 use percept::deq::{self, Deq, DeqConfig, FixedPointMap, SolverConfig};
 use percept::ops::{self, Activation, Distribution, FftKind, FftNorm, FftPlan, MatmulSpec};
 use percept::ops::{LayerNormAffineGrads, OptimizerKind, OptimizerStep, Reduction};
-use percept::{Error, Gpu, Result, Tensor};
+use percept::{Error, Gpu, Result, Tensor, reference};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -438,23 +438,60 @@ fn views_compute_as_their_copies() {
     let x = t(g, &[16, 64]);
     let v = x.narrow(4..12).unwrap();
     let c = ops::copy(&v).unwrap();
-    let same = |name: &str, op: &dyn Fn(&Tensor) -> Result<Tensor>| {
+    // The host values the view covers: an offset bug reads other rows and fails the oracle
+    // even where the copy (made through the same offset) agrees with the view.
+    let host = &x.to_vec().unwrap()[4 * 64..12 * 64];
+    assert_eq!(c.to_vec().unwrap(), host, "copy");
+    let same = |name: &str, op: &dyn Fn(&Tensor) -> Result<Tensor>, want: Vec<f64>, tol: f64| {
         let (on_view, on_copy) = (op(&v).unwrap(), op(&c).unwrap());
-        assert_eq!(
-            on_view.to_vec().unwrap(),
-            on_copy.to_vec().unwrap(),
-            "{name}"
+        let on_view = on_view.to_vec().unwrap();
+        assert_eq!(on_view, on_copy.to_vec().unwrap(), "{name}");
+        let err = reference::max_rel_err(&on_view, &want);
+        assert!(
+            err <= tol,
+            "{name}: max_rel_err {err:.2e} off f64 > {tol:.0e}"
         );
     };
-    same("softmax", &ops::softmax);
-    same("layernorm", &|x| Ok(ops::layernorm(x, None, 1e-5)?.y));
-    same("reduce_rows", &|x| ops::reduce_rows(x, Reduction::Max));
-    same("column_sums", &ops::column_sums);
-    same("transpose", &ops::transpose);
-    same("gelu", &|x| ops::activation(x, Activation::Gelu));
+    same("softmax", &ops::softmax, reference::softmax(host, 64), 1e-5);
+    let ln = reference::layernorm(host, 64, None, 1e-5).0;
+    same(
+        "layernorm",
+        &|x| Ok(ops::layernorm(x, None, 1e-5)?.y),
+        ln,
+        1e-4,
+    );
+    let max = reference::reduce_rows(host, 64, Reduction::Max);
+    same(
+        "reduce_rows",
+        &|x| ops::reduce_rows(x, Reduction::Max),
+        max,
+        0.0,
+    );
+    same(
+        "column_sums",
+        &ops::column_sums,
+        reference::column_sums(host, 64),
+        1e-5,
+    );
+    same(
+        "transpose",
+        &ops::transpose,
+        reference::transpose(host, 1, 8, 64),
+        0.0,
+    );
+    let gelu = reference::activation(host, Activation::Gelu);
+    same(
+        "gelu",
+        &|x| ops::activation(x, Activation::Gelu),
+        gelu,
+        1e-5,
+    );
     let plan = FftPlan::new(g, FftKind::RealForward, &[8, 64], 1, FftNorm::Backward).unwrap();
     let spectrum = |a: &Tensor| plan.execute(a).unwrap().to_complex_vec().unwrap();
     assert_eq!(spectrum(&v), spectrum(&c), "fft");
+    let want: Vec<f64> = reference::fft_r2c(host, &[8, 64], 1, FftNorm::Backward).concat();
+    let err = reference::max_rel_err(&spectrum(&v).concat(), &want);
+    assert!(err <= 1e-5, "fft: max_rel_err {err:.2e} off f64");
     // Kernels writing into a view leave the rest of its buffer alone.
     let out = zeros(g, &[4, 64]);
     let row1 = out.narrow(1..2).unwrap().reshape(&[64]).unwrap();
@@ -466,6 +503,9 @@ fn views_compute_as_their_copies() {
     ops::random_fill(&out.narrow(3..4).unwrap(), dist, 1, 0).unwrap();
     let (all, sums) = (out.to_vec().unwrap(), ops::column_sums(&x).unwrap());
     assert_eq!(all[64..128], sums.to_vec().unwrap()[..]);
+    let want = reference::column_sums(&x.to_vec().unwrap(), 64);
+    let err = reference::max_rel_err(&all[64..128], &want);
+    assert!(err <= 1e-5, "column_sums_into a view: {err:.2e} off f64");
     assert!(all[..64].iter().chain(&all[128..192]).all(|&v| v == 0.0));
     assert!(all[192..].iter().all(|&v| (1.0..2.0).contains(&v)));
 }
