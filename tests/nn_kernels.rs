@@ -176,6 +176,32 @@ fn column_sums_tall_and_short() {
     }
 }
 
+/// `column_sums_into` with a scale other than 1: it must be applied once, in the last launch,
+/// whether the rows take one launch (<= 256), two (1025: 5 partial rows) or three (70,001: 274,
+/// then 2).
+#[test]
+fn column_sums_into_applies_its_scale_once() {
+    let scale = -0.37f32;
+    for gpu in both() {
+        for &(rows, cols) in &[(200, 67), (1025, 67), (70_001, 67)] {
+            let host = random(7, rows * cols, -1.0, 1.0);
+            let x = Tensor::from_slice(gpu, &host, &[rows, cols]).unwrap();
+            let out = Tensor::from_slice(gpu, &random(8, cols, -1.0, 1.0), &[cols]).unwrap();
+            ops::column_sums_into(&x, scale, &out).unwrap();
+            let want: Vec<f64> = reference::column_sums(&host, cols)
+                .iter()
+                .map(|v| v * scale as f64)
+                .collect();
+            assert_close(
+                &format!("{scale} x column sums {rows}x{cols}"),
+                &out.to_vec().unwrap(),
+                &want,
+                1e-5,
+            );
+        }
+    }
+}
+
 #[test]
 fn layernorm_backward_matches_oracle_and_finite_differences() {
     let eps = 1e-5;
