@@ -74,6 +74,18 @@ pub enum Error {
     #[error("the GPU device was lost: {0}. Create a new `Gpu` to continue")]
     DeviceLost(String),
 
+    /// The GPU had no memory left for a buffer, even after the pool let its idle ones go.
+    #[error(
+        "out of GPU memory allocating {bytes} bytes ({detail}): drop tensors no longer needed, \
+         or use smaller sizes (a smaller batch or width)"
+    )]
+    OutOfMemory {
+        /// The buffer's size.
+        bytes: u64,
+        /// What wgpu said.
+        detail: String,
+    },
+
     /// wgpu reported an error that percept's own validation did not catch: a bug in percept.
     #[error("GPU error (please report it as a percept bug): {0}")]
     Gpu(String),

@@ -77,7 +77,7 @@ impl Tensor {
         let bytes = Tensor::check_size(gpu, shape, dtype)?;
         Ok(Tensor {
             gpu: gpu.clone(),
-            storage: Arc::new(gpu.storage_buffer(bytes)),
+            storage: Arc::new(gpu.storage_buffer(bytes)?),
             offset: 0,
             shape: shape.to_vec(),
             dtype,

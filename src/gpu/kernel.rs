@@ -138,7 +138,15 @@ impl PipelineCache {
                 limit_name: "max_storage_buffers_per_shader_stage",
             });
         }
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Naga's backends and the driver report failures as internal errors, and a pipeline
+        // can run out of memory: all three are caught here, or an invalid pipeline would be
+        // cached and fail every submission that uses it.
+        let scopes = [
+            wgpu::ErrorFilter::Validation,
+            wgpu::ErrorFilter::OutOfMemory,
+            wgpu::ErrorFilter::Internal,
+        ]
+        .map(|filter| device.push_error_scope(filter));
         let source = spec.source();
         let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(spec.family),
@@ -203,12 +211,42 @@ impl PipelineCache {
             },
             cache: None,
         });
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        // Scopes pop innermost first; each catches its own kind.
+        let caught: Vec<wgpu::Error> = scopes
+            .into_iter()
+            .rev()
+            .filter_map(|scope| pollster::block_on(scope.pop()))
+            .collect();
+        if let Some(err) = caught.first() {
             return Err(Error::Gpu(format!(
                 "compiling kernel {}::{}: {err}",
                 spec.family, spec.entry
             )));
         }
         Ok(Compiled { pipeline, layout })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Access, KernelSpec};
+    use crate::GpuOptions;
+
+    /// A kernel that does not compile is an error, and is not cached: asking again compiles
+    /// (and fails) again rather than handing out an invalid pipeline.
+    #[test]
+    fn a_kernel_that_fails_to_compile_is_an_error_every_time() {
+        let gpu = crate::gpu::test_gpu(GpuOptions::default());
+        const BROKEN: &[&str] = &["@compute @workgroup_size(64) fn main() { let x: f32 = 1u; }"];
+        let spec = KernelSpec::new("broken", BROKEN, "main", &[Access::ReadWrite]);
+        let cached = gpu.cached_pipelines();
+        for _ in 0..2 {
+            let err = gpu.prepare(&spec).unwrap_err().to_string();
+            assert!(err.contains("compiling kernel broken::main"), "{err}");
+        }
+        assert_eq!(gpu.cached_pipelines(), cached);
+        // The device goes on working.
+        let x = crate::Tensor::from_slice(&gpu, &[1.5, -2.0], &[2]).unwrap();
+        assert_eq!(x.to_vec().unwrap(), [1.5, -2.0]);
     }
 }

@@ -283,20 +283,32 @@ impl Gpu {
         self.inner.pool.clear();
     }
 
-    /// Returns the first error wgpu reported, if any, so that nothing fails silently.
+    /// Returns the first error wgpu reported, if any, so that nothing fails silently. A lost
+    /// device stays lost: every later check says so.
     fn check(&self) -> Result<()> {
-        match self.inner.fault.lock().unwrap().take() {
+        let mut fault = self.inner.fault.lock().unwrap();
+        match fault.take() {
+            Some(Error::DeviceLost(reason)) => {
+                *fault = Some(Error::DeviceLost(reason.clone()));
+                Err(Error::DeviceLost(reason))
+            }
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
     fn wait(&self) -> Result<()> {
+        self.poll()?;
+        self.check()
+    }
+
+    /// Blocks until the submitted work has run.
+    fn poll(&self) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        self.check()
+            .map(drop)
+            .map_err(|e| Error::DeviceLost(e.to_string()))
     }
 
     /// Checks that `bytes` fit one storage binding and one buffer of this device.
@@ -323,32 +335,57 @@ impl Gpu {
 
     /// A storage buffer of at least `bytes`, from the pool when one is idle. The caller must have
     /// checked the size with [`Gpu::check_buffer_size`].
-    pub(crate) fn storage_buffer(&self, bytes: u64) -> PooledBuffer {
+    pub(crate) fn storage_buffer(&self, bytes: u64) -> Result<PooledBuffer> {
         let usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         self.pooled(usage, bytes)
     }
 
-    fn pooled(&self, usage: wgpu::BufferUsages, bytes: u64) -> PooledBuffer {
+    fn pooled(&self, usage: wgpu::BufferUsages, bytes: u64) -> Result<PooledBuffer> {
         let class = pool::size_class(bytes).min(
             self.inner
                 .limits
                 .max_buffer_size
                 .max(bytes.next_multiple_of(16)),
         );
-        let buffer = self.inner.pool.take(usage, class).unwrap_or_else(|| {
-            self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size: class,
-                usage,
-                mapped_at_creation: false,
-            })
-        });
-        PooledBuffer {
+        let buffer = match self.inner.pool.take(usage, class) {
+            Some(buffer) => buffer,
+            None => self.create_buffer(usage, class)?,
+        };
+        Ok(PooledBuffer {
             buffer: Some(buffer),
             gpu: Arc::downgrade(&self.inner),
             writes: AtomicU64::new(0),
+        })
+    }
+
+    /// A new buffer. wgpu reports running out of memory to an error scope and hands back an
+    /// invalid buffer, which would poison the pool's size class and every submission that
+    /// binds it: the scope catches that, and the pool's idle buffers go back to the driver
+    /// before one more try.
+    fn create_buffer(&self, usage: wgpu::BufferUsages, size: u64) -> Result<wgpu::Buffer> {
+        let device = &self.inner.device;
+        let mut tries = 0;
+        loop {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size,
+                usage,
+                mapped_at_creation: false,
+            });
+            match pollster::block_on(scope.pop()) {
+                None => return Ok(buffer),
+                Some(_) if tries == 0 => self.inner.pool.clear(),
+                Some(e) => {
+                    return Err(Error::OutOfMemory {
+                        bytes: size,
+                        detail: e.to_string(),
+                    });
+                }
+            }
+            tries += 1;
         }
     }
 
@@ -366,7 +403,7 @@ impl Gpu {
         let staging = self.pooled(
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             size,
-        );
+        )?;
         let staging_buffer = staging.buffer();
         {
             let mut pending = self.inner.pending.lock().unwrap();
@@ -385,15 +422,20 @@ impl Gpu {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
-        rx.recv()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let bytes = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .to_vec();
+        let bytes = self.poll().and_then(|()| {
+            rx.recv()
+                .map_err(|e| Error::Readback(e.to_string()))?
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            Ok(slice
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?
+                .to_vec())
+        });
+        // Unmapped on every path: the staging buffer goes back to the pool, and a mapped one
+        // would fail the next readback of its size.
         staging_buffer.unmap();
+        let bytes = bytes?;
+        self.check()?;
         Ok(bytes)
     }
 

@@ -204,7 +204,7 @@ impl Scratch {
         let bytes = values as u64 * DType::C32.size();
         gpu.check_buffer_size(&format!("{op} scratch of {values} complex values"), bytes)?;
         Ok(Scratch {
-            buffer: gpu.storage_buffer(bytes),
+            buffer: gpu.storage_buffer(bytes)?,
             bytes,
         })
     }
@@ -233,7 +233,7 @@ pub(crate) fn upload(
 ) -> Result<(PooledBuffer, u64)> {
     let bytes = std::mem::size_of_val(values) as u64;
     gpu.check_buffer_size(&format!("{op} table of {} values", values.len()), bytes)?;
-    let buffer = gpu.storage_buffer(bytes);
+    let buffer = gpu.storage_buffer(bytes)?;
     gpu.write(buffer.buffer(), 0, bytemuck::cast_slice(values))?;
     Ok((buffer, bytes))
 }
