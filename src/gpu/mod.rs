@@ -83,7 +83,8 @@ struct Inner {
     pool: BufferPool,
     pending: Mutex<Pending>,
     /// The first error wgpu reported outside percept's own validation, or a device loss.
-    fault: Arc<Mutex<Option<Error>>>,
+    /// The first error wgpu reported outside percept's checks; it stays (see [`Gpu::check`]).
+    fault: Arc<Mutex<Option<Fault>>>,
     /// [`Gpu::time`] calls in progress: tuning does not measure inside a caller's timing.
     timing_depth: std::sync::atomic::AtomicUsize,
 }
@@ -142,18 +143,18 @@ impl Gpu {
             reason: e.to_string(),
         })?;
 
-        let fault: Arc<Mutex<Option<Error>>> = Arc::default();
+        let fault: Arc<Mutex<Option<Fault>>> = Arc::default();
         let slot = fault.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             slot.lock()
                 .unwrap()
-                .get_or_insert(Error::Gpu(e.to_string()));
+                .get_or_insert(Fault::Gpu(e.to_string()));
         }));
         let slot = fault.clone();
         device.set_device_lost_callback(move |reason, message| {
             slot.lock()
                 .unwrap()
-                .get_or_insert(Error::DeviceLost(format!("{reason:?}: {message}")));
+                .get_or_insert(Fault::Lost(format!("{reason:?}: {message}")));
         });
 
         let summary = AdapterSummary::new(&info);
@@ -283,16 +284,17 @@ impl Gpu {
         self.inner.pool.clear();
     }
 
-    /// Returns the first error wgpu reported, if any, so that nothing fails silently. A lost
-    /// device stays lost: every later check says so.
+    /// Returns the first error wgpu reported, if any, so that nothing fails silently. It stays:
+    /// the submission it came with was dropped whole, other threads' work in it too, so every
+    /// later check on this device (in any thread) reports it rather than results computed
+    /// without that work.
     fn check(&self) -> Result<()> {
-        let mut fault = self.inner.fault.lock().unwrap();
-        match fault.take() {
-            Some(Error::DeviceLost(reason)) => {
-                *fault = Some(Error::DeviceLost(reason.clone()));
-                Err(Error::DeviceLost(reason))
-            }
-            Some(e) => Err(e),
+        match &*self.inner.fault.lock().unwrap() {
+            Some(Fault::Gpu(message)) => Err(Error::Gpu(format!(
+                "{message}; the work submitted with it was lost, so this device reports it from \
+                 now on: create a new `Gpu` to continue"
+            ))),
+            Some(Fault::Lost(reason)) => Err(Error::DeviceLost(reason.clone())),
             None => Ok(()),
         }
     }
@@ -585,6 +587,14 @@ impl Gpu {
     }
 }
 
+/// An error wgpu reported outside percept's own checks.
+enum Fault {
+    /// A validation or internal error: a percept bug.
+    Gpu(String),
+    /// The device was lost.
+    Lost(String),
+}
+
 /// A device of a unit test's own, with `options`; without an adapter the test fails saying how
 /// to get one (as the integration tests' `common::open_with` does).
 #[cfg(test)]
@@ -595,4 +605,34 @@ pub(crate) fn test_gpu(options: GpuOptions) -> Gpu {
              `apt-get install -y mesa-vulkan-drivers` and run with WGPU_BACKEND=vulkan)"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GpuOptions, test_gpu};
+    use crate::Tensor;
+
+    /// An error wgpu reports outside percept's checks drops its submission whole (other
+    /// threads' work too), so every later check reports it, not only the first.
+    #[test]
+    fn an_uncaught_gpu_error_is_reported_by_every_later_check() {
+        let gpu = test_gpu(GpuOptions::default());
+        let x = Tensor::from_slice(&gpu, &[1.0, 2.0], &[2]).unwrap();
+        // A buffer both mapped for reading and for writing is invalid: percept never makes
+        // one, so its error reaches the device's handler.
+        let _invalid = gpu.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+            mapped_at_creation: false,
+        });
+        for _ in 0..2 {
+            let err = x.to_vec().unwrap_err().to_string();
+            assert!(err.contains("percept bug") && err.contains("from now on"), "{err}");
+        }
+        // A new device starts clean.
+        let gpu = test_gpu(GpuOptions::default());
+        let x = Tensor::from_slice(&gpu, &[1.0, 2.0], &[2]).unwrap();
+        assert_eq!(x.to_vec().unwrap(), [1.0, 2.0]);
+    }
 }
