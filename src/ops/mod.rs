@@ -112,6 +112,7 @@ impl std::str::FromStr for Activation {
 // Each carries nan.wgsl, which its functions use (so no kernel takes both).
 pub(crate) const ACTIVATION_WGSL: &str = concat!(
     include_str!("../../shaders/nan.wgsl"),
+    include_str!("../../shaders/log1p.wgsl"),
     include_str!("../../shaders/activation.wgsl")
 );
 pub(crate) const BLOCK_GRID_WGSL: &str = include_str!("../../shaders/block_grid.wgsl");

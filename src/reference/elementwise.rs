@@ -2,12 +2,18 @@ use crate::ops::Activation;
 
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
+/// The standard normal CDF by erfc, accurate relative to its value in the lower tail, where
+/// (1 + erf(x / sqrt 2)) / 2 cancels (to 0 in f64 from x = -8.3 on).
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
 /// act(x) in f64.
 pub fn activation_scalar(act: Activation, x: f64) -> f64 {
     match act {
         Activation::Identity => x,
         Activation::Relu => x.max(0.0),
-        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        Activation::Gelu => x * normal_cdf(x),
         Activation::Tanh => x.tanh(),
         Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Activation::Elu => {
@@ -32,15 +38,12 @@ pub fn activation_derivative(act: Activation, x: f64) -> f64 {
                 0.0
             }
         }
-        Activation::Gelu => {
-            0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
-                + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
-        }
-        Activation::Tanh => 1.0 - x.tanh().powi(2),
-        Activation::Sigmoid => {
-            let s = 1.0 / (1.0 + (-x).exp());
-            s * (1.0 - s)
-        }
+        Activation::Gelu => normal_cdf(x) + x * INV_SQRT_2PI * (-0.5 * x * x).exp(),
+        // 1 / cosh^2, not 1 - tanh^2, which is 0 from |x| = 19 on (tanh rounds to 1 in f64)
+        // and loses digits well before.
+        Activation::Tanh => x.cosh().powi(-2),
+        // s(x) s(-x), not s (1 - s), which loses digits as s nears 1.
+        Activation::Sigmoid => 1.0 / ((1.0 + (-x).exp()) * (1.0 + x.exp())),
         Activation::Elu => {
             if x > 0.0 {
                 1.0
