@@ -8,7 +8,9 @@
 //     max(0, 1 - y[t] + y[j]) / cols, target = class index per row.
 // A class index that is not a whole number in [0, cols) gives its row a NaN loss and gradient
 // (and no access outside the row), so that a caller's bad label cannot pass unnoticed.
-// Concatenated after workgroup_reduce.wgsl.
+// Cross-entropy keeps z = sum exp(y - max) as its parts (see softmax.wgsl), so that a confident
+// row's small loss log1p(z - 1) and its true class's gradient -(z - 1) / z keep their digits.
+// Concatenated after workgroup_reduce.wgsl and log1p.wgsl.
 
 struct Params {
     rows: u32,
@@ -49,18 +51,26 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             m = max(m, pred[base + j]);
         }
         m = workgroup_reduce(1u, m, lid);
-        var z = 0.0;
+        var ties = 0.0;
+        var rest = 0.0;
         for (var j = lid; j < params.cols; j += 256u) {
-            z += exp(pred[base + j] - m);
+            let shifted = pred[base + j] - m;
+            ties += select(0.0, 1.0, shifted == 0.0);
+            rest += select(exp(shifted), 0.0, shifted == 0.0);
         }
-        z = workgroup_reduce(0u, z, lid);
+        ties = workgroup_reduce(0u, ties, lid);
+        rest = workgroup_reduce(0u, rest, lid);
+        let z = ties + rest;
+        let zm1 = (ties - 1.0) + rest;
         for (var j = lid; j < params.cols; j += 256u) {
-            let p = exp(pred[base + j] - m) / z;
-            let hit = select(0.0, 1.0, j == label);
-            grad[base + j] = select(nan, (p - hit) * s, valid);
+            let shifted = pred[base + j] - m;
+            let p = exp(shifted) / z;
+            // At the maximum p - 1 = (1 - z) / z, without the cancellation.
+            let g = select(p, select(p - 1.0, -zm1 / z, shifted == 0.0), j == label);
+            grad[base + j] = select(nan, g * s, valid);
         }
         if (lid == 0u) {
-            row_loss[row] = select(nan, log(z) + m - pred[base + label], valid);
+            row_loss[row] = select(nan, log1p_acc(zm1) + (m - pred[base + label]), valid);
         }
         return;
     }

@@ -1,5 +1,9 @@
 // Row-wise softmax (LOG false) or log-softmax (LOG true), one workgroup per row, stable by
-// subtracting the row maximum. Concatenated after workgroup_reduce.wgsl.
+// subtracting the row maximum. The sum z of exp(x - max) is kept as its parts, the count of
+// entries at the maximum and the rest, so that z - 1 is exact and log z = log1p(z - 1) keeps
+// its digits when the maximum dominates the row: log(z) with z = 1 + 2e-8 rounded to 0 (and
+// log z of a confident row was off by up to an ulp of 1). Concatenated after
+// workgroup_reduce.wgsl and log1p.wgsl.
 
 struct Params {
     rows: u32,
@@ -25,12 +29,17 @@ fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         m = max(m, src[base + j]);
     }
     m = workgroup_reduce(1u, m, lid);
-    var s = 0.0;
+    var ties = 0.0;
+    var rest = 0.0;
     for (var j = lid; j < params.cols; j += 256u) {
-        s += exp(src[base + j] - m);
+        let shifted = src[base + j] - m;
+        ties += select(0.0, 1.0, shifted == 0.0);
+        rest += select(exp(shifted), 0.0, shifted == 0.0);
     }
-    s = workgroup_reduce(0u, s, lid);
-    let log_s = log(s);
+    ties = workgroup_reduce(0u, ties, lid);
+    rest = workgroup_reduce(0u, rest, lid);
+    let s = ties + rest;
+    let log_s = log1p_acc((ties - 1.0) + rest);
     for (var j = lid; j < params.cols; j += 256u) {
         let shifted = src[base + j] - m;
         if (LOG) {

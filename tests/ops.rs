@@ -887,6 +887,28 @@ fn softmax_and_log_softmax_rows() {
     }
 }
 
+/// log-softmax of rows that one logit dominates, relative to each value: the top entry's
+/// -log z, with z = 1 + 2e-8, came out 0, and 6e-4 off at z = 1 + 6e-5.
+#[test]
+fn log_softmax_of_confident_rows_is_accurate_relative_to_its_value() {
+    let cols = 10;
+    let mut host = random(61, 4 * cols, -1.0, 1.0);
+    for (row, top) in [8.0, 12.0, 20.0, 30.0].into_iter().enumerate() {
+        host[row * cols + row] = top;
+    }
+    // Two entries at the maximum: z - 1 = 1 + the rest.
+    host[3 * cols + 5] = 30.0;
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &host, &[4, cols]).unwrap();
+        let got = ops::log_softmax(&x).unwrap().to_vec().unwrap();
+        let (err, i) = worst_pointwise(&got, &reference::log_softmax(&host, cols));
+        assert!(err < 1e-5, "log_softmax[{i}] = {}: {err:.1e} off", got[i]);
+        let got = ops::softmax(&x).unwrap().to_vec().unwrap();
+        let (err, i) = worst_pointwise(&got, &reference::softmax(&host, cols));
+        assert!(err < 1e-5, "softmax[{i}] = {}: {err:.1e} off", got[i]);
+    }
+}
+
 #[test]
 fn layernorm_with_and_without_affine() {
     for gpu in both() {

@@ -3,7 +3,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{
-    Reduction, WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, reduce_all, rows_cols,
+    LOG1P_WGSL, Reduction, WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32,
+    reduce_all, rows_cols,
 };
 use crate::error::{Error, Result};
 use crate::gpu::kernel::{Access, Const, KernelSpec};
@@ -11,6 +12,7 @@ use crate::tensor::{DType, Tensor};
 
 const SOURCES: &[&str] = &[
     WORKGROUP_REDUCE_WGSL,
+    LOG1P_WGSL,
     include_str!("../../shaders/loss.wgsl"),
 ];
 const BINDINGS: &[Access] = &[

@@ -115,6 +115,8 @@ pub(crate) const ACTIVATION_WGSL: &str = concat!(
     include_str!("../../shaders/log1p.wgsl"),
     include_str!("../../shaders/activation.wgsl")
 );
+/// log1p_acc, for the kernels that take WORKGROUP_REDUCE_WGSL (ACTIVATION_WGSL has it).
+pub(crate) const LOG1P_WGSL: &str = include_str!("../../shaders/log1p.wgsl");
 pub(crate) const BLOCK_GRID_WGSL: &str = include_str!("../../shaders/block_grid.wgsl");
 pub(crate) const WORKGROUP_REDUCE_WGSL: &str = concat!(
     include_str!("../../shaders/nan.wgsl"),

@@ -2,13 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, rows_cols};
+use super::{LOG1P_WGSL, WORKGROUP_REDUCE_WGSL, check_input, check_row_loops, fits_u32, rows_cols};
 use crate::error::Result;
 use crate::gpu::kernel::{Access, Const, KernelSpec};
 use crate::tensor::{DType, Tensor};
 
 const SOURCES: &[&str] = &[
     WORKGROUP_REDUCE_WGSL,
+    LOG1P_WGSL,
     include_str!("../../shaders/softmax.wgsl"),
 ];
 const BINDINGS: &[Access] = &[Access::Read, Access::ReadWrite];

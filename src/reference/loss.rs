@@ -21,10 +21,12 @@ pub fn loss(
             Loss::CrossEntropy => {
                 let t = target[r] as usize;
                 let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = y.iter().map(|v| (v - m).exp()).sum();
-                total += z.ln() + m - y[t];
+                let log_z = super::softmax::log_sum_shifted(y.iter().map(|v| v - m));
+                total += log_z + (m - y[t]);
                 for j in 0..cols {
-                    g[j] = (y[j] - m).exp() / z - (j == t) as u8 as f64;
+                    // exp(y - max - log z) - 1 by exp_m1 for the true class: p - 1 cancels.
+                    let log_p = y[j] - m - log_z;
+                    g[j] = if j == t { log_p.exp_m1() } else { log_p.exp() };
                 }
             }
             Loss::MultiMargin => {
