@@ -909,6 +909,30 @@ fn log_softmax_of_confident_rows_is_accurate_relative_to_its_value() {
     }
 }
 
+/// Rows with a mean far above their spread, 1e4 + U(-0.01, 0.01) and constant rows: summing x
+/// itself put an error of 2e-4 in the mean (a few percent of the spread), which went into the
+/// variance and every output (1.7e-2 off, normwise; a constant row of 1000.1 gave 0.019, not 0).
+#[test]
+fn layernorm_of_rows_with_a_large_mean_and_a_small_spread() {
+    let cols = 1000;
+    let mut host: Vec<f32> = random(73, 4 * cols, -1e-2, 1e-2)
+        .iter()
+        .map(|v| v + 1e4)
+        .collect();
+    host[2 * cols..3 * cols].fill(1000.1);
+    host[3 * cols..].fill(0.1);
+    for gpu in both() {
+        let x = Tensor::from_slice(gpu, &host, &[4, cols]).unwrap();
+        let out = ops::layernorm(&x, None, 1e-5).unwrap();
+        let (y, mean, rstd) = reference::layernorm(&host, cols, None, 1e-5);
+        let got = out.y.to_vec().unwrap();
+        assert_close("layernorm y", &got, &y, 1e-5);
+        assert!(got[2 * cols..].iter().all(|&v| v == 0.0), "constant rows");
+        assert_close("layernorm mean", &out.mean.to_vec().unwrap(), &mean, 1e-7);
+        assert_close("layernorm rstd", &out.rstd.to_vec().unwrap(), &rstd, 1e-5);
+    }
+}
+
 #[test]
 fn layernorm_with_and_without_affine() {
     for gpu in both() {
