@@ -81,7 +81,8 @@ fn loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let y_t = pred[base + label];
         var hinge_count = 0.0;
         for (var j = lid; j < params.cols; j += 256u) {
-            let margin = 1.0 - y_t + pred[base + j];
+            // y_j - y_t first: 1 - y_t would drop the 1 once |y_t| passes 2^24.
+            let margin = 1.0 + (pred[base + j] - y_t);
             // A NaN margin (a NaN score) makes the loss, the count and so every gradient NaN.
             let hinged = j != label && (margin > 0.0 || is_nan(margin));
             acc += select(0.0, margin, hinged);

@@ -179,6 +179,43 @@ fn cross_entropy_of_confident_rows_is_accurate_relative_to_its_value() {
     }
 }
 
+/// Multi-margin scores past 2^24: 1 - y_t + y_j dropped the 1 (equal scores of 3e7 gave a
+/// margin of 0, not 1), so the loss and the gradient lost those terms.
+#[test]
+fn multi_margin_of_large_scores_keeps_the_margin() {
+    let (rows, cols) = (4, 5);
+    let mut pred_host: Vec<f32> = random(13, rows * cols, -4.0, 4.0)
+        .iter()
+        .map(|v| (v + 3e7).round())
+        .collect();
+    pred_host[..cols].fill(3e7);
+    let labels: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+    for gpu in both() {
+        let pred = Tensor::from_slice(gpu, &pred_host, &[rows, cols]).unwrap();
+        let target = Tensor::from_slice(gpu, &labels, &[rows]).unwrap();
+        let out = ops::loss(&pred, &target, Loss::MultiMargin, Reduction::Mean).unwrap();
+        let (want, want_grad) = reference::loss(
+            &pred_host,
+            &labels,
+            cols,
+            Loss::MultiMargin,
+            Reduction::Mean,
+        );
+        assert_close(
+            "multi-margin loss",
+            &out.loss.to_vec().unwrap(),
+            &[want],
+            1e-6,
+        );
+        assert_close(
+            "multi-margin grad",
+            &out.grad.to_vec().unwrap(),
+            &want_grad,
+            1e-6,
+        );
+    }
+}
+
 /// The backward of rows with a mean far above their spread: the f32 mean the forward hands on is
 /// off by up to half an ulp of 1e4, a few percent of the spread, which shifted every xhat the
 /// backward recomputed (dx 1.1e-3 off, normwise).
