@@ -79,7 +79,10 @@ fn a_deq_reaches_95_percent_test_accuracy_on_digits() {
             solver: solver.clone(),
         },
         solver,
-        ..DeqConfig::new(0, 64)
+        // Width 128: at 64 the test accuracy was 0.939-0.964 over seeds 0-4 (mean 0.945) once
+        // the cross-entropy's gradient kept its digits on confident rows; at 128, 0.953-0.972
+        // over seeds 0-9 (mean 0.964). One test row is 0.28%.
+        ..DeqConfig::new(0, 128)
     });
     let start = Instant::now();
     let mut trainer = Trainer::new(gpu, config, &data).unwrap();

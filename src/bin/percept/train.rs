@@ -73,7 +73,7 @@ pub struct TrainArgs {
     /// none normalises the cell's output, without gain and bias).
     #[arg(long, default_value = "none")]
     norm: Norm,
-    /// DEQ: width of the equilibrium state z [default: 64].
+    /// DEQ: width of the equilibrium state z [default: 128].
     #[arg(long)]
     width: Option<usize>,
     /// DEQ: hidden widths inside the cell, comma-separated [default: none, the one-layer cell].
@@ -353,7 +353,7 @@ impl TrainArgs {
                 seed: self.seed,
                 solver,
                 backward,
-                ..DeqConfig::new(0, self.width.unwrap_or(64))
+                ..DeqConfig::new(0, self.width.unwrap_or(128))
             }));
         }
         let mut widths = vec![0];
