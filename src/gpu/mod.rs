@@ -628,7 +628,10 @@ mod tests {
         });
         for _ in 0..2 {
             let err = x.to_vec().unwrap_err().to_string();
-            assert!(err.contains("percept bug") && err.contains("from now on"), "{err}");
+            assert!(
+                err.contains("percept bug") && err.contains("from now on"),
+                "{err}"
+            );
         }
         // A new device starts clean.
         let gpu = test_gpu(GpuOptions::default());
