@@ -330,90 +330,12 @@ fn adjoint_identity() {
     }
 }
 
-/// The adjoint `F*` of a plan's transform in f64, from its definition, through rustfft, on
-/// `dy` (flattened like the output) of `shape` (the signal's) along `axis`; flattened like the
-/// input. With `s` the plan's scale and `<a, b> = Re Σ conj(a_i) b_i`:
-/// - c2c forward, `y = s Σ_j x_j W^{jk}`: `F* g = s Σ_k g_k W^{-jk}`, the unnormalised inverse
-///   DFT times `s` (the inverse's adjoint is the unnormalised forward DFT times `s`).
-/// - r2c, `y_k = s Σ_j x_j W^{jk}` for `k = 0 ..= n/2`: `<F x, g> = Σ_j x_j s Re Σ_k g_k
-///   W^{-jk}`, so `(F* g)_j = s Re Σ_k c_k g_k W^{-jk}` with `c_k = 1` for every kept bin, the
-///   edge bins and the interior ones alike.
-/// - c2r, `x_j = s Re Σ_k c_k y_k W^{-jk}` with `c_k` 1 on the edge bins and 2 inside (and the
-///   edge bins' imaginary parts ignored): `<F y, g> = Re Σ_k y_k s c_k Σ_j g_j W^{-jk}`, so
-///   `(F* g)_k = s c_k Σ_j g_j W^{jk}`, the forward DFT weighted 2 on the interior bins; on the
-///   edge bins it is real, as nothing moves their imaginary parts.
-fn adjoint_oracle(
-    kind: FftKind,
-    norm: FftNorm,
-    shape: &[usize],
-    axis: usize,
-    dy: &[f32],
-) -> Vec<f64> {
-    use rustfft::FftPlanner;
-    use rustfft::num_complex::Complex64;
-    let n = shape[axis];
-    let (outer, inner) = (
-        shape[..axis].iter().product::<usize>(),
-        shape[axis + 1..].iter().product::<usize>(),
-    );
-    let bins = n / 2 + 1;
-    let s = norm.scale(kind, n);
-    let mut planner = FftPlanner::<f64>::new();
-    // The adjoint of a forward kind runs the unnormalised inverse DFT, and the other way round.
-    let dft = if kind.is_forward() {
-        planner.plan_fft_inverse(n)
-    } else {
-        planner.plan_fft_forward(n)
-    };
-    // Lengths along the axis of dy (the output) and of dx (the input).
-    let (len_dy, len_dx) = match kind {
-        FftKind::Forward | FftKind::Inverse => (n, n),
-        FftKind::RealForward => (bins, n),
-        FftKind::RealInverse => (n, bins),
-    };
-    let complex_dy = kind != FftKind::RealInverse;
-    let complex_dx = kind != FftKind::RealForward;
-    let width = if complex_dx { 2 } else { 1 };
-    let mut dx = vec![0.0; outer * len_dx * inner * width];
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |len: usize, e: usize| (o * len + e) * inner + i;
-            let mut line = vec![Complex64::new(0.0, 0.0); n];
-            for (e, v) in line.iter_mut().enumerate().take(len_dy) {
-                let k = at(len_dy, e);
-                *v = if complex_dy {
-                    Complex64::new(dy[2 * k] as f64, dy[2 * k + 1] as f64)
-                } else {
-                    Complex64::new(dy[k] as f64, 0.0)
-                };
-            }
-            dft.process(&mut line);
-            for (e, v) in line.iter().enumerate().take(len_dx) {
-                let k = at(len_dx, e);
-                match kind {
-                    FftKind::Forward | FftKind::Inverse => {
-                        dx[2 * k] = s * v.re;
-                        dx[2 * k + 1] = s * v.im;
-                    }
-                    FftKind::RealForward => dx[k] = s * v.re,
-                    FftKind::RealInverse => {
-                        let c = if e == 0 || 2 * e == n { 1.0 } else { 2.0 };
-                        dx[2 * k] = s * c * v.re;
-                        dx[2 * k + 1] = if c == 1.0 { 0.0 } else { s * c * v.im };
-                    }
-                }
-            }
-        }
-    }
-    dx
-}
-
 /// The adjoints' elementwise error, relative to the largest value (`max_rel_err`): measured at
 /// most 2.2e-7 on lavapipe, at every length here up to 2^17 (it did not grow with n); 4.5x
 /// margin. The inner-product check allows `tolerance(n)` of `|F x| |y|`, about sqrt(N) more.
 const ADJOINT_TOL: f64 = 1e-6;
 
-/// `adjoint` and `adjoint_into` elementwise against [`adjoint_oracle`], which is first checked
+/// `adjoint` and `adjoint_into` elementwise against `reference::fft_adjoint`, which is first checked
 /// in f64 against the oracle's forward transforms by `<F x, y> = <x, F* y>`.
 fn check_adjoint_elementwise(
     gpu: &Gpu,
@@ -435,7 +357,7 @@ fn check_adjoint_elementwise(
         Input::Real(v) => v.clone(),
         Input::Complex(v) => flat(v),
     };
-    let want = adjoint_oracle(kind, norm, shape, axis, &y_flat);
+    let want = reference::fft_adjoint(kind, norm, shape, axis, &y_flat);
     // The oracle is the adjoint of the f64 transform: <F x, y> = <x, F* y> to f64 rounding.
     let fx = oracle(&plan, shape, &x);
     let x_flat: Vec<f64> = match &x {

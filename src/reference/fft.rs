@@ -117,3 +117,62 @@ pub fn fft_c2r(x: &[[f32; 2]], shape: &[usize], axis: usize, norm: FftNorm) -> V
     });
     out
 }
+
+/// The adjoint of `kind`'s transform along `axis` of the signal's `shape`, applied to `dy`
+/// (flattened like the transform's output, complex values interleaved); flattened like its input.
+/// With `s` the transform's scale and `<a, b> = Re Σ conj(a_i) b_i`:
+/// - complex to complex: `s` times the unnormalised DFT of the opposite sign.
+/// - real to complex, `y_k = s Σ_j x_j W^{jk}` for `k = 0 ..= n/2`: `(F* g)_j = s Re Σ_k g_k
+///   W^{-jk}`, every kept bin weighted 1.
+/// - complex to real, `x_j = s Re Σ_k c_k y_k W^{-jk}` with `c_k` 1 on the edge bins and 2
+///   inside (the edge bins' imaginary parts ignored): `(F* g)_k = s c_k Σ_j g_j W^{jk}`, real
+///   on the edge bins, as nothing moves their imaginary parts.
+pub fn fft_adjoint(
+    kind: FftKind,
+    norm: FftNorm,
+    shape: &[usize],
+    axis: usize,
+    dy: &[f32],
+) -> Vec<f64> {
+    let (outer, n, inner) = split(shape, axis);
+    let bins = n / 2 + 1;
+    let s = norm.scale(kind, n);
+    // Lengths along the axis of dy (the output) and of dx (the input).
+    let (len_dy, len_dx) = match kind {
+        FftKind::Forward | FftKind::Inverse => (n, n),
+        FftKind::RealForward => (bins, n),
+        FftKind::RealInverse => (n, bins),
+    };
+    let complex_dy = kind != FftKind::RealInverse;
+    let complex_dx = kind != FftKind::RealForward;
+    let mut dx = vec![0.0; outer * len_dx * inner * if complex_dx { 2 } else { 1 }];
+    for_each_line(outer, inner, len_dy, len_dx, |at, to| {
+        let mut line = vec![Complex64::new(0.0, 0.0); n];
+        for (e, v) in line.iter_mut().enumerate().take(len_dy) {
+            let k = at(e);
+            *v = match complex_dy {
+                true => Complex64::new(dy[2 * k] as f64, dy[2 * k + 1] as f64),
+                false => Complex64::new(dy[k] as f64, 0.0),
+            };
+        }
+        // A forward kind's adjoint runs the inverse DFT, and the other way round.
+        dft(&mut line, kind.is_forward());
+        for (e, v) in line.iter().enumerate().take(len_dx) {
+            let k = to(e);
+            match kind {
+                FftKind::Forward | FftKind::Inverse => {
+                    dx[2 * k] = s * v.re;
+                    dx[2 * k + 1] = s * v.im;
+                }
+                FftKind::RealForward => dx[k] = s * v.re,
+                FftKind::RealInverse => {
+                    let edge = e == 0 || 2 * e == n;
+                    let c = if edge { 1.0 } else { 2.0 };
+                    dx[2 * k] = s * c * v.re;
+                    dx[2 * k + 1] = if edge { 0.0 } else { s * c * v.im };
+                }
+            }
+        }
+    });
+    dx
+}

@@ -25,7 +25,7 @@ pub use elementwise::{
     activation, activation_backward, activation_backward_from_output, activation_derivative,
     activation_scalar, add, axpy, mul, scale, sub,
 };
-pub use fft::{fft_c2c, fft_c2r, fft_r2c};
+pub use fft::{fft_adjoint, fft_c2c, fft_c2r, fft_r2c};
 pub use layernorm::{layernorm, layernorm_backward};
 pub use loss::loss;
 pub use matmul::{MatmulInputs, MatmulShape, matmul, matmul_entry};
