@@ -300,15 +300,18 @@ impl Gpu {
     }
 
     fn wait(&self) -> Result<()> {
-        self.poll()?;
+        self.poll(None)?;
         self.check()
     }
 
-    /// Blocks until the submitted work has run.
-    fn poll(&self) -> Result<()> {
+    /// Blocks until `submission` has run, or everything submitted so far when `None`.
+    fn poll(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.inner
             .device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission,
+                timeout: None,
+            })
             .map(drop)
             .map_err(|e| Error::DeviceLost(e.to_string()))
     }
@@ -407,7 +410,7 @@ impl Gpu {
             size,
         )?;
         let staging_buffer = staging.buffer();
-        {
+        let submission = {
             let mut pending = self.inner.pending.lock().unwrap();
             pending.encoder(&self.inner.device).copy_buffer_to_buffer(
                 buffer,
@@ -416,15 +419,16 @@ impl Gpu {
                 0,
                 size,
             );
-            pending.submit(&self.inner.queue);
-        }
+            pending.submit(&self.inner.queue)
+        };
         self.check()?;
         let slice = staging_buffer.slice(..size);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        let bytes = self.poll().and_then(|()| {
+        // Only as long as this submission takes, not other threads' later work.
+        let bytes = self.poll(submission).and_then(|()| {
             rx.recv()
                 .map_err(|e| Error::Readback(e.to_string()))?
                 .map_err(|e| Error::Readback(e.to_string()))?;

@@ -106,22 +106,22 @@ impl Pending {
         self.dispatches += 1;
     }
 
-    /// Submits what was recorded; a no-op when nothing was. When profiling, waits for it.
-    pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
-        let Some(mut encoder) = self.encoder.take() else {
-            return;
-        };
+    /// Submits what was recorded, if anything, and returns the submission's index. When
+    /// profiling, waits for it.
+    pub(crate) fn submit(&mut self, queue: &wgpu::Queue) -> Option<wgpu::SubmissionIndex> {
+        let mut encoder = self.encoder.take()?;
         if !self.params.is_empty() {
             queue.write_buffer(&self.arena, 0, &self.params);
         }
         if let Some(profiler) = &self.profiler {
             profiler.resolve(&mut encoder);
         }
-        queue.submit([encoder.finish()]);
+        let index = queue.submit([encoder.finish()]);
         if let Some(profiler) = &mut self.profiler {
             profiler.collect();
         }
         self.params.clear();
         self.dispatches = 0;
+        Some(index)
     }
 }
