@@ -45,12 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (sequential, seq_time) = gpu.time(|| net.forward_sequential(&x))?;
     let ((parallel, stats), pcr_time) =
         gpu.time(|| net.forward_deeppcr(&x, &NewtonOptions::default()))?;
-    let want: Vec<f64> = sequential
-        .states
-        .to_vec()?
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    let in_f64 = |t: &Tensor| -> Result<Vec<f64>, percept::Error> {
+        Ok(t.to_vec()?.iter().map(|&v| v as f64).collect())
+    };
+    let want = in_f64(&sequential.states)?;
     let off = max_rel_err_per_part(&parallel.states.to_vec()?, &want, batch * width);
     // Newton stops within 1e-5 of each layer's scale (NewtonOptions::default()).
     if off > 1e-4 {
@@ -68,12 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (by_layer, seq_time) = gpu.time(|| net.backward(&sequential, &d_output, false))?;
     let (by_scan, pcr_time) = gpu.time(|| net.backward(&parallel, &d_output, true))?;
-    let want: Vec<f64> = by_layer
-        .weights
-        .to_vec()?
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    let want = in_f64(&by_layer.weights)?;
     let off = max_rel_err_per_part(&by_scan.weights.to_vec()?, &want, width * width);
     if off > 1e-3 {
         return Err(format!("the scan's gradients are {off:.1e} off the layer-by-layer's").into());

@@ -419,10 +419,10 @@ impl Trainer {
                 kept: String::new(),
             });
         }
-        let train_accuracy = self.evaluate(&self.splits.train)?.accuracy;
+        let train_accuracy = self.score(&self.splits.train)?.accuracy;
         let validation = match self.splits.validation.is_empty() {
             true => None,
-            false => Some(self.evaluate(&self.splits.validation)?),
+            false => Some(self.score(&self.splits.validation)?),
         };
         let metrics = EpochMetrics {
             epoch: self.epoch,
@@ -446,17 +446,13 @@ impl Trainer {
     /// training split: the splits are).
     pub fn evaluate(&self, data: &Dataset) -> Result<Evaluation> {
         data.check()?;
-        if data.dim != self.config.model.inputs() {
-            return Err(Error::data(
-                &data.source,
-                format!(
-                    "{} features, the model takes {}",
-                    data.dim,
-                    self.config.model.inputs()
-                ),
-            ));
-        }
-        data.check_labels(self.classes)?;
+        check_fits(data, self.config.model.inputs(), self.classes)?;
+        self.score(data)
+    }
+
+    /// [`Trainer::evaluate`] without its checks, for the trainer's own splits (checked when
+    /// they were made).
+    fn score(&self, data: &Dataset) -> Result<Evaluation> {
         evaluate(&self.model, self.config.loss, data, |labels| {
             self.targets(labels)
         })
@@ -489,6 +485,21 @@ impl Trainer {
         }
         save_checkpoint(path, &self.model, Some(&self.optimizer), &extra, &metadata)
     }
+}
+
+/// That `data`'s rows fit a model of `inputs` features and `classes` outputs.
+fn check_fits(data: &Dataset, inputs: usize, classes: usize) -> Result<()> {
+    if data.dim != inputs {
+        return Err(Error::data(
+            &data.source,
+            format!(
+                "{} features, the model takes {inputs}: evaluate on rows laid out like its \
+                 training data",
+                data.dim
+            ),
+        ));
+    }
+    data.check_labels(classes)
 }
 
 /// The targets tensor `loss` takes for class `labels`: the labels themselves, one-hot rows
@@ -641,13 +652,7 @@ pub fn evaluate_checkpoint(
     };
     let model = Model::from_checkpoint(gpu, &saved)?;
     let inputs = saved.config.inputs();
-    if data.dim != inputs {
-        return Err(Error::data(
-            &data.source,
-            format!("{} features, the model takes {inputs}", data.dim),
-        ));
-    }
-    data.check_labels(model.outputs())?;
+    check_fits(&data, inputs, model.outputs())?;
     let mut data = data;
     if let (Some(mean), Some(std)) = (saved.extra.get("data.mean"), saved.extra.get("data.std")) {
         // The file's, not fitted here: a wrong length would index past them.

@@ -25,6 +25,18 @@ fn is_class_index(v: f64) -> bool {
     v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < MAX_LABEL as f64
 }
 
+/// The error for row `row` (0-based) of `file`, whose label is not a class index.
+fn not_a_class_index(file: &str, row: usize, label: impl std::fmt::Display) -> Error {
+    Error::data(
+        file,
+        format!(
+            "row {}: label {label} is not a class index (a non-negative integer below \
+             {MAX_LABEL})",
+            row + 1
+        ),
+    )
+}
+
 /// An element type of a data file.
 trait Element: Copy + std::fmt::Display {
     fn to_f32(self) -> f32;
@@ -59,14 +71,7 @@ fn to_f32<T: Element>(
         .enumerate()
         .map(|(row, v)| {
             if labels && !is_class_index(v.to_f64()) {
-                return Err(Error::data(
-                    file,
-                    format!(
-                        "row {}: label {v} is not a class index (a non-negative integer below \
-                         {MAX_LABEL})",
-                        row + 1
-                    ),
-                ));
+                return Err(not_a_class_index(file, row, v));
             }
             Ok(v.to_f32())
         })
@@ -150,14 +155,7 @@ impl Dataset {
             .enumerate()
             .find(|(_, l)| !is_class_index(**l as f64))
         {
-            return Err(Error::data(
-                source,
-                format!(
-                    "row {}: label {l} is not a class index (a non-negative integer below \
-                     {MAX_LABEL})",
-                    row + 1
-                ),
-            ));
+            return Err(not_a_class_index(source, row, l));
         }
         Ok(())
     }
