@@ -82,8 +82,8 @@ struct Inner {
     tuning: Option<TuningTable>,
     pool: BufferPool,
     pending: Mutex<Pending>,
-    /// The first error wgpu reported outside percept's own validation, or a device loss.
-    /// The first error wgpu reported outside percept's checks; it stays (see [`Gpu::check`]).
+    /// The first error wgpu reported outside percept's checks, or a device loss; it stays (see
+    /// [`Gpu::check`]).
     fault: Arc<Mutex<Option<Fault>>>,
     /// [`Gpu::time`] calls in progress: tuning does not measure inside a caller's timing.
     timing_depth: std::sync::atomic::AtomicUsize,
@@ -371,8 +371,7 @@ impl Gpu {
     /// before one more try.
     fn create_buffer(&self, usage: wgpu::BufferUsages, size: u64) -> Result<wgpu::Buffer> {
         let device = &self.inner.device;
-        let mut tries = 0;
-        loop {
+        let create = || {
             let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
@@ -381,17 +380,17 @@ impl Gpu {
                 mapped_at_creation: false,
             });
             match pollster::block_on(scope.pop()) {
-                None => return Ok(buffer),
-                Some(_) if tries == 0 => self.inner.pool.clear(),
-                Some(e) => {
-                    return Err(Error::OutOfMemory {
-                        bytes: size,
-                        detail: e.to_string(),
-                    });
-                }
+                None => Ok(buffer),
+                Some(e) => Err(e),
             }
-            tries += 1;
-        }
+        };
+        create().or_else(|_| {
+            self.inner.pool.clear();
+            create().map_err(|e| Error::OutOfMemory {
+                bytes: size,
+                detail: e.to_string(),
+            })
+        })
     }
 
     /// Writes `bytes` at `offset` of `buffer`, ordered after every dispatch recorded so far.
